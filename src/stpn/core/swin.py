@@ -1,0 +1,203 @@
+"""Swin Transformer with spatio-temporal prompts, running timm's own modules.
+
+The weights, norms, MLPs and attention projections are timm's; this file only re-states the
+window attention so that each image's prompts join every one of its windows (SPEC section 2).
+
+Shapes: images (B, 3, H, W); patch tokens (B, h, w, C) as in timm; prompts (B, P, C).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import timm
+import torch
+import torch.nn.functional as F
+from timm.models.swin_transformer import SwinTransformer, window_partition, window_reverse
+from torch import nn
+
+from .checks import check_images, check_prompts
+
+
+def window_attention(attn: nn.Module, windows: torch.Tensor, prompts: torch.Tensor | None,
+                     mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Prompted window self-attention with timm's ``WindowAttention`` weights.
+
+    windows: (B, nW, A, C) tokens of each image's nW windows of A = wh*ww tokens.
+    prompts: (B, P, C) or None. Each image's prompts join all of its windows; their q/k/v are
+    computed once per image and broadcast, the relative-position bias and shift mask are
+    zero on prompt rows and columns, and the prompt outputs are averaged over the windows.
+    mask: (nW, A, A) additive shift mask or None.
+    Returns (B, nW, A, C) window outputs and (B, P, C) prompt outputs.
+    """
+    B, nW, A, C = windows.shape
+    heads = attn.num_heads
+    qkv = attn.qkv(windows).reshape(B, nW, A, 3, heads, -1).permute(3, 0, 1, 4, 2, 5)  # 3,B,nW,h,A,d
+    bias = attn._get_rel_pos_bias()  # (1, heads, A, A)
+    if mask is not None:
+        bias = bias + mask.unsqueeze(1).to(bias.dtype)  # (nW, heads, A, A)
+    P = 0 if prompts is None else prompts.shape[1]
+    if P:
+        qkv_p = attn.qkv(prompts).reshape(B, P, 3, heads, -1).permute(2, 0, 3, 1, 4)  # 3,B,h,P,d
+        qkv_p = qkv_p.unsqueeze(2).expand(-1, -1, nW, -1, -1, -1)  # 3,B,nW,h,P,d
+        qkv = torch.cat([qkv_p, qkv], dim=-2)  # 3,B,nW,h,P+A,d
+        bias = F.pad(bias, (P, 0, P, 0))  # zero bias/mask on prompt rows and columns
+    q, k, v = qkv.unbind(0)
+    out = F.scaled_dot_product_attention(
+        q, k, v, attn_mask=bias.to(q.dtype),
+        dropout_p=attn.attn_drop.p if attn.training else 0.0)  # B,nW,h,P+A,d
+    out = out.transpose(-3, -2).flatten(-2)  # B,nW,P+A,h*d
+    out_x = attn.proj_drop(attn.proj(out[:, :, P:]))
+    out_p = attn.proj_drop(attn.proj(out[:, :, :P].mean(1))) if P else None
+    return out_x, out_p
+
+
+def _shift_mask(block: nn.Module, padded: torch.Tensor) -> torch.Tensor | None:
+    """timm's shifted-window mask (nW, A, A) for a padded (B, Hp, Wp, C) map, or None."""
+    return block.get_attn_mask(padded) if any(block.shift_size) else None
+
+
+def _drop_path(module: nn.Module, x: torch.Tensor, p: torch.Tensor | None):
+    """Stochastic depth with one decision per sample for its patches and its prompts."""
+    if isinstance(module, nn.Identity) or not module.training or p is None:
+        return module(x), (None if p is None else module(p))
+    B, C = x.shape[0], x.shape[-1]
+    joint = module(torch.cat([p, x.reshape(B, -1, C)], dim=1))
+    return joint[:, p.shape[1]:].reshape(x.shape), joint[:, :p.shape[1]]
+
+
+def block_forward(block: nn.Module, x: torch.Tensor, p: torch.Tensor | None):
+    """One timm ``SwinTransformerBlock`` on patches x (B, H, W, C) and prompts p (B, P, C)."""
+    B, H, W, C = x.shape
+    wh, ww = block.window_size
+    sh, sw = block.shift_size
+    y = block.norm1(x)
+    if sh or sw:
+        y = torch.roll(y, shifts=(-sh, -sw), dims=(1, 2))
+    y = F.pad(y, (0, 0, 0, (ww - W % ww) % ww, 0, (wh - H % wh) % wh))
+    Hp, Wp = y.shape[1:3]
+    windows = window_partition(y, (wh, ww)).view(B, -1, wh * ww, C)
+    out_x, out_p = window_attention(block.attn, windows, None if p is None else block.norm1(p),
+                                    _shift_mask(block, y))
+    y = window_reverse(out_x.reshape(-1, wh, ww, C), (wh, ww), Hp, Wp)[:, :H, :W]
+    if sh or sw:
+        y = torch.roll(y, shifts=(sh, sw), dims=(1, 2))
+    y, out_p = _drop_path(block.drop_path1, y, out_p)
+    x = x + y
+    if p is not None:
+        p = p + out_p
+    y = block.mlp(block.norm2(x))
+    yp = None if p is None else block.mlp(block.norm2(p))
+    y, yp = _drop_path(block.drop_path2, y, yp)
+    x = x + y
+    if p is not None:
+        p = p + yp
+    return x, p
+
+
+def widen_prompts(p: torch.Tensor, legacy: bool = False) -> torch.Tensor:
+    """Widen prompts (B, P, C) -> (B, P, 4C) for timm's ``PatchMerging``.
+
+    timm concatenates the 2x2 neighbours position-major, so four copies of a prompt are
+    ``[p, p, p, p]``. ``legacy=True`` reproduces the released code, which concatenated
+    ``[p, p, p, p]`` in mmcv's unfold layout (channel-major): in timm's order that is
+    ``w[k*C + c] = p[(4c + u(k)) % C]`` with u = (0, 2, 1, 3) mapping timm's neighbour index to
+    the unfold kernel index.
+    """
+    C = p.shape[-1]
+    if not legacy:
+        return p.repeat(1, 1, 4)
+    unfold_pos = torch.tensor([0, 2, 1, 3], device=p.device)
+    channel = torch.arange(C, device=p.device)
+    index = (4 * channel[None, :] + unfold_pos[:, None]) % C  # (4, C): neighbour k, channel c
+    return p[..., index.reshape(-1)]
+
+
+class PromptedSwin(nn.Module):
+    """A timm Swin whose forward takes prompts and returns stage maps with prompts removed.
+
+    Args:
+        model_name: any timm Swin (``swin_tiny_patch4_window7_224``, ...); architecture kwargs
+            such as ``embed_dim``, ``depths``, ``num_heads``, ``window_size`` override it, which
+            is how tests build a tiny Swin.
+        pretrained: load timm's pretrained weights (hub download; honours ``HF_HUB_OFFLINE``).
+        legacy_merge: widen prompts at patch merging in the released (mis-ordered) layout.
+        out_indices: which stages to return.
+        **kwargs: passed to ``timm.create_model``. Defaults keep windows and shifts fixed at
+            any input size (``always_partition=True``, ``strict_img_size=False``), as the
+            detection Swin does.
+
+    ``forward(images, prompts)``: prompts are None (plain Swin), a tensor (B, P, embed_dim)
+    (shallow: inserted after patch embedding, travel through all stages), a list of one tensor
+    (B, P, C_s) per stage (deep: inserted at the stage input after merging, removed at its
+    output) or a list per stage of lists with one tensor per block (deep, per block).
+    Returns a list of (B, C_s, H/stride_s, W/stride_s) maps after each stage's output norm.
+    """
+
+    def __init__(self, model_name: str = "swin_tiny_patch4_window7_224", pretrained: bool = False,
+                 legacy_merge: bool = False, out_indices: Sequence[int] = (0, 1, 2, 3), **kwargs):
+        super().__init__()
+        kwargs = {"num_classes": 0, "always_partition": True, "strict_img_size": False, **kwargs}
+        body = timm.create_model(model_name, pretrained=pretrained, **kwargs)
+        if not isinstance(body, SwinTransformer):
+            raise ValueError(f"{model_name!r} is a {type(body).__name__}, not a timm SwinTransformer")
+        self.body = body
+        self.legacy_merge = legacy_merge
+        self.dims = [info["num_chs"] for info in body.feature_info]
+        self.strides = [info["reduction"] for info in body.feature_info]
+        self.depths = [len(stage.blocks) for stage in body.layers]
+        self.out_indices = tuple(out_indices)
+        self.patch_size = tuple(body.patch_embed.patch_size)
+        # output norms of stages 1..n-1 are new (as in detection Swins); the last is timm's norm
+        self.stage_norms = nn.ModuleList(nn.LayerNorm(d, eps=body.norm.eps) for d in self.dims[:-1])
+
+    def out_norm(self, stage: int) -> nn.Module:
+        return self.body.norm if stage == len(self.dims) - 1 else self.stage_norms[stage]
+
+    @property
+    def embed_dim(self) -> int:
+        return self.dims[0]
+
+    def _prompt_plan(self, prompts, batch: int):
+        """Validate prompts; return (shallow tensor or None, per-stage list, per-block lists)."""
+        if prompts is None or isinstance(prompts, torch.Tensor):
+            if prompts is not None:
+                check_prompts(prompts, batch, self.embed_dim, "prompts")
+            return prompts, None, None
+        if len(prompts) != len(self.dims):
+            raise ValueError(f"deep prompts need one entry per stage ({len(self.dims)}), got {len(prompts)}")
+        if all(isinstance(p, torch.Tensor) for p in prompts):
+            for s, p in enumerate(prompts):
+                check_prompts(p, batch, self.dims[s], f"prompts[{s}]")
+            return None, list(prompts), None
+        for s, stage_prompts in enumerate(prompts):
+            if len(stage_prompts) != self.depths[s]:
+                raise ValueError(f"prompts[{s}] needs one tensor per block ({self.depths[s]}), "
+                                 f"got {len(stage_prompts)}")
+            for b, p in enumerate(stage_prompts):
+                check_prompts(p, batch, self.dims[s], f"prompts[{s}][{b}]")
+        return None, None, [list(s) for s in prompts]
+
+    def forward(self, images: torch.Tensor, prompts=None) -> list[torch.Tensor]:
+        check_images(images, self.patch_size, "images")
+        p, per_stage, per_block = self._prompt_plan(prompts, images.shape[0])
+        x = self.body.patch_embed(images)  # B, h, w, C
+        outs = []
+        for s, stage in enumerate(self.body.layers):
+            if not isinstance(stage.downsample, nn.Identity):
+                x = stage.downsample(x)
+                if p is not None:
+                    merge = stage.downsample
+                    p = merge.reduction(merge.norm(widen_prompts(p, self.legacy_merge)))
+            if per_stage is not None:
+                p = per_stage[s]
+            for b, block in enumerate(stage.blocks):
+                if per_block is not None:
+                    p = per_block[s][b]
+                x, p = block_forward(block, x, p)
+                if per_block is not None:
+                    p = None
+            if per_stage is not None:
+                p = None
+            if s in self.out_indices:
+                outs.append(self.out_norm(s)(x).permute(0, 3, 1, 2).contiguous())
+        return outs
