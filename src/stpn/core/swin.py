@@ -18,6 +18,24 @@ from torch import nn
 from .checks import check_images, check_prompts
 
 
+# Prompt rows are few (N_P) but a separate matmul for them re-reads the whole weight matrix, which
+# dominates in the wide late stages; there the prompts join the patch rows in one matmul.
+# In the early stages (many patches, narrow weights) copying the patches costs more than that.
+FUSE_TOKENS_PER_CHANNEL = 4
+
+
+def token_wise(fn, x: torch.Tensor, p: torch.Tensor | None):
+    """Apply a token-wise module to patches x (B, ..., C) and prompts p (B, P, C)."""
+    if p is None:
+        return fn(x), None
+    B, C = x.shape[0], x.shape[-1]
+    n = x[0].numel() // C
+    if n > FUSE_TOKENS_PER_CHANNEL * C:
+        return fn(x), fn(p)
+    y = fn(torch.cat([p, x.reshape(B, n, C)], dim=1))
+    return y[:, p.shape[1]:].reshape(*x.shape[:-1], y.shape[-1]), y[:, :p.shape[1]]
+
+
 def window_attention(attn: nn.Module, windows: torch.Tensor, prompts: torch.Tensor | None,
                      mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Prompted window self-attention with timm's ``WindowAttention`` weights.
@@ -31,23 +49,29 @@ def window_attention(attn: nn.Module, windows: torch.Tensor, prompts: torch.Tens
     """
     B, nW, A, C = windows.shape
     heads = attn.num_heads
-    qkv = attn.qkv(windows).reshape(B, nW, A, 3, heads, -1).permute(3, 0, 1, 4, 2, 5)  # 3,B,nW,h,A,d
+    dropout = attn.attn_drop.p if attn.training else 0.0
+    qkv, qkv_p = token_wise(attn.qkv, windows, prompts)
+    q, k, v = qkv.reshape(B, nW, A, 3, heads, -1).permute(3, 0, 1, 4, 2, 5).unbind(0)  # B,nW,h,A,d
     bias = attn._get_rel_pos_bias()  # (1, heads, A, A)
     if mask is not None:
         bias = bias + mask.unsqueeze(1).to(bias.dtype)  # (nW, heads, A, A)
-    P = 0 if prompts is None else prompts.shape[1]
-    if P:
-        qkv_p = attn.qkv(prompts).reshape(B, P, 3, heads, -1).permute(2, 0, 3, 1, 4)  # 3,B,h,P,d
-        qkv_p = qkv_p.unsqueeze(2).expand(-1, -1, nW, -1, -1, -1)  # 3,B,nW,h,P,d
-        qkv = torch.cat([qkv_p, qkv], dim=-2)  # 3,B,nW,h,P+A,d
-        bias = F.pad(bias, (P, 0, P, 0))  # zero bias/mask on prompt rows and columns
-    q, k, v = qkv.unbind(0)
-    out = F.scaled_dot_product_attention(
-        q, k, v, attn_mask=bias.to(q.dtype),
-        dropout_p=attn.attn_drop.p if attn.training else 0.0)  # B,nW,h,P+A,d
-    out = out.transpose(-3, -2).flatten(-2)  # B,nW,P+A,h*d
-    out_x = attn.proj_drop(attn.proj(out[:, :, P:]))
-    out_p = attn.proj_drop(attn.proj(out[:, :, :P].mean(1))) if P else None
+    if prompts is None:
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), dropout_p=dropout)
+        return attn.proj_drop(attn.proj(out.transpose(-3, -2).flatten(-2))), None
+    P = prompts.shape[1]
+    # prompt q/k/v once per image, broadcast to the image's windows
+    q_p, k_p, v_p = qkv_p.reshape(B, P, 3, heads, -1).permute(2, 0, 3, 1, 4).unbind(0)  # B,h,P,d
+    k = torch.cat([k_p.unsqueeze(1).expand(-1, nW, -1, -1, -1), k], dim=-2)  # B,nW,h,P+A,d
+    v = torch.cat([v_p.unsqueeze(1).expand(-1, nW, -1, -1, -1), v], dim=-2)
+    # patch queries: bias and shift mask are zero on the prompt columns
+    out_x = F.scaled_dot_product_attention(q, k, v, attn_mask=F.pad(bias, (P, 0)).to(q.dtype),
+                                           dropout_p=dropout)  # B,nW,h,A,d
+    # prompt queries: their rows of bias and mask are zero, so no mask at all
+    out_p = F.scaled_dot_product_attention(q_p.unsqueeze(1).expand(-1, nW, -1, -1, -1), k, v,
+                                           dropout_p=dropout)  # B,nW,h,P,d
+    out_x, out_p = token_wise(attn.proj, out_x.transpose(-3, -2).flatten(-2),
+                              out_p.mean(1).transpose(1, 2).flatten(-2))  # prompts: mean over windows
+    out_x, out_p = attn.proj_drop(out_x), attn.proj_drop(out_p)
     return out_x, out_p
 
 
@@ -85,8 +109,7 @@ def block_forward(block: nn.Module, x: torch.Tensor, p: torch.Tensor | None):
     x = x + y
     if p is not None:
         p = p + out_p
-    y = block.mlp(block.norm2(x))
-    yp = None if p is None else block.mlp(block.norm2(p))
+    y, yp = token_wise(lambda t: block.mlp(block.norm2(t)), x, p)
     y, yp = _drop_path(block.drop_path2, y, yp)
     x = x + y
     if p is not None:

@@ -1,0 +1,126 @@
+"""Cost of prompting, as ratios against the plain backbone measured in the same run.
+
+    python benchmarks/overhead.py            # Swin-T, 224 and 448, K=4/14 streams
+    python benchmarks/overhead.py --tiny     # a 32-dim Swin, seconds (smoke run)
+
+Every ratio divides by the plain backbone (our forward with prompts=None, which equals timm's)
+timed alternately with the measured variant. Rows: timm's own Swin forward, the prompted
+forward (N_P=5),
+each predictor on K=14 support frames, and causal streams (per-frame cost in steady state,
+averaged over whole refresh cycles), plus the offline global protocol amortised over a video.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import time
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from stpn import STPN
+from stpn.core.predictors import build_predictor
+
+TINY = dict(embed_dim=32, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8), window_size=4)
+
+
+def paired(baseline, fn, repeats: int) -> tuple[float, float]:
+    """Median seconds of fn() and of baseline(), timed alternately so that both see the same
+    machine load; one warm-up call each."""
+    baseline(), fn()
+    base, times = [], []
+    for _ in range(repeats):
+        for fun, out in ((baseline, base), (fn, times)):
+            start = time.perf_counter()
+            fun()
+            out.append(time.perf_counter() - start)
+    return statistics.median(times), statistics.median(base)
+
+
+def stream_cost(model, frame, num_support, stride, refresh, cycles):
+    """Per-frame seconds of a causal stream in steady state and of the plain backbone.
+
+    The stream runs in chunks of whole refresh cycles (lcm of stride and refresh period), each
+    timed right after the plain backbone runs the same number of frames.
+    """
+    state = model.new_stream("causal", num_support=num_support, stride=stride, refresh_every=refresh)
+    period = math.lcm(stride, refresh)
+    for _ in range(num_support * stride + period):  # fill the cache: steady state
+        _, state = model.step(frame, state)
+    x = frame[None]
+
+    def chunk():
+        nonlocal state
+        for _ in range(period):
+            _, state = model.step(frame, state)
+
+    def plain():
+        for _ in range(period):
+            model.backbone(x)
+
+    stream, base = paired(plain, chunk, cycles)
+    return stream / period, base / period
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tiny", action="store_true", help="32-dim Swin at 128/256 px (smoke run)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", help="also write the rows to this JSON file")
+    args = parser.parse_args(argv)
+    torch.manual_seed(0)
+    kwargs = dict(backbone_kwargs=TINY, predictor_kwargs=dict(num_groups=4)) if args.tiny else {}
+    sizes = (128, 256) if args.tiny else (224, 448)
+    model = STPN("swin_tiny_patch4_window7_224", predictor="attention", num_prompts=5, **kwargs).eval()
+    backbone = model.backbone
+    D, dL = backbone.embed_dim, backbone.dims[-1]
+    rows = []  # (group, name, seconds, baseline seconds)
+    with torch.no_grad():
+        for size in sizes:
+            x = torch.randn(1, 3, size, size)
+            prompts = torch.randn(1, 5, D)
+            timm_s, plain = paired(lambda: backbone(x), lambda: backbone.body.forward_intermediates(
+                x, intermediates_only=True), args.repeats)
+            prompted, plain = paired(lambda: backbone(x), lambda: backbone(x, prompts), args.repeats)
+            rows += [(f"forward {size}x{size}", "timm Swin (reference)", timm_s, plain),
+                     (f"forward {size}x{size}", "prompted, N_P=5", prompted, plain)]
+        size = sizes[0]
+        x = torch.randn(1, 3, size, size)
+        grid = size // backbone.strides[-1]
+        tokens = torch.randn(1, 14, grid * grid, dL)
+        for name in ("attention", "topk_mean", "mixer", "decoder"):
+            extra = dict(num_groups=4) if (args.tiny and name == "attention") else {}
+            pred = build_predictor(name, dL, D, 5, **extra).eval()
+            cost, plain = paired(lambda: backbone(x), lambda: pred(tokens, grid_size=(grid, grid)), args.repeats)
+            rows.append((f"predictor, K=14 at {size}", name, cost, plain))
+        frame = torch.randn(3, size, size)
+        cycles = 2 if args.tiny else max(3, args.repeats)
+        for K, S, N in ((4, 8, 8), (14, 8, 8), (4, 2, 8), (4, 1, 8), (14, 1, 8), (4, 1, 1)):
+            cost, plain = stream_cost(model, frame, K, S, N, cycles)
+            rows.append((f"causal stream at {size}", f"K={K} S={S} refresh every {N}", cost, plain))
+        video = torch.randn(14, 3, size, size)
+        once, plain14 = paired(lambda: [backbone(x) for _ in range(14)],
+                               lambda: model.new_stream("global", num_support=14, video=video), 1)
+        prompted, plain = paired(lambda: backbone(x), lambda: backbone(x, torch.randn(1, 5, D)), args.repeats)
+        for length in (100, 300):
+            rows.append((f"global K=14 at {size}", f"amortised over {length} frames",
+                         prompted + once / length, plain))
+
+    table = Table(title=f"STPN overhead ({'tiny Swin' if args.tiny else 'Swin-T'}, CPU, "
+                        f"{torch.get_num_threads()} threads)")
+    for col in ("measurement", "variant", "ms", "x plain"):
+        table.add_column(col, justify="right" if col in ("ms", "x plain") else "left")
+    for group, name, seconds, base in rows:
+        table.add_row(group, name, f"{seconds * 1e3:.1f}", f"{seconds / base:.3f}")
+    Console().print(table)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump([dict(measurement=g, variant=n, ms=s * 1e3, ratio=s / b) for g, n, s, b in rows], f, indent=1)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
