@@ -17,8 +17,8 @@ def test_demo_writes_a_report_whose_stream_matches_offline(tmp_path, capsys):
     assert report["stream_vs_offline_max_abs_diff"] < 1e-4
     assert set(report["ms_per_frame"]) == {"baseline", "global", "causal"}
     assert report["stage_shapes"] == [[1, 32, 32, 32], [1, 64, 16, 16], [1, 128, 8, 8], [1, 256, 4, 4]]
-    assert report["relative_feature_change"]["global"]["blurred"] > 0
-    assert "STPN global K=14" in capsys.readouterr().out
+    assert report["unprompted_passes"] == {"global": 14, "causal": 2} and report["predictor_calls"]["causal"] == 2
+    assert "global K=14" in capsys.readouterr().out
 
 
 def test_demo_rejects_a_size_not_divisible_by_32(capsys):
