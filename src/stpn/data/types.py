@@ -1,0 +1,156 @@
+"""One video type for every benchmark: lazily decoded frames plus per-frame targets.
+
+Boxes are xyxy float pixels; labels are 1-based category ids of the dataset's category list;
+track ids identify an object across frames; masks are COCO RLE dicts (or None); ``visible``
+is False where the object is annotated as absent or fully occluded in that frame.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+from PIL import Image
+
+
+@dataclass
+class FrameTargets:
+    """Annotations of one frame: n objects."""
+
+    boxes: np.ndarray  # (n, 4) float32 xyxy
+    labels: np.ndarray  # (n,) int64, 1-based category id
+    track_ids: np.ndarray  # (n,) int64
+    masks: list | None = None  # n COCO RLE dicts, or None when the dataset has no masks
+    visible: np.ndarray | None = None  # (n,) bool
+    extra: dict = field(default_factory=dict)  # dataset-specific per-object fields (occluded, cover, ...)
+
+    def __post_init__(self):
+        self.boxes = np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4)
+        self.labels = np.asarray(self.labels, dtype=np.int64).reshape(-1)
+        self.track_ids = np.asarray(self.track_ids, dtype=np.int64).reshape(-1)
+        n = len(self.boxes)
+        if self.visible is None:
+            self.visible = np.ones(n, dtype=bool)
+        self.visible = np.asarray(self.visible, dtype=bool).reshape(-1)
+        if not (len(self.labels) == len(self.track_ids) == len(self.visible) == n):
+            raise ValueError(f"FrameTargets fields disagree in length: boxes {n}, labels {len(self.labels)}, "
+                             f"track_ids {len(self.track_ids)}, visible {len(self.visible)}")
+        if self.masks is not None and len(self.masks) != n:
+            raise ValueError(f"FrameTargets has {n} boxes but {len(self.masks)} masks")
+
+    @classmethod
+    def empty(cls) -> "FrameTargets":
+        return cls(np.zeros((0, 4)), np.zeros(0), np.zeros(0))
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+
+class FrameSource:
+    """A sequence of frames decoded on access: ``source[i]`` -> (H, W, 3) uint8 RGB array."""
+
+    def __len__(self) -> int:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> np.ndarray:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class ImageFiles(FrameSource):
+    """Frames stored as image files, one per frame; nothing is read until asked for."""
+
+    def __init__(self, paths: Sequence[str | Path]):
+        self.paths = [Path(p) for p in paths]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        path = self.paths[index]
+        if not path.is_file():
+            raise FileNotFoundError(f"frame {index} is missing: {path}")
+        try:
+            with Image.open(path) as img:
+                return np.asarray(img.convert("RGB"))
+        except OSError as err:
+            raise ValueError(f"frame {index} cannot be decoded: {path}: {err}") from err
+
+
+class ArrayFrames(FrameSource):
+    """Frames held in memory (generated data, tests)."""
+
+    def __init__(self, frames: Sequence[np.ndarray]):
+        self.frames = frames
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return self.frames[index]
+
+
+class MappedFrames(FrameSource):
+    """Frames of another source passed through ``fn(frame, index)`` on access (corruptions)."""
+
+    def __init__(self, source: FrameSource, fn: Callable[[np.ndarray, int], np.ndarray]):
+        self.source, self.fn = source, fn
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return self.fn(self.source[index], index)
+
+
+@dataclass
+class Video:
+    """A video: name, lazily decoded frames, frame size and optional per-frame targets."""
+
+    name: str
+    frames: FrameSource
+    width: int
+    height: int
+    targets: list[FrameTargets] | None = None  # one per frame
+    frame_names: list[str] | None = None  # file stems as the dataset names them
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.targets is not None and len(self.targets) != len(self.frames):
+            raise ValueError(f"video {self.name}: {len(self.frames)} frames but {len(self.targets)} target entries")
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def tracks(self) -> dict[int, dict[int, np.ndarray]]:
+        """track id -> {frame index: box} over the frames where the track is annotated."""
+        out: dict[int, dict[int, np.ndarray]] = {}
+        for t, tg in enumerate(self.targets or []):
+            for box, tid in zip(tg.boxes, tg.track_ids):
+                out.setdefault(int(tid), {})[t] = box
+        return out
+
+
+def atomic_write(path: str | Path, data: bytes | str) -> None:
+    """Write a file so that readers see either the old or the complete new content."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_jpeg(path: str | Path, frame: np.ndarray, quality: int = 95) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    Image.fromarray(frame).save(tmp, format="JPEG", quality=quality)
+    os.replace(tmp, path)

@@ -1,0 +1,149 @@
+"""YouTube-VIS (2019 / 2021) layout: read, write, and the results file the server takes.
+
+    instances.json: {"videos": [{id, width, height, length, file_names}],
+                     "annotations": [{id, video_id, category_id, iscrowd, segmentations, bboxes, areas}],
+                     "categories": [{id, name}]}
+    one annotation per instance track; per-frame lists hold null where the instance is absent.
+    results.json: [{video_id, category_id, score, segmentations: [RLE or null] * length}]
+Masks are kept as compressed COCO RLE; polygons and uncompressed RLE are converted on reading.
+"""
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from .types import FrameTargets, ImageFiles, Video, atomic_write, save_jpeg
+from .vid import AnnotationError
+
+
+def to_rle(segmentation, height: int, width: int, where: str) -> dict:
+    """Polygon list, uncompressed or compressed RLE -> compressed RLE with ``counts`` as str."""
+    try:
+        if isinstance(segmentation, list):  # polygons
+            rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
+        elif isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), list):
+            rle = mask_utils.frPyObjects(segmentation, height, width)
+        elif isinstance(segmentation, dict) and "counts" in segmentation and "size" in segmentation:
+            rle = dict(segmentation)
+        else:
+            raise TypeError
+    except (TypeError, ValueError, IndexError):
+        raise AnnotationError(f"{where}: segmentation must be a polygon list or an RLE dict with 'size' and "
+                              f"'counts', got {type(segmentation).__name__}") from None
+    if list(rle["size"]) != [height, width]:
+        raise AnnotationError(f"{where}: mask size {list(rle['size'])} differs from the video's [{height}, {width}]")
+    if isinstance(rle["counts"], bytes):
+        rle["counts"] = rle["counts"].decode("ascii")
+    return rle
+
+
+def _load_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise AnnotationError(f"{path}: malformed JSON: {err}") from None
+
+
+def _require(obj: dict, keys, where: str) -> None:
+    missing = [k for k in keys if k not in obj]
+    if missing:
+        raise AnnotationError(f"{where}: missing key(s) {missing}")
+
+
+def read_ytvis(json_path: str | Path, frames_root: str | Path | None = None) -> tuple[list[Video], list[dict]]:
+    """Read instances.json -> (videos with per-frame targets, categories). Frames are read from
+    ``frames_root / file_names[i]`` (default: ``JPEGImages`` beside the JSON) on access."""
+    json_path = Path(json_path)
+    data = _load_json(json_path)
+    for key in ("videos", "annotations", "categories"):
+        if key not in data:
+            raise AnnotationError(f"{json_path}: missing top-level key {key!r}")
+    frames_root = Path(frames_root) if frames_root else json_path.parent / "JPEGImages"
+    categories = data["categories"]
+    cat_ids = {c["id"] for c in categories}
+    videos, by_id = [], {}
+    for i, v in enumerate(data["videos"]):
+        _require(v, ("id", "width", "height", "length", "file_names"), f"{json_path}: videos[{i}]")
+        if len(v["file_names"]) != v["length"]:
+            raise AnnotationError(f"{json_path}: video {v['id']} has length {v['length']} but "
+                                  f"{len(v['file_names'])} file_names")
+        name = str(Path(v["file_names"][0]).parent) if v["file_names"] else str(v["id"])
+        video = Video(name, ImageFiles([frames_root / f for f in v["file_names"]]), v["width"], v["height"],
+                      [], frame_names=[Path(f).stem for f in v["file_names"]],
+                      meta={"id": v["id"], "file_names": v["file_names"]})
+        by_id[v["id"]] = (video, [[] for _ in range(v["length"])])
+        videos.append(video)
+    for i, ann in enumerate(data["annotations"]):
+        where = f"{json_path}: annotations[{i}] (id {ann.get('id')})"
+        _require(ann, ("video_id", "category_id", "segmentations"), where)
+        if ann["video_id"] not in by_id:
+            raise AnnotationError(f"{where}: video_id {ann['video_id']} is not in 'videos'")
+        if ann["category_id"] not in cat_ids:
+            raise AnnotationError(f"{where}: unknown category_id {ann['category_id']}")
+        video, per_frame = by_id[ann["video_id"]]
+        segs = ann["segmentations"]
+        if len(segs) != len(per_frame):
+            raise AnnotationError(f"{where}: {len(segs)} segmentations for a video of {len(per_frame)} frames")
+        bboxes = ann.get("bboxes") or [None] * len(segs)
+        for t, seg in enumerate(segs):
+            if seg is None:
+                continue
+            rle = to_rle(seg, video.height, video.width, f"{where}, frame {t}")
+            box = bboxes[t] if bboxes[t] is not None else mask_utils.toBbox(rle).tolist()
+            per_frame[t].append((box, ann["category_id"], ann.get("id", i + 1), rle, ann.get("iscrowd", 0)))
+    for video, per_frame in by_id.values():
+        for objs in per_frame:
+            boxes = [[x, y, x + w, y + h] for (x, y, w, h), *_ in objs]
+            video.targets.append(FrameTargets(np.array(boxes, dtype=np.float32).reshape(-1, 4),
+                                              [o[1] for o in objs], [o[2] for o in objs], masks=[o[3] for o in objs],
+                                              extra={"iscrowd": np.array([o[4] for o in objs], dtype=bool)}))
+    return videos, categories
+
+
+def write_ytvis(json_path: str | Path, videos: list[Video], categories: list[dict], write_frames: bool = True) -> None:
+    """Write videos (targets with masks) as instances.json, frames under JPEGImages/ beside it."""
+    json_path = Path(json_path)
+    out_videos, annotations = [], []
+    for vid_id, video in enumerate(videos, 1):
+        names = video.frame_names or [f"{t:05d}" for t in range(len(video))]
+        file_names = [f"{video.name}/{n}.jpg" for n in names]
+        if write_frames:
+            for t, f in enumerate(file_names):
+                save_jpeg(json_path.parent / "JPEGImages" / f, video.frames[t])
+        out_videos.append({"id": vid_id, "width": video.width, "height": video.height, "length": len(video),
+                           "file_names": file_names})
+        tracks: dict[int, dict] = {}
+        for t, tg in enumerate(video.targets):
+            if tg.masks is None:
+                raise ValueError(f"video {video.name} frame {t}: YouTube-VIS needs masks")
+            for j, tid in enumerate(tg.track_ids):
+                tr = tracks.setdefault(int(tid), {"category_id": int(tg.labels[j]), "segmentations": [None] * len(video),
+                                                  "bboxes": [None] * len(video), "areas": [None] * len(video)})
+                if not tg.visible[j]:
+                    continue
+                rle = to_rle(tg.masks[j], video.height, video.width, f"video {video.name} frame {t}")
+                tr["segmentations"][t] = rle
+                tr["bboxes"][t] = [float(v) for v in mask_utils.toBbox(rle)]
+                tr["areas"][t] = float(mask_utils.area(rle))
+        for tid, tr in sorted(tracks.items()):
+            annotations.append({"id": len(annotations) + 1, "video_id": vid_id, "iscrowd": 0, "height": video.height,
+                                "width": video.width, "length": 1, **tr})
+    atomic_write(json_path, json.dumps({"videos": out_videos, "annotations": annotations, "categories": categories}))
+
+
+def write_ytvis_results(path: str | Path, results: list[dict], zip_path: str | Path | None = None) -> None:
+    """Write results.json (and optionally the zip with results.json inside that the server takes)."""
+    for i, r in enumerate(results):
+        _require(r, ("video_id", "category_id", "score", "segmentations"), f"results[{i}]")
+    text = json.dumps(results)
+    atomic_write(path, text)
+    if zip_path is not None:
+        zip_path = Path(zip_path)
+        tmp = zip_path.with_name(f".{zip_path.name}.tmp")
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("results.json", text)
+        tmp.replace(zip_path)
