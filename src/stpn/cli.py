@@ -2,18 +2,68 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stpn", description="Spatio-temporal prompting for video features")
     sub = parser.add_subparsers(dest="command", required=True)
+
     demo = sub.add_parser("demo", help="feature extraction on a generated clip: baseline vs STPN, a table")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="folder for report.json")
     demo.add_argument("--frames", type=int, default=24)
     demo.add_argument("--size", type=int, default=224, help="frame side in pixels (multiple of 32)")
     demo.add_argument("--tiny", action="store_true", help="a 32-dim Swin instead of Swin-T (seconds)")
     demo.add_argument("--pretrained", action="store_true", help="timm's ImageNet Swin-T weights (needs the hub)")
+
+    ev = sub.add_parser("evaluate", help="score results files against a benchmark's ground truth")
+    evs = ev.add_subparsers(dest="benchmark", required=True)
+    vid = evs.add_parser("vid", help="ImageNet VID AP50 with the motion breakdown")
+    vid.add_argument("--gt", required=True, help="dataset root (Data/, Annotations/, ImageSets/)")
+    vid.add_argument("--split", default="val")
+    vid.add_argument("--results", required=True, help="devkit detection file: frame class score x1 y1 x2 y2")
+    vid.add_argument("--rule", choices=("fixed", "devkit"), default="fixed",
+                     help="IoU threshold: fixed 0.5 (MEGA, STPN) or the devkit's size-dependent one")
+    ytvis = evs.add_parser("ytvis", help="YouTube-VIS AP with spatio-temporal mask IoU")
+    ytvis.add_argument("--gt", required=True, help="instances.json")
+    ytvis.add_argument("--frames-root", help="frame folder (default: JPEGImages beside the JSON)")
+    ytvis.add_argument("--results", required=True, help="results.json")
+    got = evs.add_parser("got10k", help="GOT-10k AO, SR0.5, SR0.75, FPS and a success plot")
+    got.add_argument("--root", required=True, help="dataset root holding <split>/")
+    got.add_argument("--split", default="val")
+    got.add_argument("--results", required=True, help="results folder: <seq>/<seq>_001.txt, <seq>_time.txt")
+    got.add_argument("--plot", help="success plot PNG (default: beside --json)")
+    for p in (vid, ytvis, got):
+        p.add_argument("--subset", help="deteriorated.json sidecar: score its frames only")
+        p.add_argument("--json", help="write the metrics here (fractions in [0, 1])")
+
+    data = sub.add_parser("data", help="generate or transform datasets")
+    ds = data.add_subparsers(dest="data_command", required=True)
+    synth = ds.add_parser("synth", help="generate deteriorated videos in a benchmark layout")
+    synth.add_argument("--format", choices=("vid", "ytvis", "got10k"), required=True)
+    synth.add_argument("--out", required=True)
+    synth.add_argument("--videos", type=int, default=8)
+    synth.add_argument("--frames", type=int, default=32)
+    synth.add_argument("--size", default="256x192", help="WxH")
+    synth.add_argument("--classes", type=int, default=3)
+    synth.add_argument("--max-objects", type=int, default=3)
+    synth.add_argument("--deteriorated", type=float, default=0.3, help="fraction of deteriorated frames (<= 0.5)")
+    synth.add_argument("--split", default="val")
+    synth.add_argument("--seed", type=int, default=0)
+    cor = ds.add_parser("corrupt", help="write a corrupted copy of a dataset (motion blur, defocus, ...)")
+    cor.add_argument("--format", choices=("vid", "ytvis", "got10k"), required=True)
+    cor.add_argument("--root", required=True, help="dataset root (ytvis: instances.json)")
+    cor.add_argument("--split", default="val")
+    cor.add_argument("--out", required=True)
+    cor.add_argument("--kind", choices=("motion_blur", "defocus", "occlusion", "noise", "jpeg"), required=True)
+    cor.add_argument("--severity", type=int, choices=(1, 2, 3, 4, 5), default=3)
+    cor.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "demo":
         if args.size % 32 or args.size < 64:
@@ -22,6 +72,18 @@ def main(argv=None) -> int:
             parser.error(f"--frames must be >= 2, got {args.frames}")
         from .demo import run_demo
         run_demo(args.out, frames=args.frames, size=args.size, tiny=args.tiny, pretrained=args.pretrained)
+        return 0
+    from .data.vid import AnnotationError
+    try:
+        if args.command == "evaluate":
+            from .commands import evaluate
+            evaluate(args)
+        else:
+            from .commands import data
+            data(args)
+    except (AnnotationError, FileNotFoundError, ValueError) as err:
+        print(f"stpn {args.command}: error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

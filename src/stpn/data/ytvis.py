@@ -73,7 +73,7 @@ def read_ytvis(json_path: str | Path, frames_root: str | Path | None = None) -> 
                                   f"{len(v['file_names'])} file_names")
         name = str(Path(v["file_names"][0]).parent) if v["file_names"] else str(v["id"])
         video = Video(name, ImageFiles([frames_root / f for f in v["file_names"]]), v["width"], v["height"],
-                      [], frame_names=[Path(f).stem for f in v["file_names"]],
+                      None, frame_names=[Path(f).stem for f in v["file_names"]],
                       meta={"id": v["id"], "file_names": v["file_names"]})
         by_id[v["id"]] = (video, [[] for _ in range(v["length"])])
         videos.append(video)
@@ -96,6 +96,7 @@ def read_ytvis(json_path: str | Path, frames_root: str | Path | None = None) -> 
             box = bboxes[t] if bboxes[t] is not None else mask_utils.toBbox(rle).tolist()
             per_frame[t].append((box, ann["category_id"], ann.get("id", i + 1), rle, ann.get("iscrowd", 0)))
     for video, per_frame in by_id.values():
+        video.targets = []
         for objs in per_frame:
             boxes = [[x, y, x + w, y + h] for (x, y, w, h), *_ in objs]
             video.targets.append(FrameTargets(np.array(boxes, dtype=np.float32).reshape(-1, 4),

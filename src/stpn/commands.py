@@ -1,0 +1,122 @@
+"""``stpn evaluate`` and ``stpn data``: file in, table and JSON out."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else f"{100 * v:.1f}"
+
+
+def _subset(path: str | None, key: str | None = None):
+    if path is None:
+        return None
+    data = json.loads(Path(path).read_text())
+    if "videos" not in data:
+        raise ValueError(f"{path}: not a deteriorated-frames sidecar (no 'videos' key)")
+    if key == "vid":
+        if "vid_frame_indices" not in data:
+            raise ValueError(f"{path}: no 'vid_frame_indices' (the sidecar of a VID-format dataset is needed)")
+        return set(data["vid_frame_indices"])
+    if key == "ytvis":
+        ids = data.get("video_ids")
+        if ids is None:
+            raise ValueError(f"{path}: no 'video_ids' (the sidecar of a YouTube-VIS-format dataset is needed)")
+        return {ids[name]: v["frames"] for name, v in data["videos"].items()}
+    return {name: v["frames"] for name, v in data["videos"].items()}
+
+
+def _write_json(path: str | None, result: dict) -> None:
+    if path:
+        from .data.types import atomic_write
+        atomic_write(path, json.dumps(result, indent=1))
+
+
+def evaluate(args, console: Console | None = None) -> dict:
+    console = console or Console(width=100)
+    if args.benchmark == "vid":
+        from .data.vid import VID_NAMES, read_vid, read_vid_detections
+        from .evaluation.vid import evaluate_vid
+        videos = read_vid(args.gt, args.split)
+        dets = read_vid_detections(args.results)
+        result = evaluate_vid(videos, dets, rule=args.rule, frames=_subset(args.subset, "vid"), class_names=VID_NAMES)
+        table = Table(title=f"ImageNet VID {args.split}: AP50 ({args.rule} IoU rule)"
+                      + (" on the subset" if args.subset else ""))
+        for col in ("all", "fast", "medium", "slow", "gt boxes", "detections"):
+            table.add_column(col, justify="right")
+        table.add_row(_fmt(result["ap50"]), _fmt(result["ap50_fast"]), _fmt(result["ap50_medium"]),
+                      _fmt(result["ap50_slow"]), str(result["num_gt"]), str(result["num_detections"]))
+        console.print(table)
+        per = Table(title="per-class AP50")
+        per.add_column("class")
+        per.add_column("AP50", justify="right")
+        for name, ap in result["per_class"].items():
+            if ap is not None:
+                per.add_row(name, _fmt(ap))
+        console.print(per)
+    elif args.benchmark == "ytvis":
+        from .data.ytvis import read_ytvis
+        from .evaluation.ytvis import KEYS, evaluate_ytvis, load_results
+        videos, categories = read_ytvis(args.gt, args.frames_root)
+        result = evaluate_ytvis(videos, categories, load_results(args.results), frames=_subset(args.subset, "ytvis"))
+        table = Table(title="YouTube-VIS (spatio-temporal mask IoU)" + (" on the subset" if args.subset else ""))
+        for k in KEYS:
+            table.add_column(k.upper().replace("AP5", "AP5").replace("APS", "APs").replace("APM", "APm")
+                             .replace("APL", "APl"), justify="right")
+        table.add_row(*[_fmt(result[k]) for k in KEYS])
+        console.print(table)
+    else:
+        from .data.got10k import read_got10k
+        from .evaluation.got10k import evaluate_got10k, plot_success
+        videos = read_got10k(args.root, args.split)
+        result = evaluate_got10k(videos, args.results, frames=_subset(args.subset))
+        table = Table(title=f"GOT-10k {args.split}" + (" on the subset" if args.subset else ""))
+        for col in ("AO", "SR0.5", "SR0.75", "FPS", "frames"):
+            table.add_column(col, justify="right")
+        fps = "-" if result["fps"] is None else f"{result['fps']:.1f}"
+        table.add_row(_fmt(result["ao"]), _fmt(result["sr50"]), _fmt(result["sr75"]), fps, str(result["num_frames"]))
+        console.print(table)
+        plot = args.plot or (str(Path(args.json).with_suffix("")) + "_success.png" if args.json else None)
+        if plot:
+            plot_success(result, plot, label=Path(args.results).name)
+            result["plot"] = str(plot)
+            console.print(f"success plot: {plot}")
+    _write_json(args.json, result)
+    if args.json:
+        console.print(f"wrote {args.json}")
+    return result
+
+
+def data(args, console: Console | None = None) -> None:
+    console = console or Console(width=100)
+    if args.data_command == "synth":
+        from .data.synth import SynthConfig, write_synth
+        try:
+            w, h = (int(v) for v in args.size.lower().split("x"))
+        except ValueError:
+            raise SystemExit(f"--size must look like WxH (e.g. 256x192), got {args.size!r}")
+        config = SynthConfig(videos=args.videos, frames=args.frames, width=w, height=h, classes=args.classes,
+                             max_objects=args.max_objects, deteriorated=args.deteriorated, seed=args.seed)
+        sidecar = write_synth(args.out, args.format, config, split=args.split)
+        console.print(f"wrote {config.videos} videos x {config.frames} frames ({args.format}) to {args.out}; "
+                      f"{100 * sidecar['fraction']:.1f}% deteriorated frames listed in {Path(args.out) / 'deteriorated.json'}")
+    elif args.data_command == "corrupt":
+        from .data.corrupt import corrupt_video
+        if args.format == "vid":
+            from .data.vid import read_vid, write_vid
+            videos = [corrupt_video(v, args.kind, args.severity, args.seed) for v in read_vid(args.root, args.split)]
+            write_vid(args.out, args.split, videos)
+        elif args.format == "got10k":
+            from .data.got10k import read_got10k, write_got10k
+            videos = [corrupt_video(v, args.kind, args.severity, args.seed) for v in read_got10k(args.root, args.split)]
+            write_got10k(args.out, args.split, videos)
+        else:
+            from .data.ytvis import read_ytvis, write_ytvis
+            videos, categories = read_ytvis(args.root)
+            write_ytvis(Path(args.out) / "instances.json",
+                        [corrupt_video(v, args.kind, args.severity, args.seed) for v in videos], categories)
+        console.print(f"wrote {args.kind} severity {args.severity} copy to {args.out}")

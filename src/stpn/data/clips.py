@@ -1,0 +1,54 @@
+"""Key frame + support frames, for any video of the data layer."""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..core.sampling import SupportConfig, support_indices
+from .types import FrameTargets, Video
+
+
+@dataclass
+class Sample:
+    """One key frame with its support frames. Images are uint8 (3, H, W) tensors."""
+
+    video: str
+    index: int
+    frame: torch.Tensor  # (3, H, W) uint8
+    support: torch.Tensor  # (K, 3, H, W) uint8
+    support_index: list[int]
+    targets: FrameTargets | None
+
+
+def _tensor(frame: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)
+
+
+class ClipDataset(torch.utils.data.Dataset):
+    """Every ``key_stride``-th frame of every video as a key frame, with supports chosen by a
+    sampling policy. Frames are decoded when a sample is asked for; ``train_bilateral`` draws
+    from a generator seeded by (seed, epoch, sample index), so a sample is reproducible."""
+
+    def __init__(self, videos: list[Video], support: SupportConfig, key_stride: int = 1, seed: int = 0):
+        if key_stride < 1:
+            raise ValueError(f"key_stride must be >= 1, got {key_stride}")
+        self.videos, self.support, self.seed, self.epoch = videos, support, seed, 0
+        self.items = [(v, t) for v in range(len(videos)) for t in range(0, len(videos[v]), key_stride)]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> Sample:
+        v, t = self.items[i]
+        video = self.videos[v]
+        rng = random.Random(hash((self.seed, self.epoch, i)))
+        index = support_indices(t, len(video), self.support, rng)
+        frame = _tensor(video.frames[t])
+        support = torch.stack([_tensor(video.frames[j]) if j != t else frame for j in index])
+        return Sample(video.name, t, frame, support, index, video.targets[t] if video.targets else None)

@@ -1,0 +1,236 @@
+"""Deteriorated-video generator: objects whose class shows only in their texture, moving and
+occluding each other over textured backgrounds, with isolated deteriorated frames.
+
+Class c is a pattern (stripes of some orientation, checkerboard, dots, rings, ...) at a period;
+each object gets two random colours, so colour says nothing about the class. A deteriorated
+frame is strongly motion-blurred, defocused, covered by occluders over the objects' centres, or
+darkened with noise: the pattern, and so the class, is unreadable in that frame, while the
+object's outline still shows where it is. Deteriorated frames never touch each other and frame
+0 is always clean, so every deteriorated frame has readable neighbours.
+Deterministic: the same seed gives the same pixels and annotations.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter
+from pycocotools import mask as mask_utils
+
+from .types import ArrayFrames, FrameTargets, Video, atomic_write
+
+PATTERNS = ("hstripes", "vstripes", "checker", "diagonal", "dots", "rings")
+KINDS = ("motion_blur", "defocus", "occlusion", "low_light")
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    videos: int = 8
+    frames: int = 32
+    width: int = 256
+    height: int = 192
+    classes: int = 3
+    max_objects: int = 3
+    deteriorated: float = 0.3  # target fraction of deteriorated frames (at most ~0.5: they never touch)
+    kinds: tuple[str, ...] = KINDS
+    seed: int = 0
+
+    def __post_init__(self):
+        if not 1 <= self.classes <= 30:
+            raise ValueError(f"classes must be in 1..30, got {self.classes}")
+        if self.width < 32 or self.height < 32:
+            raise ValueError(f"size must be at least 32x32, got {self.width}x{self.height}")
+        if not 0 <= self.deteriorated <= 0.5:
+            raise ValueError(f"deteriorated must be in [0, 0.5] (deteriorated frames never touch), got {self.deteriorated}")
+        bad = [k for k in self.kinds if k not in KINDS]
+        if bad or not self.kinds:
+            raise ValueError(f"kinds must be a non-empty subset of {KINDS}, got {self.kinds}")
+        if self.videos < 1 or self.frames < 1 or self.max_objects < 1:
+            raise ValueError("videos, frames and max_objects must be >= 1")
+
+
+def class_names(n: int) -> list[str]:
+    return [f"{PATTERNS[c % len(PATTERNS)]}_{4 + 2 * (c // len(PATTERNS))}px" for c in range(n)]
+
+
+def _pattern(c: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Binary pattern of class c at object-local coordinates u, v (pixels)."""
+    kind, period = c % len(PATTERNS), 4 + 2 * (c // len(PATTERNS))
+    half = period / 2
+    if kind == 0:
+        return (v % period) < half
+    if kind == 1:
+        return (u % period) < half
+    if kind == 2:
+        return ((u // half) + (v // half)) % 2 == 0
+    if kind == 3:
+        return ((u + v) % period) < half
+    if kind == 4:
+        return ((u % period - half) ** 2 + (v % period - half) ** 2) < (period / 3) ** 2
+    return (np.sqrt(u ** 2 + v ** 2) % period) < half
+
+
+def _background(rng: np.random.Generator, W: int, H: int) -> np.ndarray:
+    low = rng.uniform(60, 170, size=(max(2, H // 24), max(2, W // 24), 3)).astype(np.uint8)
+    img = np.asarray(Image.fromarray(low).resize((W, H), Image.BICUBIC)).astype(np.float32)
+    return np.clip(img + rng.normal(0, 6, size=img.shape), 0, 255)
+
+
+def _motion_kernel_blur(img: np.ndarray, length: int, angle: float) -> np.ndarray:
+    """Average of the image shifted along a line: linear motion blur."""
+    out = np.zeros_like(img)
+    dx, dy = np.cos(angle), np.sin(angle)
+    offsets = np.linspace(-(length - 1) / 2, (length - 1) / 2, length)
+    for o in offsets:
+        out += np.roll(img, (int(round(o * dy)), int(round(o * dx))), axis=(0, 1))
+    return out / length
+
+
+def _deteriorate(img: np.ndarray, kind: str, rng: np.random.Generator, objects) -> np.ndarray:
+    if kind == "motion_blur":
+        vx, vy = objects[0]["velocity"] if objects else (1.0, 0.0)
+        angle = float(np.arctan2(vy, vx)) if (vx or vy) else 0.0
+        return _motion_kernel_blur(img, int(rng.integers(17, 25)), angle)
+    if kind == "defocus":
+        pil = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+        return np.asarray(pil.filter(ImageFilter.GaussianBlur(radius=float(rng.uniform(5, 7))))).astype(np.float32)
+    if kind == "occlusion":
+        out = img.copy()
+        for ob in objects:
+            x1, y1, x2, y2 = ob["box"]
+            cx, cy, w, h = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) * 0.8, (y2 - y1) * 0.8
+            ys, xs = slice(max(0, int(cy - h / 2)), max(0, int(cy + h / 2))), slice(max(0, int(cx - w / 2)), max(0, int(cx + w / 2)))
+            out[ys, xs] = rng.uniform(90, 140, size=3)
+        return out
+    return img * 0.12 + rng.normal(0, 14, size=img.shape)  # low light
+
+
+def synth_video(config: SynthConfig, index: int):
+    """One generated video -> (Video with masks, deteriorated frame indices, their kinds)."""
+    rng = np.random.default_rng([config.seed, index])
+    W, H, T = config.width, config.height, config.frames
+    background = _background(rng, W, H)
+    n_obj = int(rng.integers(1, config.max_objects + 1))
+    objects = []
+    for k in range(n_obj):
+        side = rng.uniform(0.22, 0.34) * min(W, H)
+        objects.append({
+            "cls": int(rng.integers(config.classes)), "ellipse": bool(rng.integers(2)),
+            "w": side * rng.uniform(0.8, 1.25), "h": side * rng.uniform(0.8, 1.25),
+            "x": rng.uniform(side / 2, W - side / 2), "y": rng.uniform(side / 2, H - side / 2),
+            "vx": rng.uniform(1.5, 4.0) * rng.choice([-1, 1]), "vy": rng.uniform(0.5, 2.5) * rng.choice([-1, 1]),
+            "colors": rng.uniform(20, 235, size=(2, 3)), "track": k + 1, "phase": rng.uniform(0, 8, size=2)})
+    # isolated deteriorated frames, never frame 0
+    chosen, kinds = [], []
+    p = config.deteriorated / max(1e-9, 1 - config.deteriorated)
+    for t in range(1, T):
+        if (not chosen or chosen[-1] < t - 1) and rng.random() < p:
+            chosen.append(t)
+            kinds.append(str(rng.choice(config.kinds)))
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    frames, targets = [], []
+    for t in range(T):
+        img = background.copy()
+        shapes, visible_boxes = [], []
+        for ob in objects:  # back to front
+            u, v = xx - (ob["x"] - ob["w"] / 2), yy - (ob["y"] - ob["h"] / 2)
+            if ob["ellipse"]:
+                shape = ((xx - ob["x"]) / (ob["w"] / 2)) ** 2 + ((yy - ob["y"]) / (ob["h"] / 2)) ** 2 <= 1
+            else:
+                shape = (np.abs(xx - ob["x"]) <= ob["w"] / 2) & (np.abs(yy - ob["y"]) <= ob["h"] / 2)
+            pat = _pattern(ob["cls"], u + ob["phase"][0], v + ob["phase"][1])
+            color = np.where(pat[..., None], ob["colors"][0], ob["colors"][1])
+            img[shape] = color[shape]
+            shapes.append(shape)
+        masks, boxes, labels, tracks, vis, cover, cut = [], [], [], [], [], [], []
+        info = []
+        for k, ob in enumerate(objects):
+            visible = shapes[k].copy()
+            for front in shapes[k + 1:]:
+                visible &= ~front
+            full = ((ob["w"] * ob["h"] * (np.pi / 4 if ob["ellipse"] else 1.0)))
+            frac = float(visible.sum()) / full
+            x1, y1 = max(0.0, ob["x"] - ob["w"] / 2), max(0.0, ob["y"] - ob["h"] / 2)
+            x2, y2 = min(W - 1.0, ob["x"] + ob["w"] / 2), min(H - 1.0, ob["y"] + ob["h"] / 2)
+            present = visible.any() and x2 > x1 and y2 > y1
+            rle = mask_utils.encode(np.asfortranarray(visible.astype(np.uint8)))
+            rle["counts"] = rle["counts"].decode("ascii")
+            masks.append(rle)
+            boxes.append([x1, y1, x2, y2])
+            labels.append(ob["cls"] + 1)
+            tracks.append(ob["track"])
+            vis.append(bool(present))
+            cover.append(int(np.clip(np.floor(frac * 8 + 1e-6), 0, 8)) if present else 0)
+            cut.append(int(ob["x"] - ob["w"] / 2 < 0 or ob["y"] - ob["h"] / 2 < 0 or
+                           ob["x"] + ob["w"] / 2 > W - 1 or ob["y"] + ob["h"] / 2 > H - 1))
+            info.append({"box": [x1, y1, x2, y2], "velocity": (ob["vx"], ob["vy"])})
+        if t in chosen:
+            img = _deteriorate(img, kinds[chosen.index(t)], rng, [i for i, s in zip(info, vis) if s])
+        frames.append(np.clip(img, 0, 255).astype(np.uint8))
+        occluded = [t in chosen and kinds[chosen.index(t)] == "occlusion"] * len(objects)
+        targets.append(FrameTargets(boxes, labels, tracks, masks=masks, visible=vis,
+                                    extra={"cover": np.array(cover), "cut_by_image": np.array(cut),
+                                           "occluded": np.array(occluded, dtype=bool)}))
+        for ob in objects:  # move, bounce off the borders (objects may leave the frame in part)
+            ob["x"] += ob["vx"]
+            ob["y"] += ob["vy"]
+            if not 0 <= ob["x"] <= W:
+                ob["vx"] *= -1
+            if not 0 <= ob["y"] <= H:
+                ob["vy"] *= -1
+    name = f"synth_{config.seed:04d}_{index:05d}"
+    video = Video(name, ArrayFrames(frames), W, H, targets, frame_names=[f"{t:06d}" for t in range(T)])
+    return video, chosen, kinds
+
+
+def visible_only(video: Video) -> Video:
+    """The same video with objects absent from a frame removed from that frame's targets."""
+    targets = []
+    for tg in video.targets:
+        keep = np.flatnonzero(tg.visible)
+        targets.append(FrameTargets(tg.boxes[keep], tg.labels[keep], tg.track_ids[keep],
+                                    masks=[tg.masks[i] for i in keep] if tg.masks is not None else None,
+                                    extra={k: v[keep] for k, v in tg.extra.items()}))
+    return Video(video.name, video.frames, video.width, video.height, targets, video.frame_names, dict(video.meta))
+
+
+def write_synth(out: str | Path, fmt: str, config: SynthConfig, split: str = "val", progress: bool = True) -> dict:
+    """Generate ``config.videos`` videos and write them in a benchmark layout, plus the sidecar
+    ``deteriorated.json`` listing the deteriorated frames (per video; for VID also as global
+    frame indices, for YouTube-VIS also by video id)."""
+    from rich.progress import track
+
+    from .got10k import write_got10k
+    from .vid import VID_WNIDS, write_vid
+    from .ytvis import write_ytvis
+
+    if fmt not in ("vid", "ytvis", "got10k"):
+        raise ValueError(f"format must be vid, ytvis or got10k, got {fmt!r}")
+    out = Path(out)
+    videos, sidecar = [], {"format": fmt, "split": split, "config": asdict(config), "videos": {}}
+    steps = range(config.videos)
+    for i in (track(steps, "generating videos") if progress else steps):
+        video, chosen, kinds = synth_video(config, i)
+        videos.append(video)
+        sidecar["videos"][video.name] = {"frames": chosen, "kinds": kinds}
+    total = sum(len(v) for v in videos)
+    sidecar["fraction"] = sum(len(v["frames"]) for v in sidecar["videos"].values()) / total
+    names = class_names(config.classes)
+    if fmt == "vid":
+        write_vid(out, split, [visible_only(v) for v in videos], progress=progress)
+        index, globals_ = 1, []
+        for v in videos:
+            globals_ += [index + t for t in sidecar["videos"][v.name]["frames"]]
+            index += len(v)
+        sidecar["vid_frame_indices"] = globals_
+        sidecar["class_names"] = {VID_WNIDS[c]: names[c] for c in range(config.classes)}
+    elif fmt == "ytvis":
+        categories = [{"id": c + 1, "name": n, "supercategory": "pattern"} for c, n in enumerate(names)]
+        write_ytvis(out / "instances.json", videos, categories)
+        sidecar["video_ids"] = {v.name: i for i, v in enumerate(videos, 1)}
+    else:
+        write_got10k(out, split, videos, progress=progress)
+    atomic_write(out / "deteriorated.json", json.dumps(sidecar, indent=1))
+    return sidecar
