@@ -1,0 +1,134 @@
+import json
+
+import numpy as np
+import pytest
+from pycocotools import mask as mask_utils
+
+from stpn.cli import main
+from stpn.data import AnnotationError, ArrayFrames, FrameTargets, Video, read_ytvis, write_ytvis, write_ytvis_results
+from stpn.evaluation.ytvis import evaluate_ytvis, track_iou
+
+H = W = 40
+CATS = [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]
+
+
+def rle(x0, y0, x1, y1, h=H, w=W):
+    m = np.zeros((h, w), np.uint8, order="F")
+    m[y0:y1, x0:x1] = 1
+    r = mask_utils.encode(m)
+    r["counts"] = r["counts"].decode()
+    return r
+
+
+def video(tracks, vid_id=1, length=2, h=H, w=W):
+    """tracks: {track id: (category, [rle or None per frame])}"""
+    targets = []
+    for t in range(length):
+        objs = [(tid, cat, segs[t]) for tid, (cat, segs) in tracks.items() if segs[t] is not None]
+        targets.append(FrameTargets([mask_utils.toBbox(o[2]).tolist() for o in objs], [o[1] for o in objs],
+                                    [o[0] for o in objs], masks=[o[2] for o in objs]))
+    for tg in targets:  # xywh -> xyxy
+        tg.boxes[:, 2:] += tg.boxes[:, :2]
+    return Video(f"v{vid_id}", ArrayFrames([np.zeros((h, w, 3), np.uint8)] * length), w, h, targets, meta={"id": vid_id})
+
+
+def test_track_iou_sums_intersections_and_unions_over_frames():
+    a = [rle(0, 0, 10, 10), rle(0, 0, 10, 10)]  # 100 + 100
+    b = [rle(0, 0, 10, 10), None]  # 100 in frame 0 only
+    c = [rle(5, 0, 15, 10), rle(0, 0, 10, 10)]  # inter 50 then 100
+    areas = lambda t: np.array([[mask_utils.area(m) if m else 0 for m in t]], float)  # noqa: E731
+    assert track_iou([b], [a], areas(b), areas(a), [0])[0, 0] == pytest.approx(100 / 200)
+    assert track_iou([c], [a], areas(c), areas(a), [0])[0, 0] == pytest.approx(150 / (150 + 100))
+
+
+def test_ap_over_iou_thresholds_hand_computed():
+    gt = video({1: (1, [rle(0, 0, 10, 10), rle(0, 0, 10, 10)])})
+    half = [{"video_id": 1, "category_id": 1, "score": 0.9, "segmentations": [rle(0, 0, 10, 10), None]}]
+    result = evaluate_ytvis([gt], CATS, half)  # IoU 0.5: a match at 0.50 only, 1 of 10 thresholds
+    assert result["ap50"] == pytest.approx(1.0) and result["ap75"] == pytest.approx(0.0)
+    assert result["ap"] == pytest.approx(0.1) and result["ar1"] == pytest.approx(0.1)
+    assert result["aps"] == pytest.approx(0.1) and result["apm"] is None  # mean area 100 < 128^2
+
+
+def test_empty_predictions_score_zero_and_wrong_class_does_not_match():
+    gt = video({1: (1, [rle(0, 0, 10, 10), rle(0, 0, 10, 10)])})
+    assert evaluate_ytvis([gt], CATS, [])["ap"] == 0.0
+    wrong = [{"video_id": 1, "category_id": 2, "score": 0.9, "segmentations": [rle(0, 0, 10, 10)] * 2}]
+    assert evaluate_ytvis([gt], CATS, wrong)["ap"] == 0.0
+
+
+def test_only_one_of_two_tracks_present_in_a_frame():
+    gt = video({1: (1, [rle(0, 0, 10, 10), None]), 2: (1, [rle(20, 20, 30, 30), rle(20, 20, 30, 30)])})
+    perfect = [{"video_id": 1, "category_id": 1, "score": 0.9, "segmentations": [rle(0, 0, 10, 10), None]},
+               {"video_id": 1, "category_id": 1, "score": 0.8, "segmentations": [rle(20, 20, 30, 30)] * 2}]
+    assert evaluate_ytvis([gt], CATS, perfect)["ap"] == pytest.approx(1.0)
+    # a prediction that also covers frame 1 for track 1 adds 100 to the union: IoU 0.5
+    spill = [dict(perfect[0], segmentations=[rle(0, 0, 10, 10), rle(0, 0, 10, 10)]), perfect[1]]
+    assert evaluate_ytvis([gt], CATS, spill)["ap50"] == pytest.approx(1.0)
+    # at 0.75: FP (score 0.9) then TP: precision 0.5 on the 51 recall points <= 0.5, 0 above
+    assert evaluate_ytvis([gt], CATS, spill)["ap75"] == pytest.approx(0.5 * 51 / 101)
+
+
+def test_area_ranges_use_the_mean_area_over_non_empty_frames():
+    h = w = 300
+    big = rle(0, 0, 150, 150, h, w)  # 22500 px: medium (128^2 .. 256^2)
+    gt = video({1: (1, [big, None])}, h=h, w=w)
+    res = [{"video_id": 1, "category_id": 1, "score": 1.0, "segmentations": [big, None]}]
+    result = evaluate_ytvis([gt], CATS, res)
+    assert result["apm"] == pytest.approx(1.0) and result["aps"] is None and result["apl"] is None
+
+
+def test_bad_results_raise():
+    gt = video({1: (1, [rle(0, 0, 10, 10), rle(0, 0, 10, 10)])})
+    with pytest.raises(AnnotationError, match="results\\[0\\]: video_id 7 is not in the ground truth"):
+        evaluate_ytvis([gt], CATS, [{"video_id": 7, "category_id": 1, "score": 1, "segmentations": [None, None]}])
+    with pytest.raises(AnnotationError, match="3 segmentations for video 1 of 2 frames"):
+        evaluate_ytvis([gt], CATS, [{"video_id": 1, "category_id": 1, "score": 1, "segmentations": [None] * 3}])
+    with pytest.raises(AnnotationError, match="unknown category_id 9"):
+        evaluate_ytvis([gt], CATS, [{"video_id": 1, "category_id": 9, "score": 1, "segmentations": [None] * 2}])
+
+
+def test_json_round_trip_with_polygons_and_cli(tmp_path):
+    gt = video({3: (2, [rle(0, 0, 10, 10), None]), 4: (1, [rle(5, 5, 20, 25), rle(6, 5, 21, 25)])})
+    write_ytvis(tmp_path / "instances.json", [gt], CATS)
+    back, cats = read_ytvis(tmp_path / "instances.json")
+    assert cats == CATS and len(back) == 1 and back[0].frames[0].shape == (H, W, 3)
+    assert [t.labels.tolist() for t in back[0].targets] == [[2, 1], [1]]
+    assert [mask_utils.area(m) for m in back[0].targets[0].masks] == [100, 300]
+    # polygons are converted to RLE on reading
+    data = json.loads((tmp_path / "instances.json").read_text())
+    data["annotations"][0]["segmentations"][0] = [[0, 0, 10, 0, 10, 10, 0, 10]]
+    (tmp_path / "poly.json").write_text(json.dumps(data))
+    poly, _ = read_ytvis(tmp_path / "poly.json", frames_root=tmp_path / "JPEGImages")
+    assert mask_utils.area(poly[0].targets[0].masks[0]) == pytest.approx(100, abs=25)
+    results = [{"video_id": 1, "category_id": a["category_id"], "score": 1.0, "segmentations": a["segmentations"]}
+               for a in json.loads((tmp_path / "instances.json").read_text())["annotations"]]
+    write_ytvis_results(tmp_path / "results.json", results, zip_path=tmp_path / "results.zip")
+    out = tmp_path / "m.json"
+    assert main(["evaluate", "ytvis", "--gt", str(tmp_path / "instances.json"), "--results",
+                 str(tmp_path / "results.json"), "--json", str(out)]) == 0
+    metrics = json.loads(out.read_text())
+    assert metrics["ap"] == pytest.approx(1.0) and set(metrics) >= {"ap", "ap50", "ap75", "aps", "apm", "apl", "ar1", "ar10"}
+    import zipfile
+    assert zipfile.ZipFile(tmp_path / "results.zip").namelist() == ["results.json"]
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda d: d.pop("videos"), "missing top-level key 'videos'"),
+    (lambda d: d["annotations"][0].update(video_id=99), r"annotations\[0\] \(id 1\): video_id 99 is not in 'videos'"),
+    (lambda d: d["annotations"][0].update(category_id=42), "unknown category_id 42"),
+    (lambda d: d["annotations"][0]["segmentations"].append(None), "3 segmentations for a video of 2 frames"),
+])
+def test_malformed_ground_truth_names_the_key(tmp_path, mutate, message):
+    write_ytvis(tmp_path / "instances.json", [video({1: (1, [rle(0, 0, 10, 10), None])})], CATS, write_frames=False)
+    data = json.loads((tmp_path / "instances.json").read_text())
+    mutate(data)
+    (tmp_path / "bad.json").write_text(json.dumps(data))
+    with pytest.raises(AnnotationError, match=message):
+        read_ytvis(tmp_path / "bad.json")
+
+
+def test_malformed_json_names_the_file(tmp_path):
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(AnnotationError, match="bad.json: malformed JSON"):
+        read_ytvis(tmp_path / "bad.json")
