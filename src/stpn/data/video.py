@@ -21,6 +21,7 @@ class VideoFile(FrameSource):
         import av
 
         self.path = Path(path)
+        self._container = self._frames = self._next = None
         if not self.path.is_file():
             raise FileNotFoundError(f"video file not found: {self.path}")
         try:
@@ -37,8 +38,6 @@ class VideoFile(FrameSource):
         self.pts = sorted(pts)
         if not self.pts:
             raise ValueError(f"{self.path}: the video stream holds no frames")
-        self._container = self._frames = None
-        self._next = None
 
     def __len__(self) -> int:
         return len(self.pts)

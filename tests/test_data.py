@@ -1,0 +1,226 @@
+import json
+
+import numpy as np
+import pytest
+
+from stpn.cli import main
+from stpn.core.sampling import SupportConfig
+from stpn.data import (AnnotationError, ArrayFrames, CORRUPTIONS, FrameTargets, SynthConfig, Video, corrupt,
+                       corrupt_video, open_video, read_got10k, read_vid, read_ytvis, synth_video, write_synth,
+                       write_vid, write_video)
+from stpn.data.clips import ClipDataset
+from stpn.data.synth import visible_only
+
+
+def small_video(name="clip_a", frames=3):
+    targets = [FrameTargets([[2, 3, 20, 30], [40, 10, 60, 50]], [1, 30], [0, 5],
+                            extra={"occluded": np.array([t == 1, False])}) for t in range(frames)]
+    images = [np.full((64, 80, 3), 40 * t, np.uint8) for t in range(frames)]
+    return Video(name, ArrayFrames(images), 80, 64, targets)
+
+
+def test_vid_layout_round_trip(tmp_path):
+    write_vid(tmp_path, "val", [small_video("a"), small_video("b", 2)], progress=False)
+    assert (tmp_path / "ImageSets" / "VID_val_frames.txt").read_text().splitlines()[3] == "val/b/000000 4"
+    back = read_vid(tmp_path, "val", progress=False)
+    assert [v.name for v in back] == ["a", "b"] and back[1].meta["frame_indices"] == [4, 5]
+    tg = back[0].targets[1]
+    assert tg.boxes.tolist() == [[2, 3, 20, 30], [40, 10, 60, 50]]
+    assert tg.labels.tolist() == [1, 30] and tg.track_ids.tolist() == [0, 5]
+    assert tg.extra["occluded"].tolist() == [True, False]
+    assert back[0].frames[2].shape == (64, 80, 3) and abs(int(back[0].frames[2].mean()) - 80) <= 2
+
+
+def test_vid_without_frame_list_numbers_frames_in_order(tmp_path):
+    write_vid(tmp_path, "val", [small_video("a", 2)], progress=False)
+    (tmp_path / "ImageSets" / "VID_val_frames.txt").unlink()
+    assert read_vid(tmp_path, "val", progress=False)[0].meta["frame_indices"] == [1, 2]
+
+
+def _xml(tmp_path):
+    write_vid(tmp_path, "val", [small_video("a", 1)], progress=False)
+    return tmp_path / "Annotations" / "VID" / "val" / "a" / "000000.xml"
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda s: s.replace("</annotation>", ""), "000000.xml: malformed XML"),
+    (lambda s: s.replace("n02691156", "n99999999"), "object 0: unknown class 'n99999999'"),
+    (lambda s: s.replace("<xmax>20</xmax>", "<xmax>1</xmax>"), r"object 0: box \[2, 3, 1, 30\] has zero area"),
+    (lambda s: s.replace("<ymax>50</ymax>", "<ymax>500</ymax>"), r"object 1: box \[40, 10, 60, 500\] lies outside the 80x64 image"),
+    (lambda s: s.replace("<width>80</width>", ""), "missing <width>"),
+])
+def test_malformed_vid_annotations_name_the_file_and_object(tmp_path, edit, message):
+    xml = _xml(tmp_path)
+    xml.write_text(edit(xml.read_text()))
+    with pytest.raises(AnnotationError, match=message):
+        read_vid(tmp_path, "val", progress=False)
+
+
+def test_skipping_invalid_objects_is_explicit_and_counted(tmp_path):
+    xml = _xml(tmp_path)
+    xml.write_text(xml.read_text().replace("n02691156", "n99999999"))
+    video = read_vid(tmp_path, "val", skip_invalid=True, progress=False)[0]
+    assert video.meta["skipped_objects"] == 1 and video.targets[0].labels.tolist() == [30]
+
+
+def test_missing_frame_or_annotation_is_named(tmp_path):
+    write_vid(tmp_path, "val", [small_video("a", 2)], progress=False)
+    (tmp_path / "Data" / "VID" / "val" / "a" / "000001.JPEG").unlink()
+    video = read_vid(tmp_path, "val", progress=False)[0]
+    with pytest.raises(FileNotFoundError, match="frame 1 is missing: .*a/000001.JPEG"):
+        video.frames[1]
+    (tmp_path / "Annotations" / "VID" / "val" / "a" / "000001.xml").unlink()
+    with pytest.raises(FileNotFoundError, match="annotation of frame a/000001 is missing"):
+        read_vid(tmp_path, "val", progress=False)
+
+
+def test_generator_is_deterministic_by_seed():
+    config = SynthConfig(videos=1, frames=10, width=96, height=64, seed=3)
+    a, chosen_a, kinds_a = synth_video(config, 0)
+    b, chosen_b, kinds_b = synth_video(config, 0)
+    assert chosen_a == chosen_b and kinds_a == kinds_b
+    assert all(np.array_equal(a.frames[t], b.frames[t]) for t in range(10))
+    assert all(np.array_equal(x.boxes, y.boxes) for x, y in zip(a.targets, b.targets))
+    other, _, _ = synth_video(SynthConfig(videos=1, frames=10, width=96, height=64, seed=4), 0)
+    assert not np.array_equal(a.frames[0], other.frames[0])
+
+
+def _high_frequency(img, box):
+    x1, y1, x2, y2 = (int(v) for v in box)
+    patch = img[y1 + 2:y2 - 2, x1 + 2:x2 - 2].astype(np.float32).mean(-1)
+    return float(np.abs(np.diff(patch, axis=0)).mean() + np.abs(np.diff(patch, axis=1)).mean())
+
+
+@pytest.mark.parametrize("kind", ["motion_blur", "defocus", "low_light", "occlusion"])
+def test_deteriorated_frames_hide_the_pattern_but_keep_the_object(kind):
+    config = SynthConfig(videos=1, frames=40, width=128, height=96, max_objects=1, deteriorated=0.5, kinds=(kind,), seed=1)
+    video, chosen, kinds = synth_video(config, 0)
+    assert chosen and set(kinds) == {kind} and 0 not in chosen
+    assert all(b - a > 1 for a, b in zip(chosen, chosen[1:]))  # never two in a row
+    t = chosen[0]
+    box = video.targets[t].boxes[0]
+    sharp = np.mean([_high_frequency(video.frames[s], video.targets[s].boxes[0]) for s in (t - 1, t + 1)])
+    if kind == "occlusion":  # the centre is covered by a flat occluder
+        assert _high_frequency(video.frames[t], box) < 0.5 * sharp
+    elif kind == "low_light":  # the pattern's contrast drops under the noise
+        patch = video.frames[t][int(box[1]) + 2:int(box[3]) - 2, int(box[0]) + 2:int(box[2]) - 2].astype(float)
+        assert patch.mean() < 60
+    else:
+        assert _high_frequency(video.frames[t], box) < 0.5 * sharp
+    assert video.targets[t].visible[0]  # still annotated where it is
+
+
+def test_synth_writes_each_layout_with_a_sidecar_that_reads_back(tmp_path):
+    for fmt in ("vid", "ytvis", "got10k"):
+        assert main(["data", "synth", "--format", fmt, "--out", str(tmp_path / fmt), "--videos", "2", "--frames", "6",
+                     "--size", "96x64", "--seed", "5"]) == 0
+        sidecar = json.loads((tmp_path / fmt / "deteriorated.json").read_text())
+        assert set(sidecar["videos"]) == {"synth_0005_00000", "synth_0005_00001"}
+        assert sidecar["fraction"] == pytest.approx(
+            sum(len(v["frames"]) for v in sidecar["videos"].values()) / 12)
+    config = SynthConfig(videos=2, frames=6, width=96, height=64, seed=5)
+    generated = [visible_only(synth_video(config, i)[0]) for i in range(2)]
+    vid = read_vid(tmp_path / "vid", "val", progress=False)
+    assert all(np.allclose(g.boxes, r.boxes, atol=0.5) and np.array_equal(g.labels, r.labels)
+               for gv, rv in zip(generated, vid) for g, r in zip(gv.targets, rv.targets))
+    yt, cats = read_ytvis(tmp_path / "ytvis" / "instances.json")
+    assert len(yt) == 2 and [c["id"] for c in cats] == [1, 2, 3]
+    got = read_got10k(tmp_path / "got10k", "val", progress=False)
+    assert len(got) == 2 and len(got[0]) == 6
+    indices = json.loads((tmp_path / "vid" / "deteriorated.json").read_text())["vid_frame_indices"]
+    first = json.loads((tmp_path / "vid" / "deteriorated.json").read_text())["videos"]["synth_0005_00000"]["frames"]
+    assert [i for i in indices if i <= 6] == [f + 1 for f in first]
+
+
+def test_corruptions_are_deterministic_and_grow_with_severity():
+    rng = np.random.default_rng(0)
+    frame = (rng.random((48, 64, 3)) * 255).astype(np.uint8)
+    for kind in CORRUPTIONS:
+        a, b = corrupt(frame, kind, 3, seed=7), corrupt(frame, kind, 3, seed=7)
+        assert np.array_equal(a, b) and a.shape == frame.shape and a.dtype == np.uint8
+        changes = [np.abs(corrupt(frame, kind, s, seed=7).astype(float) - frame).mean() for s in (1, 5)]
+        assert changes[1] > changes[0] > 0, kind
+
+
+def test_corrupted_video_is_the_same_whatever_the_access_order():
+    video = small_video(frames=3)
+    cv = corrupt_video(video, "noise", 4, seed=1)
+    later = [cv.frames[2], cv.frames[0]]
+    again = corrupt_video(video, "noise", 4, seed=1)
+    assert np.array_equal(later[0], again.frames[2]) and np.array_equal(later[1], again.frames[0])
+    with pytest.raises(ValueError, match="severity must be 1..5"):
+        corrupt_video(video, "noise", 6)
+    with pytest.raises(ValueError, match="unknown corruption 'rain'"):
+        corrupt_video(video, "rain", 2)
+
+
+def test_video_file_with_audio_odd_size_and_variable_frame_rate(tmp_path):
+    import av
+    from fractions import Fraction
+    path = tmp_path / "clip.mp4"
+    times = [0, 1, 2, 5, 6, 10, 11, 12]  # irregular timestamps (units of 1/30 s)
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=30)
+        video.width, video.height, video.pix_fmt = 98, 62, "yuv420p"
+        video.codec_context.time_base = Fraction(1, 30)
+        audio = container.add_stream("aac", rate=16000)
+        for i, t in enumerate(times):
+            img = np.full((62, 98, 3), 20 * i, np.uint8)
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts, frame.time_base = t, Fraction(1, 30)
+            for packet in video.encode(frame):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+        samples = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        samples.sample_rate = 16000
+        for packet in audio.encode(samples):
+            container.mux(packet)
+        for packet in audio.encode():
+            container.mux(packet)
+    clip = open_video(path)
+    assert len(clip) == len(times) and (clip.width, clip.height) == (98, 62)
+    sequential = [clip.frames[i] for i in range(len(clip))]
+    assert sequential[0].shape == (62, 98, 3)
+    assert [int(round(f.mean() / 20)) for f in sequential] == list(range(len(times)))
+    assert np.array_equal(clip.frames[5], sequential[5]) and np.array_equal(clip.frames[1], sequential[1])
+
+
+def test_written_video_reads_back_frame_for_frame(tmp_path):
+    frames = [np.full((33, 47, 3), 30 * i, np.uint8) for i in range(6)]
+    clip = open_video(write_video(tmp_path / "out.mp4", frames, fps=10))
+    assert len(clip) == 6 and (clip.width, clip.height) == (48, 34)
+
+
+def test_unreadable_video_and_empty_folder_are_named(tmp_path):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"not a video at all" * 10)
+    with pytest.raises(ValueError, match="broken.mp4"):
+        open_video(bad)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="holds no frames"):
+        open_video(tmp_path / "empty")
+
+
+def test_frame_folder_in_natural_order(tmp_path):
+    from PIL import Image
+    for i in (1, 2, 10):
+        Image.fromarray(np.full((8, 8, 3), i, np.uint8)).save(tmp_path / f"f{i}.png")
+    clip = open_video(tmp_path)
+    assert clip.frame_names == ["f1", "f2", "f10"] and clip.frames[2][0, 0, 0] == 10
+
+
+def test_clip_dataset_gives_key_frame_supports_and_targets():
+    video = small_video(frames=5)
+    data = ClipDataset([video], SupportConfig("local", 2, 1))
+    assert len(data) == 5
+    sample = data[0]
+    assert sample.frame.shape == (3, 64, 80) and sample.support.shape == (2, 3, 64, 80)
+    assert sample.support_index == [0, 1] and sample.targets is video.targets[0]
+    long = small_video(frames=40)
+    train = ClipDataset([long], SupportConfig("train_bilateral", 2), seed=3)
+    first = [train[i].support_index for i in range(10, 30)]
+    assert first == [ClipDataset([long], SupportConfig("train_bilateral", 2), seed=3)[i].support_index
+                     for i in range(10, 30)]  # reproducible per (seed, epoch, sample)
+    train.set_epoch(1)
+    assert [train[i].support_index for i in range(10, 30)] != first  # a new draw each epoch
