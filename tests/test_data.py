@@ -15,7 +15,7 @@ from stpn.data.synth import visible_only
 def small_video(name="clip_a", frames=3):
     targets = [FrameTargets([[2, 3, 20, 30], [40, 10, 60, 50]], [1, 30], [0, 5],
                             extra={"occluded": np.array([t == 1, False])}) for t in range(frames)]
-    images = [np.full((64, 80, 3), 40 * t, np.uint8) for t in range(frames)]
+    images = [np.full((64, 80, 3), (40 * t) % 256, np.uint8) for t in range(frames)]
     return Video(name, ArrayFrames(images), 80, 64, targets)
 
 
