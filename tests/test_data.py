@@ -224,3 +224,46 @@ def test_clip_dataset_gives_key_frame_supports_and_targets():
                      for i in range(10, 30)]  # reproducible per (seed, epoch, sample)
     train.set_epoch(1)
     assert [train[i].support_index for i in range(10, 30)] != first  # a new draw each epoch
+
+
+def test_cli_evaluates_vid_on_all_and_deteriorated_frames(tmp_path):
+    root = tmp_path / "vid"
+    assert main(["data", "synth", "--format", "vid", "--out", str(root), "--videos", "2", "--frames", "8",
+                 "--size", "96x64", "--deteriorated", "0.4", "--seed", "2"]) == 0
+    videos = read_vid(root, "val", progress=False)
+    sidecar = json.loads((root / "deteriorated.json").read_text())
+    bad = set(sidecar["vid_frame_indices"])
+    # perfect on clean frames, nothing on deteriorated ones
+    rows = [[g, label, 0.9, *box] for v in videos for g, tg in zip(v.meta["frame_indices"], v.targets)
+            if g not in bad for box, label in zip(tg.boxes, tg.labels)]
+    from stpn.data import write_vid_detections
+    write_vid_detections(tmp_path / "dets.txt", np.array(rows))
+    for subset, expected in ((None, None), (str(root / "deteriorated.json"), 0.0)):
+        out = tmp_path / "m.json"
+        argv = ["evaluate", "vid", "--gt", str(root), "--results", str(tmp_path / "dets.txt"), "--json", str(out)]
+        assert main(argv + (["--subset", subset] if subset else [])) == 0
+        metrics = json.loads(out.read_text())
+        assert set(metrics) >= {"ap50", "ap50_fast", "ap50_medium", "ap50_slow", "per_class"}
+        if expected is None:
+            assert 0.3 < metrics["ap50"] < 1.0
+        else:
+            assert metrics["ap50"] == expected
+
+
+def test_cli_reports_bad_input_without_a_traceback(tmp_path, capsys):
+    root = tmp_path / "vid"
+    main(["data", "synth", "--format", "vid", "--out", str(root), "--videos", "1", "--frames", "3", "--size", "64x64"])
+    (tmp_path / "dets.txt").write_text("1 1 0.5 0 0 9\n")
+    assert main(["evaluate", "vid", "--gt", str(root), "--results", str(tmp_path / "dets.txt")]) == 2
+    assert "dets.txt:1: expected 7 values" in capsys.readouterr().err
+
+
+def test_cli_writes_a_corrupted_copy(tmp_path):
+    main(["data", "synth", "--format", "got10k", "--out", str(tmp_path / "g"), "--videos", "1", "--frames", "3",
+          "--size", "64x48"])
+    assert main(["data", "corrupt", "--format", "got10k", "--root", str(tmp_path / "g"), "--out", str(tmp_path / "c"),
+                 "--kind", "defocus", "--severity", "5"]) == 0
+    clean, blurred = read_got10k(tmp_path / "g", "val", progress=False)[0], read_got10k(tmp_path / "c", "val", progress=False)[0]
+    assert np.allclose(clean.targets[1].boxes, blurred.targets[1].boxes)
+    diff = np.abs(np.diff(blurred.frames[0].astype(float), axis=1)).mean()
+    assert diff < np.abs(np.diff(clean.frames[0].astype(float), axis=1)).mean()
