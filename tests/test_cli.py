@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_demo_writes_a_report_whose_stream_matches_offline(tmp_path, capsys):
-    assert main(["demo", "--tiny", "--frames", "8", "--size", "128", "--out", str(tmp_path)]) == 0
+    assert main(["demo", "--task", "features", "--tiny", "--frames", "8", "--size", "128", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["blurred_frames"] == [3, 7]
     assert report["stream_vs_offline_max_abs_diff"] < 1e-4
@@ -23,7 +23,7 @@ def test_demo_writes_a_report_whose_stream_matches_offline(tmp_path, capsys):
 
 def test_demo_rejects_a_size_not_divisible_by_32(capsys):
     with pytest.raises(SystemExit):
-        main(["demo", "--size", "100"])
+        main(["demo", "--task", "features", "--size", "100"])
     assert "--size must be a multiple of 32" in capsys.readouterr().err
 
 

@@ -10,12 +10,38 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stpn", description="Spatio-temporal prompting for video features")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="feature extraction on a generated clip: baseline vs STPN, a table")
-    demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="folder for report.json")
-    demo.add_argument("--frames", type=int, default=24)
-    demo.add_argument("--size", type=int, default=224, help="frame side in pixels (multiple of 32)")
-    demo.add_argument("--tiny", action="store_true", help="a 32-dim Swin instead of Swin-T (seconds)")
-    demo.add_argument("--pretrained", action="store_true", help="timm's ImageNet Swin-T weights (needs the hub)")
+    demo = sub.add_parser("demo", help="the main job: STPN vs the single-frame detector on generated video")
+    demo.add_argument("--task", choices=("det", "features"), default="det",
+                      help="det: train and score both detectors; features: feature-extraction timing only")
+    demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="folder for report.json and figures")
+    demo.add_argument("--quick", action="store_true", help="a smaller dataset and one epoch (minutes)")
+    demo.add_argument("--frames", type=int, default=24, help="features: clip length")
+    demo.add_argument("--size", type=int, default=224, help="features: frame side in pixels (multiple of 32)")
+    demo.add_argument("--tiny", action="store_true", help="features: a 32-dim Swin instead of Swin-T")
+    demo.add_argument("--pretrained", action="store_true", help="features: timm's ImageNet Swin-T weights (hub)")
+
+    tr = sub.add_parser("train", help="train a model from a YAML config (torchrun for several processes)")
+    tr.add_argument("config", help="YAML config (see src/stpn/configs/)")
+    tr.add_argument("overrides", nargs="*", help="section.key=value overrides, e.g. optim.lr=1e-4")
+    tr.add_argument("--resume", help="'auto' (the run's latest checkpoint) or a checkpoint folder")
+    evl = sub.add_parser("eval", help="detect on the validation split and score it")
+    evl.add_argument("config", nargs="?", help="YAML config (default: config.json beside the weights)")
+    evl.add_argument("overrides", nargs="*")
+    evl.add_argument("--weights", required=True, help="model.safetensors of a run (or the run folder)")
+    evl.add_argument("--mode", choices=("global", "local", "causal"), help="support frames at test time")
+    evl.add_argument("--out", help="folder for detections.txt and metrics.json (default: <run>/eval)")
+    det = sub.add_parser("detect", help="detect objects in a video file, a frame folder or a webcam")
+    det.add_argument("video", help="video file, folder of frames, or webcam index (0, 1, ...)")
+    det.add_argument("--weights", required=True)
+    det.add_argument("--config", help="YAML config (default: config.json beside the weights)")
+    det.add_argument("--out", help="annotated video (mp4)")
+    det.add_argument("--json", help="detections per frame (JSON)")
+    det.add_argument("--mode", choices=("global", "local", "causal"), default="causal",
+                     help="causal: online, past frames only (default); global/local: offline, uses future frames")
+    det.add_argument("--num-support", type=int, help="K (default: the config's test_num_support)")
+    det.add_argument("--stride", type=int, default=1)
+    det.add_argument("--refresh-every", type=int, default=8)
+    det.add_argument("--score-threshold", type=float, default=0.5)
 
     ev = sub.add_parser("evaluate", help="score results files against a benchmark's ground truth")
     evs = ev.add_subparsers(dest="benchmark", required=True)
@@ -65,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "demo":
+    if args.command == "demo" and args.task == "features":
         if args.size % 32 or args.size < 64:
             parser.error(f"--size must be a multiple of 32 and >= 64, got {args.size}")
         if args.frames < 2:
@@ -74,14 +100,22 @@ def main(argv=None) -> int:
         run_demo(args.out, frames=args.frames, size=args.size, tiny=args.tiny, pretrained=args.pretrained)
         return 0
     from .data.vid import AnnotationError
+    from .detection.weights import WeightsError
+    from .engine.config import ConfigError
     try:
-        if args.command == "evaluate":
+        if args.command == "demo":
+            from .detection.demo import run_detection_demo
+            run_detection_demo(args.out, quick=args.quick)
+        elif args.command in ("train", "eval", "detect"):
+            from .detection import commands
+            {"train": commands.cmd_train, "eval": commands.cmd_eval, "detect": commands.cmd_detect}[args.command](args)
+        elif args.command == "evaluate":
             from .commands import evaluate
             evaluate(args)
         else:
             from .commands import data
             data(args)
-    except (AnnotationError, FileNotFoundError, ValueError) as err:
+    except (AnnotationError, ConfigError, WeightsError, FileNotFoundError, ValueError) as err:
         print(f"stpn {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -24,7 +24,7 @@ class Sample:
 
 
 def _tensor(frame: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)
+    return torch.from_numpy(np.array(frame, copy=True)).permute(2, 0, 1)
 
 
 class ClipDataset(torch.utils.data.Dataset):

@@ -1,0 +1,172 @@
+"""``stpn train``, ``stpn eval``, ``stpn detect`` and the detection ``stpn demo``."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import track
+from rich.table import Table
+
+from ..data.types import atomic_write
+from ..engine.config import Config, ConfigError, config_dict, config_from_dict, load_config, packaged_config
+from .task import DetectionTask, detections_table, predict_video, read_split
+
+
+def load_detector(weights: str | Path, config: str | Path | None = None, overrides=()):
+    """(detector, config) from a run's ``model.safetensors`` (or a run folder) and its config."""
+    from safetensors.torch import load_file
+    weights = Path(weights)
+    if weights.is_dir():
+        weights = weights / "model.safetensors"
+    if not weights.is_file():
+        raise FileNotFoundError(f"weights file not found: {weights}")
+    if config is not None:
+        cfg = load_config(config, overrides)
+    elif (weights.parent / "config.json").is_file():
+        cfg = config_from_dict(json.loads((weights.parent / "config.json").read_text()))
+    else:
+        raise FileNotFoundError(f"no config.json beside {weights}; pass --config")
+    det = DetectionTask().build_model(cfg)
+    try:
+        state = load_file(str(weights))
+    except Exception as err:  # noqa: BLE001
+        raise ValueError(f"{weights}: not a safetensors weights file ({err})") from None
+    own = det.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    reshaped = [k for k in state if k in own and own[k].shape != state[k].shape]
+    if missing or unexpected or reshaped:
+        raise ValueError(f"{weights} does not fit this detector ({cfg.model.backbone}, prompting="
+                         f"{cfg.model.prompting}): {len(missing)} missing keys (e.g. {missing[:2]}), "
+                         f"{len(unexpected)} unexpected (e.g. {unexpected[:2]}), {len(reshaped)} of another "
+                         f"shape (e.g. {reshaped[:2]})")
+    det.load_state_dict(state)
+    return det.eval(), cfg
+
+
+def evaluate_run(det, cfg: Config, out: Path, mode: str | None = None, console: Console | None = None) -> dict:
+    """Detect on the validation split, write the devkit file, score all frames (and deteriorated
+    frames when the data has a sidecar). Returns metrics; writes ``out/metrics.json``."""
+    from ..evaluation.vid import evaluate_vid
+    d = cfg.data
+    mode = mode or d.test_policy
+    videos = read_split(cfg, d.val_split)
+    device = next(det.parameters()).device.type
+    start = time.perf_counter()
+    preds = [list(predict_video(det, v, mode, d.test_num_support, d.test_stride, d.test_refresh_every, device,
+                                cfg.model.test_min_size, cfg.model.test_max_size))
+             for v in track(videos, f"detecting ({mode})", console=console)]
+    seconds = time.perf_counter() - start
+    dets = detections_table(videos, preds)
+    from ..data.vid import write_vid_detections
+    out.mkdir(parents=True, exist_ok=True)
+    write_vid_detections(out / "detections.txt", dets)
+    names = d.class_names or [str(c) for c in range(1, cfg.model.num_classes + 1)]
+    all_frames = evaluate_vid(videos, dets, class_names=names, num_classes=cfg.model.num_classes)
+    metrics = {"mode": mode, "ap50_all": all_frames["ap50"], "all": all_frames,
+               "ms_per_frame": 1e3 * seconds / max(1, sum(len(v) for v in videos))}
+    sidecar = Path(d.root) / f"deteriorated_{d.val_split}.json"
+    if sidecar.is_file():
+        frames = json.loads(sidecar.read_text())["vid_frame_indices"]
+        bad = evaluate_vid(videos, dets, frames=frames, class_names=names, num_classes=cfg.model.num_classes)
+        metrics.update(ap50_deteriorated=bad["ap50"], deteriorated=bad)
+    atomic_write(out / "metrics.json", json.dumps(metrics, indent=1))
+    return metrics
+
+
+def cmd_train(args) -> None:
+    from ..engine.trainer import train
+    cfg = load_config(args.config, args.overrides)
+    out = train(cfg, DetectionTask(), resume=args.resume)
+    print(f"trained: {out / 'model.safetensors'}")
+
+
+def cmd_eval(args) -> None:
+    det, cfg = load_detector(args.weights, args.config, args.overrides)
+    out = Path(args.out) if args.out else Path(args.weights).parent / "eval"
+    metrics = evaluate_run(det, cfg, out, args.mode)
+    table = Table(title=f"{cfg.data.val_split}: AP50 ({metrics['mode']} supports)")
+    for col in ("all frames", "deteriorated frames", "fast", "medium", "slow", "ms/frame"):
+        table.add_column(col, justify="right")
+    f = lambda v: "-" if v is None else f"{100 * v:.1f}"  # noqa: E731
+    a = metrics["all"]
+    table.add_row(f(metrics["ap50_all"]), f(metrics.get("ap50_deteriorated")), f(a["ap50_fast"]),
+                  f(a["ap50_medium"]), f(a["ap50_slow"]), f"{metrics['ms_per_frame']:.1f}")
+    Console(width=100).print(table)
+    print(f"wrote {out / 'metrics.json'} and {out / 'detections.txt'}")
+
+
+def _open_source(source: str):
+    """(Video or None, frame iterator, frame count or None, fps) for a file, folder or webcam."""
+    from ..data.video import open_video
+    if source.isdigit():
+        import av
+        try:
+            container = av.open(f"/dev/video{source}", format="v4l2")
+        except Exception as err:  # noqa: BLE001
+            raise ValueError(f"cannot open webcam {source} (/dev/video{source}): {err}") from None
+        return None, (f.to_ndarray(format="rgb24") for f in container.decode(video=0)), None, 25.0
+    video = open_video(source)
+    return video, (video.frames[i] for i in range(len(video))), len(video), video.meta.get("fps") or 25.0
+
+
+def cmd_detect(args) -> None:
+    """Boxes, class names, scores and track ids on a video file, a frame folder or a webcam."""
+    import itertools
+
+    from ..data.video import write_video
+    from .draw import IoUTracker, draw
+    from .task import predict_stream
+    det, cfg = load_detector(args.weights, args.config)
+    video, frames, count, fps = _open_source(args.video)
+    mode = args.mode
+    if video is None and mode != "causal":
+        raise ValueError(f"a webcam is a live stream: use --mode causal (not {mode})")
+    names = cfg.data.class_names or [str(c) for c in range(1, cfg.model.num_classes + 1)]
+    K = args.num_support or cfg.data.test_num_support
+    sizes = (cfg.model.test_min_size, cfg.model.test_max_size)
+    if mode == "causal" or not det.stpn.prompting:
+        frames, mine = itertools.tee(frames)
+        saved = det.transform.min_size, det.transform.max_size
+        det.transform.min_size, det.transform.max_size = (sizes[0],), sizes[1]
+        preds = predict_stream(det, mine, K, args.stride, args.refresh_every)
+    else:
+        preds = predict_video(det, video, mode, K, args.stride, args.refresh_every, "cpu", *sizes)
+    tracker, records = IoUTracker(), []
+
+    def annotated():
+        try:
+            for t, (frame, p) in track(enumerate(zip(frames, preds)), "detecting", total=count):
+                keep = p["scores"] >= args.score_threshold
+                boxes, labels, scores = p["boxes"][keep], p["labels"][keep], p["scores"][keep]
+                ids = tracker.update(boxes, labels)
+                records.append({"frame": t, "detections": [
+                    {"box": [round(float(v), 2) for v in b], "label": int(c), "class": names[int(c) - 1],
+                     "score": round(float(s), 4), "track_id": int(i)}
+                    for b, c, s, i in zip(boxes, labels, scores, ids)]})
+                yield draw(frame, boxes, labels, scores, ids, names)
+        except KeyboardInterrupt:
+            print(f"interrupted after {len(records)} frames; keeping what was done")
+
+    if args.out:
+        write_video(args.out, annotated(), fps=fps)
+        print(f"wrote {args.out} ({len(records)} frames)")
+    else:
+        for _ in annotated():
+            pass
+    if args.json:
+        atomic_write(args.json, json.dumps({"video": str(args.video), "mode": mode, "num_support": K,
+                                            "prompting": cfg.model.prompting, "frames": records}))
+        print(f"wrote {args.json}")
+
+
+def demo_config(out: Path, quick: bool, prompting: bool) -> Config:
+    overrides = [f"data.root={out / 'data'}", f"run.out={out / ('stpn' if prompting else 'baseline')}",
+                 f"model.prompting={str(prompting).lower()}"]
+    if quick:
+        overrides += ["optim.epochs=1", "data.synth.train_videos=8", "data.synth.val_videos=4"]
+    return load_config(packaged_config("demo_cpu"), overrides)

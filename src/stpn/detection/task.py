@@ -1,0 +1,169 @@
+"""The detection task for the engine: model, data, loss, video inference and evaluation."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..core import STPN
+from ..core.sampling import SupportConfig, global_support, local_support
+from ..data.clips import ClipDataset
+from ..data.types import Video
+from ..engine.config import Config
+from .model import STPNDetector
+from .weights import load_backbone_weights
+
+
+def build_detector(cfg: Config) -> STPNDetector:
+    m = cfg.model
+    stpn = STPN(m.backbone, predictor=m.predictor, num_prompts=m.num_prompts, depth=m.depth,
+                pretrained=m.pretrained, prompting=m.prompting, support_grad=m.support_grad,
+                legacy_merge=m.legacy_merge, backbone_kwargs=m.backbone_kwargs, predictor_kwargs=m.predictor_kwargs)
+    if m.weights:
+        load_backbone_weights(stpn.backbone, m.weights)
+    return STPNDetector(stpn, m.num_classes, fpn_channels=m.fpn_channels, box_head_dim=m.box_head_dim,
+                        anchor_scale=m.anchor_scale, min_size=tuple(m.min_size), max_size=m.max_size,
+                        rpn_batch_size_per_image=m.rpn_batch_size_per_image,
+                        box_batch_size_per_image=m.box_batch_size_per_image)
+
+
+def read_split(cfg: Config, split: str) -> list[Video]:
+    from ..data.vid import read_vid
+    root = Path(cfg.data.root)
+    if cfg.data.synth is not None and not (root / "ImageSets" / f"VID_{split}_frames.txt").is_file():
+        from ..data.synth import SynthConfig, write_synth
+        synth = dict(cfg.data.synth)
+        videos = synth.pop(f"{split}_videos", synth.pop("videos", 8))
+        seed = synth.pop(f"{split}_seed", 0 if split == cfg.data.train_split else 1)
+        synth.pop("train_videos", None), synth.pop("val_videos", None), synth.pop("train_seed", None), synth.pop("val_seed", None)
+        write_synth(root, "vid", SynthConfig(videos=videos, seed=seed, **synth), split=split)
+        sidecar = root / "deteriorated.json"
+        sidecar.rename(root / f"deteriorated_{split}.json")
+    return read_vid(root, split, progress=False)
+
+
+def _image(frame: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.array(frame, copy=True)).permute(2, 0, 1).float().div_(255)
+
+
+def _target(tg) -> dict:
+    boxes = torch.as_tensor(tg.boxes, dtype=torch.float32).reshape(-1, 4).clone()
+    boxes[:, 2:] += 1  # inclusive pixel coordinates -> exclusive corners
+    return {"boxes": boxes, "labels": torch.as_tensor(tg.labels, dtype=torch.int64)}
+
+
+class DetectionClips(ClipDataset):
+    """ClipDataset whose items know their video (for sharding) and collate into detector input."""
+
+    @property
+    def video_of_item(self) -> list[int]:
+        return [v for v, _ in self.items]
+
+    @staticmethod
+    def collate(samples) -> dict:
+        return {"images": [s.frame.float().div(255) for s in samples],
+                "support": [s.support.float().div(255) for s in samples],
+                "offsets": torch.tensor([[i - s.index for i in s.support_index] for s in samples]),
+                "targets": [_target(s.targets) for s in samples]}
+
+
+class DetectionTask:
+    def build_model(self, cfg: Config) -> STPNDetector:
+        return build_detector(cfg)
+
+    def train_dataset(self, cfg: Config) -> DetectionClips:
+        d = cfg.data
+        videos = read_split(cfg, d.train_split)
+        support = SupportConfig(d.train_policy, d.train_num_support, 1, d.train_max_offset)
+        return DetectionClips(videos, support, key_stride=d.key_stride, seed=cfg.run.seed)
+
+    def loss(self, model, batch: dict, device: str) -> dict:
+        images = [x.to(device) for x in batch["images"]]
+        targets = [{k: v.to(device) for k, v in t.items()} for t in batch["targets"]]
+        prompting = (model.module if hasattr(model, "module") else model).stpn.prompting
+        support = [s.to(device) for s in batch["support"]] if prompting else None
+        offsets = batch["offsets"].to(device) if prompting else None
+        return model(images, targets, support, offsets)
+
+
+@torch.no_grad()
+def predict_video(det: STPNDetector, video: Video, mode: str = "global", num_support: int = 14, stride: int = 1,
+                  refresh_every: int = 1, device: str = "cpu", min_size: int | None = None, max_size: int | None = None):
+    """Detections of every frame of a video, in order: dicts of numpy boxes (xyxy, input
+    pixels), labels (1-based), scores. Support frames per ``mode``: ``global`` (prompts once per
+    video), ``local`` (K/2 before and after, stride S), ``causal`` (stream, past only)."""
+    if mode not in ("global", "local", "causal"):
+        raise ValueError(f"inference mode must be global, local or causal, got {mode!r}")
+    det.eval()
+    saved = det.transform.min_size, det.transform.max_size
+    if min_size:
+        det.transform.min_size, det.transform.max_size = (min_size,), max_size or det.transform.max_size
+    try:
+        yield from _predict(det, video, mode, num_support, stride, refresh_every, device)
+    finally:
+        det.transform.min_size, det.transform.max_size = saved
+
+
+def _numpy(d: dict) -> dict:
+    boxes = d["boxes"].float().cpu().numpy().copy()
+    boxes[:, 2:] -= 1  # back to inclusive pixel coordinates
+    return {"boxes": boxes, "labels": d["labels"].cpu().numpy(), "scores": d["scores"].float().cpu().numpy()}
+
+
+@torch.no_grad()
+def predict_stream(det: STPNDetector, frames, num_support: int = 4, stride: int = 1, refresh_every: int = 8,
+                   device: str = "cpu"):
+    """Online detection over any iterable of (H, W, 3) uint8 frames (a live stream): causal
+    supports for STPN, single frames for the baseline. Yields one dict per frame."""
+    det.eval()
+    stpn = det.stpn
+    state = stpn.new_stream("causal", num_support=num_support, stride=stride,
+                            refresh_every=refresh_every) if stpn.prompting else None
+    for frame in frames:
+        img = _image(frame).to(device)
+        if state is None:
+            yield _numpy(det([img])[0])
+            continue
+        images, _ = det.transform([img])
+        maps, state = stpn.step(images.tensors[0], state)
+        yield _numpy(det.detect_maps(images, maps, tuple(img.shape[-2:])))
+
+
+def _predict(det, video, mode, K, S, refresh, device):
+    N = len(video)
+    frame = lambda i: _image(video.frames[i]).to(device)  # noqa: E731
+    stpn = det.stpn
+    if mode == "causal" or not stpn.prompting:
+        yield from predict_stream(det, (video.frames[i] for i in range(N)), K, S, refresh, device)
+        return
+    cache: dict[int, dict] = {}
+    prompts = None
+    for t in range(N):
+        img = frame(t)
+        images, _ = det.transform([img])
+        if mode == "global" and prompts is None or mode == "local":
+            index = global_support(N, K) if mode == "global" else local_support(t, N, K, S)
+            for i in index:
+                if i not in cache:
+                    sup = det.transform_support([frame(i)[None]], images.image_sizes, images.tensors.shape[-2:])
+                    cache[i], grids = stpn.encode_support(sup)
+            tokens = {s: torch.cat([cache[i][s] for i in index], dim=1) for s in cache[index[0]]}
+            offsets = torch.tensor([[i - t for i in index]], device=device) if mode == "local" else None
+            prompts = stpn.predict_prompts(tokens, grids, offsets)
+            if mode == "local":  # keep only what later frames can still use
+                for i in [i for i in cache if i < t + 1 - (K // 2) * S]:
+                    del cache[i]
+        maps = stpn.backbone(images.tensors, prompts)
+        yield _numpy(det.detect_maps(images, maps, tuple(img.shape[-2:])))
+
+
+def detections_table(videos: list[Video], predictions: list[list[dict]]) -> np.ndarray:
+    """Rows ``frame_index class score x1 y1 x2 y2`` for the devkit file."""
+    rows = []
+    for video, preds in zip(videos, predictions):
+        indices = video.meta.get("frame_indices") or list(range(1, len(video) + 1))
+        for g, p in zip(indices, preds):
+            for box, label, score in zip(p["boxes"], p["labels"], p["scores"]):
+                rows.append([g, label, score, *box])
+    return np.array(rows, dtype=np.float64).reshape(-1, 7)

@@ -1,0 +1,247 @@
+"""The training engine shared by every task: one loop, exact resume, DDP, AMP, logging.
+
+A task gives ``build_model(cfg)``, ``train_dataset(cfg)`` (items with ``video_of_item``, a
+``collate`` and ``set_epoch``) and ``loss(model, batch, device)``. Checkpoints are a folder per
+iteration with ``model.safetensors`` and ``state.pt`` (optimizer, scheduler, position, RNG),
+written under a temporary name and renamed, then pointed to by ``checkpoints/latest``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ..data.types import atomic_write
+from .config import Config, config_dict
+
+
+# distributed ---------------------------------------------------------------------------------
+def init_distributed(device: str) -> tuple[int, int]:
+    """(rank, world size); initialises the process group when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device == "cuda" else "gloo")
+    return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+
+
+def resolve_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("run.device=cuda but no CUDA device is available")
+    return name
+
+
+class VideoShardSampler:
+    """Items grouped by video; each epoch the videos are shuffled (seed, epoch) and dealt to the
+    ranks round-robin, then each rank's items are shuffled. Every rank gets the same number of
+    items (the shortest ranks repeat their first items) so DDP steps stay in lockstep."""
+
+    def __init__(self, video_of_item: list[int], rank: int, world: int, seed: int, shuffle: bool = True):
+        self.video_of_item, self.rank, self.world, self.seed, self.shuffle = video_of_item, rank, world, seed, shuffle
+
+    def indices(self, epoch: int) -> list[int]:
+        rng = random.Random(self.seed * 1_000_003 + epoch)
+        videos = sorted(set(self.video_of_item))
+        if self.shuffle:
+            rng.shuffle(videos)
+        shards = [set(videos[r::self.world]) for r in range(self.world)]
+        per_rank = [[i for i, v in enumerate(self.video_of_item) if v in shard] for shard in shards]
+        for items in per_rank:
+            if self.shuffle:
+                rng.shuffle(items)
+        length = max(len(items) for items in per_rank)
+        mine = per_rank[self.rank] or list(range(len(self.video_of_item)))
+        return [mine[i % len(mine)] for i in range(length)]
+
+
+# optimisation --------------------------------------------------------------------------------
+NORMS = (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm1d, nn.BatchNorm2d, nn.SyncBatchNorm)
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW groups as released: no weight decay on norm layers and relative-position tables."""
+    exempt = {id(p) for m in model.modules() if isinstance(m, NORMS) for p in m.parameters(recurse=False)}
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if id(p) in exempt or "relative_position_bias_table" in name or "absolute_pos_embed" in name:
+            no_decay.append(p)
+        else:
+            decay.append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def lr_factor(iteration: int, iters_per_epoch: int, cfg) -> float:
+    """Warm-up (linear from warmup_ratio) then step decay at epochs or cosine to zero."""
+    epoch = iteration / max(1, iters_per_epoch)
+    if cfg.schedule == "step":
+        factor = cfg.gamma ** sum(epoch >= s for s in cfg.steps)
+    else:
+        factor = 0.5 * (1 + math.cos(math.pi * min(1.0, iteration / max(1, cfg.epochs * iters_per_epoch))))
+    if iteration < cfg.warmup_iters:
+        factor *= cfg.warmup_ratio + (1 - cfg.warmup_ratio) * iteration / cfg.warmup_iters
+    return factor
+
+
+# checkpoints ---------------------------------------------------------------------------------
+def save_checkpoint(out: Path, model: nn.Module, optimizer, scheduler, position: dict, keep: int) -> Path:
+    ckpts = out / "checkpoints"
+    name = f"iter_{position['iteration']:08d}"
+    tmp = ckpts / f".{name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in unwrap(model).state_dict().items()}
+    save_file(state, str(tmp / "model.safetensors"))
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "position": position,
+                "torch_rng": torch.get_rng_state(), "python_rng": random.getstate(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+               tmp / "state.pt")
+    final = ckpts / name
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    atomic_write(ckpts / "latest", name)
+    for old in sorted(p for p in ckpts.glob("iter_*") if p.is_dir())[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(out: Path) -> Path | None:
+    pointer = out / "checkpoints" / "latest"
+    if not pointer.is_file():
+        return None
+    path = out / "checkpoints" / pointer.read_text().strip()
+    return path if (path / "state.pt").is_file() else None
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+# the loop ------------------------------------------------------------------------------------
+def train(cfg: Config, task, resume: str | None = None, max_iterations: int | None = None,
+          console=None) -> Path:
+    """Train ``task`` under ``cfg``; returns the run folder. ``resume``: 'auto' continues from
+    the run's latest checkpoint (exactly: same weights as an uninterrupted run), a path resumes
+    from that checkpoint folder. ``max_iterations`` stops early (tests, interruption drills)."""
+    device = resolve_device(cfg.run.device)
+    rank, world = init_distributed(device)
+    out = Path(cfg.run.out)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write(out / "config.json", json.dumps(config_dict(cfg), indent=1))
+    torch.manual_seed(cfg.run.seed)
+    random.seed(cfg.run.seed)
+    model = task.build_model(cfg).to(device)
+    dataset = task.train_dataset(cfg)
+    sampler = VideoShardSampler(dataset.video_of_item, rank, world, cfg.run.seed)
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr)
+    per_step = cfg.optim.batch_size
+    iters_per_epoch = math.ceil(len(sampler.indices(0)) / per_step / cfg.optim.accumulate)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: lr_factor(it, iters_per_epoch, cfg.optim))
+    position = {"epoch": 0, "iteration": 0, "epoch_iteration": 0}
+    ckpt = latest_checkpoint(out) if resume == "auto" else (Path(resume) if resume else None)
+    if ckpt is not None:
+        if not (ckpt / "state.pt").is_file():
+            raise FileNotFoundError(f"not a checkpoint folder (no state.pt): {ckpt}")
+        model.load_state_dict(load_file(str(ckpt / "model.safetensors"), device=device))
+        state = torch.load(ckpt / "state.pt", weights_only=True, map_location="cpu")
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        position = dict(state["position"])
+        torch.set_rng_state(state["torch_rng"])
+        random.setstate(state["python_rng"])
+        if state["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+    if world > 1:
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[torch.cuda.current_device()] if device == "cuda" else None)
+    scaler = torch.amp.GradScaler("cuda") if cfg.optim.amp == "fp16" and device == "cuda" else None
+    if cfg.optim.amp == "fp16" and device != "cuda":
+        raise ValueError("optim.amp=fp16 needs a GPU; use bf16 on the CPU")
+    autocast = (torch.autocast(device, dtype=torch.bfloat16) if cfg.optim.amp == "bf16" else
+                torch.autocast(device, dtype=torch.float16) if cfg.optim.amp == "fp16" else nullcontext())
+    log = (out / "log.jsonl").open("a") if rank == 0 else None
+    total = cfg.optim.epochs * iters_per_epoch
+    progress = Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                        TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                        console=console, disable=rank != 0)
+    model.train()
+    with progress:
+        bar = progress.add_task("train", total=total, completed=position["iteration"], info="")
+        while position["epoch"] < cfg.optim.epochs:
+            dataset.set_epoch(position["epoch"])
+            order = sampler.indices(position["epoch"])
+            steps = [order[i:i + per_step] for i in range(0, len(order), per_step)]
+            groups = [steps[i:i + cfg.optim.accumulate] for i in range(0, len(steps), cfg.optim.accumulate)]
+            for g in range(position["epoch_iteration"], len(groups)):
+                if max_iterations is not None and position["iteration"] >= max_iterations:
+                    break
+                start = time.perf_counter()
+                optimizer.zero_grad(set_to_none=True)
+                logged: dict[str, float] = {}
+                for chunk in groups[g]:
+                    batch = dataset.collate([dataset[i] for i in chunk])
+                    with autocast:
+                        losses = task.loss(model, batch, device)
+                        loss = sum(losses.values()) / len(groups[g])
+                    (scaler.scale(loss) if scaler else loss).backward()
+                    for k, v in losses.items():
+                        logged[k] = logged.get(k, 0.0) + float(v.detach()) / len(groups[g])
+                if not all(math.isfinite(v) for v in logged.values()):
+                    raise FloatingPointError(f"non-finite loss at iteration {position['iteration']}: {logged}")
+                if scaler:
+                    scaler.unscale_(optimizer)
+                if cfg.optim.clip_grad:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.clip_grad)
+                (scaler.step(optimizer), scaler.update()) if scaler else optimizer.step()
+                scheduler.step()
+                position["iteration"] += 1
+                position["epoch_iteration"] = g + 1
+                seconds = time.perf_counter() - start
+                record = {"iteration": position["iteration"], "epoch": position["epoch"],
+                          "loss": sum(logged.values()), **logged, "lr": optimizer.param_groups[0]["lr"],
+                          "images_per_s": per_step * len(groups[g]) * world / seconds}
+                if log and (position["iteration"] % cfg.run.log_every == 0 or position["iteration"] == 1):
+                    log.write(json.dumps(record) + "\n")
+                    log.flush()
+                progress.update(bar, advance=1, info=f"loss {record['loss']:.3f} lr {record['lr']:.2e} "
+                                                     f"{record['images_per_s']:.1f} img/s")
+                if rank == 0 and position["iteration"] % cfg.run.checkpoint_every == 0:
+                    save_checkpoint(out, model, optimizer, scheduler, position, cfg.run.keep_checkpoints)
+            else:
+                position["epoch"] += 1
+                position["epoch_iteration"] = 0
+                if rank == 0:
+                    save_checkpoint(out, model, optimizer, scheduler, position, cfg.run.keep_checkpoints)
+                continue
+            break  # max_iterations reached
+    if rank == 0:
+        save_checkpoint(out, model, optimizer, scheduler, position, cfg.run.keep_checkpoints)
+        save_file({k: v.detach().cpu().contiguous() for k, v in unwrap(model).state_dict().items()},
+                  str(out / "model.safetensors.tmp"))
+        os.replace(out / "model.safetensors.tmp", out / "model.safetensors")
+    if log:
+        log.close()
+    if world > 1:  # every rank's weights, summarised, so a run can show its ranks agree
+        flat = torch.cat([p.detach().double().flatten().cpu() for p in unwrap(model).parameters()])
+        mine = torch.tensor([flat.sum().item(), flat.abs().sum().item(), (flat * torch.arange(len(flat))).sum().item()],
+                            dtype=torch.float64)
+        gathered = [torch.zeros_like(mine) for _ in range(world)]
+        dist.all_gather(gathered, mine)
+        if rank == 0:
+            atomic_write(out / "ranks.json", json.dumps({"checksums": [g.tolist() for g in gathered]}))
+        dist.barrier()
+        dist.destroy_process_group()
+    return out

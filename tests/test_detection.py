@@ -1,0 +1,182 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from stpn.cli import main
+from stpn.data import open_video, write_video
+from stpn.data.synth import SynthConfig, synth_video
+from stpn.detection.task import DetectionTask
+from stpn.detection.weights import WeightsError, load_backbone_weights
+from stpn.engine.config import ConfigError, load_config, packaged_config
+from stpn.engine.trainer import train
+
+TINY = [
+    "model.backbone_kwargs={embed_dim: 16, depths: [1, 1, 1, 1], num_heads: [1, 1, 2, 2], window_size: 4}",
+    "model.fpn_channels=16", "model.box_head_dim=32", "model.min_size=[64]", "model.max_size=96",
+    "model.test_min_size=64", "model.test_max_size=96", "model.rpn_batch_size_per_image=16",
+    "model.box_batch_size_per_image=16",
+    "data.synth={train_videos: 2, val_videos: 1, frames: 6, width: 96, height: 64, classes: 3, max_objects: 2}",
+    "optim.batch_size=2", "optim.epochs=2", "optim.warmup_iters=2", "run.checkpoint_every=3", "run.log_every=1",
+]
+
+
+def tiny_config(tmp_path, *extra):
+    return load_config(packaged_config("demo_cpu"),
+                       TINY + [f"data.root={tmp_path / 'data'}", f"run.out={tmp_path / 'run'}", *extra])
+
+
+@pytest.mark.parametrize("extra", [[], ["model.depth=deep"], ["model.prompting=false"], ["model.predictor=decoder", "model.predictor_kwargs={}"]])
+def test_one_training_step_in_each_mode_updates_the_weights(tmp_path, extra):
+    cfg = tiny_config(tmp_path, *extra)
+    out = train(cfg, DetectionTask(), max_iterations=1)
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert log[0]["iteration"] == 1 and np.isfinite(log[0]["loss"]) and log[0]["loss"] > 0
+    assert {"loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg"} <= set(log[0])
+    trained = load_file(str(out / "model.safetensors"))
+    torch.manual_seed(cfg.run.seed)
+    initial = DetectionTask().build_model(cfg).state_dict()
+    changed = [k for k in trained if not torch.equal(trained[k], initial[k])]
+    assert any("roi_heads" in k for k in changed) and any("stpn.backbone" in k for k in changed)
+    if cfg.model.prompting:
+        assert any("predictor" in k for k in changed)
+
+
+def test_resume_continues_exactly(tmp_path):
+    straight = train(tiny_config(tmp_path / "a"), DetectionTask())
+    cfg = tiny_config(tmp_path / "b")
+    train(cfg, DetectionTask(), max_iterations=4)  # stops mid-epoch (6 iterations per epoch)
+    latest = (Path(cfg.run.out) / "checkpoints" / "latest").read_text()
+    assert latest == "iter_00000004"
+    resumed = train(cfg, DetectionTask(), resume="auto")
+    a, b = load_file(str(straight / "model.safetensors")), load_file(str(resumed / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    iterations = [json.loads(line)["iteration"] for line in (resumed / "log.jsonl").read_text().splitlines()]
+    assert iterations == list(range(1, 13))  # the log continues where it stopped
+
+
+def test_two_process_torchrun_ends_with_identical_weights(tmp_path):
+    cfg_args = TINY + [f"data.root={tmp_path / 'data'}", f"run.out={tmp_path / 'run'}", "optim.epochs=1"]
+    # generate the data once, before the ranks start
+    DetectionTask().train_dataset(tiny_config(tmp_path))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "stpn", "train", str(packaged_config("demo_cpu")), *cfg_args]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    checksums = json.loads((tmp_path / "run" / "ranks.json").read_text())["checksums"]
+    assert len(checksums) == 2 and checksums[0] == checksums[1]
+    assert (tmp_path / "run" / "model.safetensors").is_file()
+
+
+def test_detect_writes_an_annotated_video_with_every_frame(tmp_path):
+    cfg = tiny_config(tmp_path)
+    out = train(cfg, DetectionTask(), max_iterations=1)
+    video, _, _ = synth_video(SynthConfig(videos=1, frames=7, width=96, height=64, seed=9), 0)
+    clip = write_video(tmp_path / "clip.mp4", [video.frames[t] for t in range(7)], fps=10)
+    for mode in ("causal", "global"):
+        ann, dets = tmp_path / f"ann_{mode}.mp4", tmp_path / f"dets_{mode}.json"
+        assert main(["detect", str(clip), "--weights", str(out / "model.safetensors"), "--out", str(ann),
+                     "--json", str(dets), "--mode", mode, "--score-threshold", "0"]) == 0
+        assert len(open_video(ann)) == 7
+        record = json.loads(dets.read_text())
+        assert record["mode"] == mode and len(record["frames"]) == 7
+        boxes = [d for f in record["frames"] for d in f["detections"]]
+        assert all({"box", "label", "class", "score", "track_id"} <= set(d) for d in boxes)
+
+
+def test_eval_scores_the_validation_split(tmp_path):
+    cfg = tiny_config(tmp_path)
+    out = train(cfg, DetectionTask(), max_iterations=1)
+    for mode in ("global", "local", "causal"):
+        assert main(["eval", "--weights", str(out / "model.safetensors"), "--mode", mode,
+                     "--out", str(tmp_path / mode)]) == 0
+        metrics = json.loads((tmp_path / mode / "metrics.json").read_text())
+        assert metrics["mode"] == mode and 0 <= metrics["ap50_all"] <= 1 and "ap50_deteriorated" in metrics
+
+
+def test_bad_input_gives_clear_errors(tmp_path, capsys):
+    with pytest.raises(ConfigError, match=r"unknown config key optim.lrr \(did you mean optim.lr\?\)"):
+        load_config(packaged_config("demo_cpu"), ["optim.lrr=0.1"])
+    assert main(["detect", "x.mp4", "--weights", str(tmp_path / "missing.safetensors")]) == 2
+    assert "weights file not found" in capsys.readouterr().err
+    cfg = tiny_config(tmp_path)
+    out = train(cfg, DetectionTask(), max_iterations=1)
+    (tmp_path / "broken.mp4").write_bytes(b"\x00" * 100)
+    assert main(["detect", str(tmp_path / "broken.mp4"), "--weights", str(out / "model.safetensors")]) == 2
+    assert "broken.mp4" in capsys.readouterr().err
+    baseline_cfg = tmp_path / "baseline.yaml"
+    baseline_cfg.write_text(json.dumps({**json.loads((out / "config.json").read_text()),
+                                        "model": {**json.loads((out / "config.json").read_text())["model"],
+                                                  "backbone": "vit_tiny_patch16_224", "backbone_kwargs": {}}}))
+    assert main(["eval", str(baseline_cfg), "--weights", str(out / "model.safetensors")]) == 2
+    assert "does not fit this detector" in capsys.readouterr().err
+
+
+def _mmdet_layout(backbone):
+    """A timm Swin state dict written the way mmdetection stores it."""
+    out = {}
+    for k, v in backbone.state_dict().items():
+        if k.startswith("stage_norms."):
+            out[k.replace("stage_norms.", "backbone.norm")] = v
+            continue
+        k = k.removeprefix("body.")
+        if k.startswith("norm."):
+            out[f"backbone.norm{len(backbone.dims) - 1}.{k[5:]}"] = v
+            continue
+        if "downsample" in k:
+            stage = int(k.split(".")[1])
+            C = backbone.dims[stage - 1]
+            perm = torch.tensor([4 * c + u for u in (0, 2, 1, 3) for c in range(C)])
+            inv = torch.empty_like(perm)
+            inv[perm] = torch.arange(len(perm))
+            v = v[:, inv] if v.dim() == 2 else v[inv]
+            k = f"stages.{stage - 1}.downsample.{k.split('downsample.')[1]}"
+        k = k.replace("layers.", "stages.").replace("patch_embed.proj", "patch_embed.projection")
+        k = k.replace("attn.qkv", "attn.w_msa.qkv").replace("attn.proj", "attn.w_msa.proj")
+        k = k.replace("attn.relative_position", "attn.w_msa.relative_position")
+        k = k.replace("mlp.fc1", "ffn.layers.0.0").replace("mlp.fc2", "ffn.layers.1")
+        out[f"backbone.{k}"] = v
+    return out
+
+
+def test_backbone_weights_from_timm_and_mmdetection_layouts(tmp_path):
+    from stpn.core.swin import PromptedSwin
+    kw = dict(embed_dim=16, depths=(1, 1, 2, 1), num_heads=(1, 1, 2, 2), window_size=4)
+    source = PromptedSwin(**kw).eval()
+    with torch.no_grad():
+        for p in source.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    images = torch.randn(1, 3, 64, 64)
+    expected = source(images)
+    save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(tmp_path / "timm.safetensors"))
+    torch.save({"state_dict": _mmdet_layout(source), "meta": {}}, tmp_path / "mmdet.pth")
+    for path in (tmp_path / "timm.safetensors", tmp_path / "mmdet.pth"):
+        target = PromptedSwin(**kw).eval()
+        report = load_backbone_weights(target, path)
+        assert report["missing"] == [] and report["loaded"] == len(source.state_dict())
+        with torch.no_grad():
+            assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(target(images), expected))
+
+
+def test_weights_of_another_architecture_or_a_pickle_are_refused(tmp_path):
+    from stpn.core.swin import PromptedSwin
+    from stpn.core.vit import PromptedViT
+    vit = PromptedViT("vit_tiny_patch16_224", embed_dim=32, depth=2, num_heads=2, img_size=64)
+    save_file({k: v.contiguous() for k, v in vit.state_dict().items()}, str(tmp_path / "vit.safetensors"))
+    swin = PromptedSwin(embed_dim=16, depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2), window_size=4)
+    with pytest.raises(WeightsError, match="no key matches this PromptedSwin"):
+        load_backbone_weights(swin, tmp_path / "vit.safetensors")
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+    torch.save({"state_dict": Evil()}, tmp_path / "evil.pth")
+    with pytest.raises(WeightsError, match="cannot be read as a weights-only checkpoint"):
+        load_backbone_weights(swin, tmp_path / "evil.pth")
