@@ -3,9 +3,10 @@ occluding each other over textured backgrounds, with isolated deteriorated frame
 
 Class c is a pattern (stripes of some orientation, checkerboard, dots, rings, ...) at a period;
 each object gets two random colours, so colour says nothing about the class. A deteriorated
-frame is strongly motion-blurred, defocused, covered by occluders over the objects' centres, or
-darkened with noise: the pattern, and so the class, is unreadable in that frame, while the
-object's outline still shows where it is. Deteriorated frames never touch each other and frame
+frame is motion-blurred (13-19 px along the motion, with shake), defocused (Gaussian radius
+3.5-4.5), covered by occluders over the objects' centres, or darkened to 20 % with blur and
+noise: the pattern (period 8 px and up), and so the class, is unreadable in that frame, while
+the object's outline still shows where it is. Deteriorated frames never touch each other and frame
 0 is always clean, so every deteriorated frame has readable neighbours.
 Deterministic: the same seed gives the same pixels and annotations.
 """
@@ -52,12 +53,16 @@ class SynthConfig:
 
 
 def class_names(n: int) -> list[str]:
-    return [f"{PATTERNS[c % len(PATTERNS)]}_{4 + 2 * (c // len(PATTERNS))}px" for c in range(n)]
+    return [f"{PATTERNS[c % len(PATTERNS)]}_{_period(c)}px" for c in range(n)]
+
+
+def _period(c: int) -> int:
+    return 8 + 4 * (c // len(PATTERNS))
 
 
 def _pattern(c: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Binary pattern of class c at object-local coordinates u, v (pixels)."""
-    kind, period = c % len(PATTERNS), 4 + 2 * (c // len(PATTERNS))
+    kind, period = c % len(PATTERNS), _period(c)
     half = period / 2
     if kind == 0:
         return (v % period) < half
@@ -73,9 +78,17 @@ def _pattern(c: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 def _background(rng: np.random.Generator, W: int, H: int) -> np.ndarray:
-    low = rng.uniform(60, 170, size=(max(2, H // 24), max(2, W // 24), 3)).astype(np.uint8)
+    """Muted low-frequency texture with a tint and fine grain."""
+    grey = rng.uniform(70, 150, size=(max(2, H // 24), max(2, W // 24), 1))
+    tint = rng.uniform(-15, 15, size=(1, 1, 3))
+    low = np.clip(grey + tint, 0, 255).astype(np.uint8)
     img = np.asarray(Image.fromarray(low).resize((W, H), Image.BICUBIC)).astype(np.float32)
-    return np.clip(img + rng.normal(0, 6, size=img.shape), 0, 255)
+    return np.clip(img + rng.normal(0, 5, size=img.shape), 0, 255)
+
+
+def _gaussian(img: np.ndarray, radius: float) -> np.ndarray:
+    pil = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+    return np.asarray(pil.filter(ImageFilter.GaussianBlur(radius=radius))).astype(np.float32)
 
 
 def _motion_kernel_blur(img: np.ndarray, length: int, angle: float) -> np.ndarray:
@@ -89,13 +102,12 @@ def _motion_kernel_blur(img: np.ndarray, length: int, angle: float) -> np.ndarra
 
 
 def _deteriorate(img: np.ndarray, kind: str, rng: np.random.Generator, objects) -> np.ndarray:
-    if kind == "motion_blur":
+    if kind == "motion_blur":  # along the motion, plus the shake that smears patterns parallel to it
         vx, vy = objects[0]["velocity"] if objects else (1.0, 0.0)
         angle = float(np.arctan2(vy, vx)) if (vx or vy) else 0.0
-        return _motion_kernel_blur(img, int(rng.integers(17, 25)), angle)
+        return _gaussian(_motion_kernel_blur(img, int(rng.integers(13, 20)), angle), 2.5)
     if kind == "defocus":
-        pil = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
-        return np.asarray(pil.filter(ImageFilter.GaussianBlur(radius=float(rng.uniform(5, 7))))).astype(np.float32)
+        return _gaussian(img, float(rng.uniform(3.5, 4.5)))
     if kind == "occlusion":
         out = img.copy()
         for ob in objects:
@@ -104,7 +116,7 @@ def _deteriorate(img: np.ndarray, kind: str, rng: np.random.Generator, objects) 
             ys, xs = slice(max(0, int(cy - h / 2)), max(0, int(cy + h / 2))), slice(max(0, int(cx - w / 2)), max(0, int(cx + w / 2)))
             out[ys, xs] = rng.uniform(90, 140, size=3)
         return out
-    return img * 0.12 + rng.normal(0, 14, size=img.shape)  # low light
+    return _gaussian(img, 2.5) * 0.2 + rng.normal(0, 10, size=img.shape)  # low light: dim, soft, noisy
 
 
 def synth_video(config: SynthConfig, index: int):
@@ -115,7 +127,7 @@ def synth_video(config: SynthConfig, index: int):
     n_obj = int(rng.integers(1, config.max_objects + 1))
     objects = []
     for k in range(n_obj):
-        side = rng.uniform(0.22, 0.34) * min(W, H)
+        side = rng.uniform(0.28, 0.40) * min(W, H)
         objects.append({
             "cls": int(rng.integers(config.classes)), "ellipse": bool(rng.integers(2)),
             "w": side * rng.uniform(0.8, 1.25), "h": side * rng.uniform(0.8, 1.25),

@@ -168,5 +168,5 @@ def demo_config(out: Path, quick: bool, prompting: bool) -> Config:
     overrides = [f"data.root={out / 'data'}", f"run.out={out / ('stpn' if prompting else 'baseline')}",
                  f"model.prompting={str(prompting).lower()}"]
     if quick:
-        overrides += ["optim.epochs=1", "data.synth.train_videos=8", "data.synth.val_videos=4"]
+        overrides += ["optim.epochs=1", "data.synth.train_videos=16", "data.synth.val_videos=4"]
     return load_config(packaged_config("demo_cpu"), overrides)

@@ -83,6 +83,7 @@ class RunConfig:
     keep_checkpoints: int = 2
     log_every: int = 10
     num_workers: int = 0
+    threads: int = 0  # torch intra-op threads (0: torch's default)
 
 
 @dataclass

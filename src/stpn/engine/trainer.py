@@ -142,6 +142,8 @@ def train(cfg: Config, task, resume: str | None = None, max_iterations: int | No
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write(out / "config.json", json.dumps(config_dict(cfg), indent=1))
+    if cfg.run.threads:
+        torch.set_num_threads(cfg.run.threads)
     torch.manual_seed(cfg.run.seed)
     random.seed(cfg.run.seed)
     model = task.build_model(cfg).to(device)
