@@ -32,7 +32,7 @@ def tiny_config(tmp_path, *extra):
                        TINY + [f"data.root={tmp_path / 'data'}", f"run.out={tmp_path / 'run'}", *extra])
 
 
-@pytest.mark.parametrize("extra", [[], ["model.depth=deep"], ["model.prompting=false"], ["model.predictor=decoder", "model.predictor_kwargs={}"]])
+@pytest.mark.parametrize("extra", [["model.depth=shallow"], ["model.depth=deep"], ["model.prompting=false"], ["model.predictor=decoder", "model.predictor_kwargs={}"]])
 def test_one_training_step_in_each_mode_updates_the_weights(tmp_path, extra):
     cfg = tiny_config(tmp_path, *extra)
     out = train(cfg, DetectionTask(), max_iterations=1)

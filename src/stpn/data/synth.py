@@ -2,10 +2,10 @@
 occluding each other over textured backgrounds, with isolated deteriorated frames.
 
 Class c is a pattern (stripes of some orientation, checkerboard, dots, rings, ...) at a period;
-each object gets two random colours, so colour says nothing about the class. A deteriorated
-frame is motion-blurred (13-19 px along the motion, with shake), defocused (Gaussian radius
-3.5-4.5), covered by occluders over the objects' centres, or darkened to 20 % with blur and
-noise: the pattern (period 8 px and up), and so the class, is unreadable in that frame, while
+each object gets one of four colour pairs at random, so colour says nothing about the class. A deteriorated
+frame is motion-blurred (11-16 px along the motion, with shake), defocused (Gaussian radius
+2.5-3.5), covered by occluders over the objects' centres, or darkened to 20 % with blur and
+noise: the pattern (period 4 px and up), and so the class, is unreadable in that frame, while
 the object's outline still shows where it is. Deteriorated frames never touch each other and frame
 0 is always clean, so every deteriorated frame has readable neighbours.
 Deterministic: the same seed gives the same pixels and annotations.
@@ -23,6 +23,9 @@ from pycocotools import mask as mask_utils
 from .types import ArrayFrames, FrameTargets, Video, atomic_write
 
 PATTERNS = ("hstripes", "vstripes", "checker", "diagonal", "dots", "rings")
+# colour pairs shared by all classes: an object's colours say nothing about its class
+PALETTE = np.array([[[235, 205, 60], [120, 70, 20]], [[70, 200, 230], [20, 40, 120]],
+                    [[240, 240, 240], [40, 40, 40]], [[230, 90, 140], [70, 20, 60]]], dtype=np.float32)
 KINDS = ("motion_blur", "defocus", "occlusion", "low_light")
 
 
@@ -57,7 +60,7 @@ def class_names(n: int) -> list[str]:
 
 
 def _period(c: int) -> int:
-    return 8 + 4 * (c // len(PATTERNS))
+    return 4 + 2 * (c // len(PATTERNS))
 
 
 def _pattern(c: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -105,9 +108,9 @@ def _deteriorate(img: np.ndarray, kind: str, rng: np.random.Generator, objects) 
     if kind == "motion_blur":  # along the motion, plus the shake that smears patterns parallel to it
         vx, vy = objects[0]["velocity"] if objects else (1.0, 0.0)
         angle = float(np.arctan2(vy, vx)) if (vx or vy) else 0.0
-        return _gaussian(_motion_kernel_blur(img, int(rng.integers(13, 20)), angle), 2.5)
+        return _gaussian(_motion_kernel_blur(img, int(rng.integers(11, 17)), angle), 1.5)
     if kind == "defocus":
-        return _gaussian(img, float(rng.uniform(3.5, 4.5)))
+        return _gaussian(img, float(rng.uniform(2.5, 3.5)))
     if kind == "occlusion":
         out = img.copy()
         for ob in objects:
@@ -116,7 +119,7 @@ def _deteriorate(img: np.ndarray, kind: str, rng: np.random.Generator, objects) 
             ys, xs = slice(max(0, int(cy - h / 2)), max(0, int(cy + h / 2))), slice(max(0, int(cx - w / 2)), max(0, int(cx + w / 2)))
             out[ys, xs] = rng.uniform(90, 140, size=3)
         return out
-    return _gaussian(img, 2.5) * 0.2 + rng.normal(0, 10, size=img.shape)  # low light: dim, soft, noisy
+    return _gaussian(img, 1.5) * 0.2 + rng.normal(0, 10, size=img.shape)  # low light: dim, soft, noisy
 
 
 def synth_video(config: SynthConfig, index: int):
@@ -133,7 +136,7 @@ def synth_video(config: SynthConfig, index: int):
             "w": side * rng.uniform(0.8, 1.25), "h": side * rng.uniform(0.8, 1.25),
             "x": rng.uniform(side / 2, W - side / 2), "y": rng.uniform(side / 2, H - side / 2),
             "vx": rng.uniform(1.5, 4.0) * rng.choice([-1, 1]), "vy": rng.uniform(0.5, 2.5) * rng.choice([-1, 1]),
-            "colors": rng.uniform(20, 235, size=(2, 3)), "track": k + 1, "phase": rng.uniform(0, 8, size=2)})
+            "colors": PALETTE[int(rng.integers(len(PALETTE)))], "track": k + 1, "phase": rng.uniform(0, 8, size=2)})
     # isolated deteriorated frames, never frame 0
     chosen, kinds = [], []
     p = config.deteriorated / max(1e-9, 1 - config.deteriorated)
