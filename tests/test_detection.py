@@ -180,3 +180,18 @@ def test_weights_of_another_architecture_or_a_pickle_are_refused(tmp_path):
     torch.save({"state_dict": Evil()}, tmp_path / "evil.pth")
     with pytest.raises(WeightsError, match="cannot be read as a weights-only checkpoint"):
         load_backbone_weights(swin, tmp_path / "evil.pth")
+
+
+def test_quick_demo_writes_report_chart_and_video_and_resumes(tmp_path):
+    assert main(["demo", "--quick", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    for name in ("stpn", "baseline"):
+        assert set(report[name]) >= {"ap50_all", "ap50_deteriorated", "train_seconds"}
+        assert 0 <= report[name]["ap50_all"] <= 1 and report[name]["train_seconds"] > 0
+    assert report["config"]["model"]["prompting"] is True and report["quick"] is True
+    assert (tmp_path / "ap50.png").stat().st_size > 1000
+    assert len(open_video(tmp_path / "stpn_val0.mp4")) == 10
+    first = report["stpn"]["ap50_all"]
+    assert main(["demo", "--quick", "--out", str(tmp_path)]) == 0  # finished runs are not trained again
+    again = json.loads((tmp_path / "report.json").read_text())
+    assert again["stpn"]["ap50_all"] == first and again["stpn"]["train_seconds"] == report["stpn"]["train_seconds"]

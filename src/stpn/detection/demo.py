@@ -47,8 +47,12 @@ def _train_both(configs: dict, out: Path, console) -> dict:
             procs[name] = (subprocess.Popen(args, stdout=logs[name], stderr=subprocess.STDOUT, env=env), time.perf_counter())
             total = cfg.optim.epochs * _iters_per_epoch(cfg)
             bars[name] = progress.add_task(name, total=total, info="")
-        while any(p.poll() is None for p, _ in procs.values()):
+        finished = {}
+        while len(finished) < len(procs):
             time.sleep(1.0)
+            for name, (proc, _) in procs.items():
+                if name not in finished and proc.poll() is not None:
+                    finished[name] = time.perf_counter()
             for name, cfg in configs.items():
                 if name in bars:
                     last = _last_log(Path(cfg.run.out) / "log.jsonl")
@@ -59,7 +63,7 @@ def _train_both(configs: dict, out: Path, console) -> dict:
             logs[name].close()
             if proc.returncode != 0:
                 raise RuntimeError(f"training {name} failed (exit {proc.returncode}); see {Path(configs[name].run.out) / 'train.log'}")
-            timings[name] += time.perf_counter() - start
+            timings[name] += finished[name] - start
             atomic_write(Path(configs[name].run.out) / "timing.json", json.dumps({"train_seconds": timings[name]}))
             progress.update(bars[name], completed=progress.tasks[bars[name]].total)
     return timings
