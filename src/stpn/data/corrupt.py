@@ -24,6 +24,21 @@ SEVERITY = {
 }
 
 
+def motion_blur(img: np.ndarray, length: int, angle: float) -> np.ndarray:
+    """Linear motion blur of a float (H, W, 3) image: the mean of ``length`` copies shifted
+    along the direction ``angle`` (radians)."""
+    out = np.zeros_like(img)
+    for o in np.linspace(-(length - 1) / 2, (length - 1) / 2, length):
+        out += np.roll(img, (int(round(o * np.sin(angle))), int(round(o * np.cos(angle)))), axis=(0, 1))
+    return out / length
+
+
+def gaussian_blur(img: np.ndarray, radius: float) -> np.ndarray:
+    """Gaussian blur (PIL) of an (H, W, 3) image; returns float32."""
+    pil = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+    return np.asarray(pil.filter(ImageFilter.GaussianBlur(radius=radius)), dtype=np.float32)
+
+
 def corrupt(frame: np.ndarray, kind: str, severity: int, seed: int | tuple = 0) -> np.ndarray:
     """Corrupt an (H, W, 3) uint8 frame at severity 1..5."""
     if kind not in CORRUPTIONS:
@@ -36,13 +51,9 @@ def corrupt(frame: np.ndarray, kind: str, severity: int, seed: int | tuple = 0) 
     level = SEVERITY[kind][severity - 1]
     img = frame.astype(np.float32)
     if kind == "motion_blur":
-        angle = rng.uniform(0, np.pi)
-        out = np.zeros_like(img)
-        for o in np.linspace(-(level - 1) / 2, (level - 1) / 2, level):
-            out += np.roll(img, (int(round(o * np.sin(angle))), int(round(o * np.cos(angle)))), axis=(0, 1))
-        img = out / level
+        img = motion_blur(img, level, rng.uniform(0, np.pi))
     elif kind == "defocus":
-        img = np.asarray(Image.fromarray(frame).filter(ImageFilter.GaussianBlur(radius=level)), dtype=np.float32)
+        img = gaussian_blur(img, level)
     elif kind == "occlusion":
         H, W = frame.shape[:2]
         covered = np.zeros((H, W), dtype=bool)

@@ -17,9 +17,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image
 from pycocotools import mask as mask_utils
 
+from .corrupt import gaussian_blur, motion_blur
 from .types import ArrayFrames, FrameTargets, Video, atomic_write
 
 PATTERNS = ("hstripes", "vstripes", "checker", "diagonal", "dots", "rings")
@@ -89,28 +90,13 @@ def _background(rng: np.random.Generator, W: int, H: int) -> np.ndarray:
     return np.clip(img + rng.normal(0, 5, size=img.shape), 0, 255)
 
 
-def _gaussian(img: np.ndarray, radius: float) -> np.ndarray:
-    pil = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
-    return np.asarray(pil.filter(ImageFilter.GaussianBlur(radius=radius))).astype(np.float32)
-
-
-def _motion_kernel_blur(img: np.ndarray, length: int, angle: float) -> np.ndarray:
-    """Average of the image shifted along a line: linear motion blur."""
-    out = np.zeros_like(img)
-    dx, dy = np.cos(angle), np.sin(angle)
-    offsets = np.linspace(-(length - 1) / 2, (length - 1) / 2, length)
-    for o in offsets:
-        out += np.roll(img, (int(round(o * dy)), int(round(o * dx))), axis=(0, 1))
-    return out / length
-
-
 def _deteriorate(img: np.ndarray, kind: str, rng: np.random.Generator, objects) -> np.ndarray:
     if kind == "motion_blur":  # along the motion, plus the shake that smears patterns parallel to it
         vx, vy = objects[0]["velocity"] if objects else (1.0, 0.0)
         angle = float(np.arctan2(vy, vx)) if (vx or vy) else 0.0
-        return _gaussian(_motion_kernel_blur(img, int(rng.integers(11, 17)), angle), 1.5)
+        return gaussian_blur(motion_blur(img, int(rng.integers(11, 17)), angle), 1.5)
     if kind == "defocus":
-        return _gaussian(img, float(rng.uniform(2.5, 3.5)))
+        return gaussian_blur(img, float(rng.uniform(2.5, 3.5)))
     if kind == "occlusion":
         out = img.copy()
         for ob in objects:
@@ -119,7 +105,7 @@ def _deteriorate(img: np.ndarray, kind: str, rng: np.random.Generator, objects) 
             ys, xs = slice(max(0, int(cy - h / 2)), max(0, int(cy + h / 2))), slice(max(0, int(cx - w / 2)), max(0, int(cx + w / 2)))
             out[ys, xs] = rng.uniform(90, 140, size=3)
         return out
-    return _gaussian(img, 1.5) * 0.2 + rng.normal(0, 10, size=img.shape)  # low light: dim, soft, noisy
+    return gaussian_blur(img, 1.5) * 0.2 + rng.normal(0, 10, size=img.shape)  # low light: dim, soft, noisy
 
 
 def synth_video(config: SynthConfig, index: int):
