@@ -99,7 +99,7 @@ def main(argv=None) -> int:
         from .demo import run_demo
         run_demo(args.out, frames=args.frames, size=args.size, tiny=args.tiny, pretrained=args.pretrained)
         return 0
-    from .data.vid import AnnotationError
+    from .data.types import AnnotationError
     from .detection.weights import WeightsError
     from .engine.config import ConfigError
     try:

@@ -10,8 +10,6 @@ unless --pretrained: this run measures the mechanism, not accuracy.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from rich.progress import track
 from rich.table import Table
 
 from .core import STPN, causal_support
+from .data.types import atomic_write
 
 TINY = dict(embed_dim=32, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8), window_size=4)
 
@@ -45,14 +44,6 @@ def generated_clip(frames: int, size: int, seed: int = 0) -> tuple[torch.Tensor,
             blurred.append(t)
         clip.append((img - 0.45) / 0.25)
     return torch.stack(clip), blurred
-
-
-def write_json_atomic(path: Path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
 
 
 def run_demo(out: Path, frames: int = 24, size: int = 224, tiny: bool = False, pretrained: bool = False,
@@ -111,6 +102,6 @@ def run_demo(out: Path, frames: int = 24, size: int = 224, tiny: bool = False, p
     console.print(table)
     console.print(f"stage maps: {report['stage_shapes']}")
     console.print(f"causal stream vs offline batch computation: max |diff| = {diff:.2e}")
-    write_json_atomic(out / "report.json", report)
+    atomic_write(out / "report.json", json.dumps(report, indent=2))
     console.print(f"wrote {out / 'report.json'}")
     return report

@@ -21,8 +21,7 @@ from pathlib import Path
 import numpy as np
 from rich.progress import track
 
-from .types import FrameTargets, ImageFiles, Video, atomic_write, save_jpeg
-from .vid import AnnotationError
+from .types import AnnotationError, FrameTargets, ImageFiles, Video, atomic_write, save_jpeg
 
 
 def read_boxes(path: Path, expected: int | None = None, name: str = "boxes") -> np.ndarray:

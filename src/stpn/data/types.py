@@ -16,6 +16,10 @@ import numpy as np
 from PIL import Image
 
 
+class AnnotationError(ValueError):
+    """A malformed annotation or results file; the message names the file and what was expected."""
+
+
 @dataclass
 class FrameTargets:
     """Annotations of one frame: n objects."""

@@ -16,7 +16,7 @@ from xml.dom import minidom
 import numpy as np
 from rich.progress import track
 
-from .types import FrameTargets, ImageFiles, Video, atomic_write, save_jpeg
+from .types import AnnotationError, FrameTargets, ImageFiles, Video, atomic_write, save_jpeg
 
 VID_WNIDS = (
     "n02691156", "n02419796", "n02131653", "n02834778", "n01503061", "n02924116", "n02958343",
@@ -29,10 +29,6 @@ VID_NAMES = (
     "domestic_cat", "elephant", "fox", "giant_panda", "hamster", "horse", "lion", "lizard",
     "monkey", "motorcycle", "rabbit", "red_panda", "sheep", "snake", "squirrel", "tiger", "train",
     "turtle", "watercraft", "whale", "zebra")
-
-
-class AnnotationError(ValueError):
-    """A malformed annotation; the message names the file and what was expected."""
 
 
 def _int(node: ET.Element, tag: str, path: Path) -> int:

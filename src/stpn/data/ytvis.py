@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from .types import FrameTargets, ImageFiles, Video, atomic_write, save_jpeg
-from .vid import AnnotationError
+from .types import AnnotationError, FrameTargets, ImageFiles, Video, atomic_write, save_jpeg
 
 
 def to_rle(segmentation, height: int, width: int, where: str) -> dict:

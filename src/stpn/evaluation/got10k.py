@@ -13,7 +13,7 @@ import numpy as np
 
 from ..data.got10k import read_boxes
 from ..data.types import Video
-from ..data.vid import AnnotationError
+from ..data.types import AnnotationError
 
 THRESHOLDS = np.linspace(0, 1, 101)
 

@@ -19,7 +19,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from ..data.types import Video
-from ..data.vid import AnnotationError
+from ..data.types import AnnotationError
 from ..data.ytvis import to_rle
 
 KEYS = ("ap", "ap50", "ap75", "aps", "apm", "apl", "ar1", "ar10")
