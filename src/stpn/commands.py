@@ -64,9 +64,8 @@ def evaluate(args, console: Console | None = None) -> dict:
         videos, categories = read_ytvis(args.gt, args.frames_root)
         result = evaluate_ytvis(videos, categories, load_results(args.results), frames=_subset(args.subset, "ytvis"))
         table = Table(title="YouTube-VIS (spatio-temporal mask IoU)" + (" on the subset" if args.subset else ""))
-        for k in KEYS:
-            table.add_column(k.upper().replace("AP5", "AP5").replace("APS", "APs").replace("APM", "APm")
-                             .replace("APL", "APl"), justify="right")
+        for label in ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10"):  # KEYS, in order
+            table.add_column(label, justify="right")
         table.add_row(*[_fmt(result[k]) for k in KEYS])
         console.print(table)
     else:

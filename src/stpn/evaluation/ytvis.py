@@ -102,10 +102,9 @@ def evaluate_ytvis(videos: list[Video], categories: list[dict], results: list[di
             rles, areas, mean_area = _track_masks(tr["segs"], video, chosen, f"ground truth video {vid_id}")
             if not areas.any():
                 continue  # nothing of this track in the scored frames
-            gt_masks.setdefault(vid_id, []).append((rles, areas, tr["iscrowd"]))
             gt_anns.append({"id": len(gt_anns) + 1, "image_id": vid_id, "category_id": tr["category_id"],
-                            "area": mean_area, "iscrowd": tr["iscrowd"], "bbox": [0, 0, 1, 1],
-                            "_local": len(gt_masks[vid_id]) - 1})
+                            "area": mean_area, "iscrowd": tr["iscrowd"], "bbox": [0, 0, 1, 1]})
+            gt_masks.setdefault(vid_id, []).append((gt_anns[-1]["id"], rles, areas, tr["iscrowd"]))
     for i, r in enumerate(results):
         where = f"results[{i}]"
         for key in ("video_id", "category_id", "score", "segmentations"):
@@ -121,24 +120,18 @@ def evaluate_ytvis(videos: list[Video], categories: list[dict], results: list[di
                                   f"of {len(video)} frames")
         chosen = None if frames is None else {int(t) for t in frames.get(r["video_id"], [])}
         rles, areas, mean_area = _track_masks(r["segmentations"], video, chosen, where)
-        dt_masks.setdefault(r["video_id"], []).append((rles, areas))
         dt_anns.append({"id": len(dt_anns) + 1, "image_id": r["video_id"], "category_id": r["category_id"],
-                        "score": float(r["score"]), "area": mean_area, "bbox": [0, 0, 1, 1],
-                        "_local": len(dt_masks[r["video_id"]]) - 1})
+                        "score": float(r["score"]), "area": mean_area, "bbox": [0, 0, 1, 1]})
+        dt_masks.setdefault(r["video_id"], []).append((dt_anns[-1]["id"], rles, areas))
     # spatio-temporal IoU of every detection against every ground truth of the same video,
     # indexed by the global annotation ids COCOeval hands to computeIoU
     ious = {}
     for vid_id in by_id:
-        gts = [a for a in gt_anns if a["image_id"] == vid_id]
-        dts = [a for a in dt_anns if a["image_id"] == vid_id]
-        table = None
-        if gts and dts:
-            g = [gt_masks[vid_id][a["_local"]] for a in gts]
-            d = [dt_masks[vid_id][a["_local"]] for a in dts]
-            m = track_iou([x[0] for x in d], [x[0] for x in g], np.stack([x[1] for x in d]),
-                          np.stack([x[1] for x in g]), [x[2] for x in g])
-            table = _Table({a["id"]: i for i, a in enumerate(dts)}, {a["id"]: j for j, a in enumerate(gts)}, m)
-        ious[vid_id] = table
+        g, d = gt_masks.get(vid_id, []), dt_masks.get(vid_id, [])
+        if g and d:
+            m = track_iou([x[1] for x in d], [x[1] for x in g], np.stack([x[2] for x in d]),
+                          np.stack([x[2] for x in g]), [x[3] for x in g])
+            ious[vid_id] = _Table({x[0]: i for i, x in enumerate(d)}, {x[0]: j for j, x in enumerate(g)}, m)
     images = [{"id": vid_id} for vid_id in by_id]
     coco_gt, coco_dt = COCO(), COCO()
     coco_gt.dataset = {"images": images, "annotations": gt_anns, "categories": categories}
