@@ -131,9 +131,7 @@ def cmd_detect(args) -> None:
     sizes = (cfg.model.test_min_size, cfg.model.test_max_size)
     if mode == "causal" or not det.stpn.prompting:
         frames, mine = itertools.tee(frames)
-        saved = det.transform.min_size, det.transform.max_size
-        det.transform.min_size, det.transform.max_size = (sizes[0],), sizes[1]
-        preds = predict_stream(det, mine, K, args.stride, args.refresh_every)
+        preds = predict_stream(det, mine, K, args.stride, args.refresh_every, "cpu", *sizes)
     else:
         preds = predict_video(det, video, mode, K, args.stride, args.refresh_every, "cpu", *sizes)
     tracker, records = IoUTracker(), []

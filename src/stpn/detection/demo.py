@@ -7,6 +7,7 @@ a table and writes ``report.json``, a bar chart and an annotated mp4. Interrupte
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from .commands import demo_config, evaluate_run, load_detector
 from .task import predict_video, read_split
 
 
-def _train_both(configs: dict, out: Path, console) -> dict:
+def _train_both(configs: dict, out: Path, iterations: int, console) -> dict:
     """Train the models side by side, one process and one thread each (small models barely use a
     second thread, so this halves the wall time on 2 cores), resuming whatever was done before.
     Progress comes from each run's JSONL log. Returns training seconds per model."""
@@ -45,8 +46,7 @@ def _train_both(configs: dict, out: Path, console) -> dict:
             logs[name] = (run / "train.log").open("a")
             env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
             procs[name] = (subprocess.Popen(args, stdout=logs[name], stderr=subprocess.STDOUT, env=env), time.perf_counter())
-            total = cfg.optim.epochs * _iters_per_epoch(cfg)
-            bars[name] = progress.add_task(name, total=total, info="")
+            bars[name] = progress.add_task(name, total=iterations, info="")
         finished = {}
         while len(finished) < len(procs):
             time.sleep(1.0)
@@ -67,12 +67,6 @@ def _train_both(configs: dict, out: Path, console) -> dict:
             atomic_write(Path(configs[name].run.out) / "timing.json", json.dumps({"train_seconds": timings[name]}))
             progress.update(bars[name], completed=progress.tasks[bars[name]].total)
     return timings
-
-
-def _iters_per_epoch(cfg) -> int:
-    import math
-    from .task import DetectionTask
-    return math.ceil(len(DetectionTask().train_dataset(cfg)) / cfg.optim.batch_size)
 
 
 def _last_log(path: Path) -> dict | None:
@@ -132,11 +126,14 @@ def run_detection_demo(out: Path, quick: bool = False, console: Console | None =
     out.mkdir(parents=True, exist_ok=True)
     import yaml
     atomic_write(out / "demo_config.yaml", yaml.safe_dump(config_dict(configs["stpn"])))
-    read_split(configs["stpn"], configs["stpn"].data.train_split)  # generate the data once, before both runs
-    read_split(configs["stpn"], configs["stpn"].data.val_split)
+    cfg = configs["stpn"]
+    train_videos = read_split(cfg, cfg.data.train_split)  # generate the data once, before both runs
+    read_split(cfg, cfg.data.val_split)
+    key_frames = sum(math.ceil(len(v) / cfg.data.key_stride) for v in train_videos)
+    iterations = cfg.optim.epochs * math.ceil(key_frames / cfg.optim.batch_size / cfg.optim.accumulate)
     console.print(f"training STPN and the single-frame baseline side by side ({configs['stpn'].optim.epochs} "
                   f"epochs each); logs in {out}/*/train.log")
-    seconds = _train_both(configs, out, console)
+    seconds = _train_both(configs, out, iterations, console)
     report = {}
     for name, cfg in configs.items():
         det, _ = load_detector(Path(cfg.run.out) / "model.safetensors")

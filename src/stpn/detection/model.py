@@ -67,9 +67,7 @@ class STPNDetector(FasterRCNN):
         them like the batch -> (B, K, 3, H', W')."""
         out = []
         for frames, (h, w) in zip(support, image_sizes):
-            x = self.transform.normalize(frames) if frames.dim() == 3 else torch.stack(
-                [self.transform.normalize(f) for f in frames])
-            x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+            x = F.interpolate(self.transform.normalize(frames), size=(h, w), mode="bilinear", align_corners=False)
             out.append(F.pad(x, (0, padded_shape[1] - w, 0, padded_shape[0] - h)))
         return torch.stack(out)
 

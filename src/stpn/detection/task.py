@@ -1,6 +1,7 @@
 """The detection task for the engine: model, data, loss, video inference and evaluation."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -33,11 +34,12 @@ def read_split(cfg: Config, split: str) -> list[Video]:
     root = Path(cfg.data.root)
     if cfg.data.synth is not None and not (root / "ImageSets" / f"VID_{split}_frames.txt").is_file():
         from ..data.synth import SynthConfig, write_synth
-        synth = dict(cfg.data.synth)
-        videos = synth.pop(f"{split}_videos", synth.pop("videos", 8))
-        seed = synth.pop(f"{split}_seed", 0 if split == cfg.data.train_split else 1)
-        synth.pop("train_videos", None), synth.pop("val_videos", None), synth.pop("train_seed", None), synth.pop("val_seed", None)
-        write_synth(root, "vid", SynthConfig(videos=videos, seed=seed, **synth), split=split)
+        # SynthConfig fields, plus <split>_videos / <split>_seed for each split
+        splits = (f"{cfg.data.train_split}_", f"{cfg.data.val_split}_")
+        synth = {k: v for k, v in cfg.data.synth.items() if not k.startswith(splits)}
+        synth["videos"] = cfg.data.synth.get(f"{split}_videos", synth.get("videos", 8))
+        synth["seed"] = cfg.data.synth.get(f"{split}_seed", 0 if split == cfg.data.train_split else 1)
+        write_synth(root, "vid", SynthConfig(**synth), split=split)
         sidecar = root / "deteriorated.json"
         sidecar.rename(root / f"deteriorated_{split}.json")
     return read_vid(root, split, progress=False)
@@ -96,11 +98,18 @@ def predict_video(det: STPNDetector, video: Video, mode: str = "global", num_sup
     if mode not in ("global", "local", "causal"):
         raise ValueError(f"inference mode must be global, local or causal, got {mode!r}")
     det.eval()
+    with _test_sizes(det, min_size, max_size):
+        yield from _predict(det, video, mode, num_support, stride, refresh_every, device)
+
+
+@contextmanager
+def _test_sizes(det: STPNDetector, min_size: int | None, max_size: int | None):
+    """Resize to the test sizes (when given) while detecting; restore the training sizes after."""
     saved = det.transform.min_size, det.transform.max_size
     if min_size:
         det.transform.min_size, det.transform.max_size = (min_size,), max_size or det.transform.max_size
     try:
-        yield from _predict(det, video, mode, num_support, stride, refresh_every, device)
+        yield
     finally:
         det.transform.min_size, det.transform.max_size = saved
 
@@ -113,10 +122,15 @@ def _numpy(d: dict) -> dict:
 
 @torch.no_grad()
 def predict_stream(det: STPNDetector, frames, num_support: int = 4, stride: int = 1, refresh_every: int = 8,
-                   device: str = "cpu"):
+                   device: str = "cpu", min_size: int | None = None, max_size: int | None = None):
     """Online detection over any iterable of (H, W, 3) uint8 frames (a live stream): causal
     supports for STPN, single frames for the baseline. Yields one dict per frame."""
     det.eval()
+    with _test_sizes(det, min_size, max_size):
+        yield from _stream(det, frames, num_support, stride, refresh_every, device)
+
+
+def _stream(det, frames, num_support, stride, refresh_every, device):
     stpn = det.stpn
     state = stpn.new_stream("causal", num_support=num_support, stride=stride,
                             refresh_every=refresh_every) if stpn.prompting else None
@@ -135,10 +149,10 @@ def _predict(det, video, mode, K, S, refresh, device):
     frame = lambda i: _image(video.frames[i]).to(device)  # noqa: E731
     stpn = det.stpn
     if mode == "causal" or not stpn.prompting:
-        yield from predict_stream(det, (video.frames[i] for i in range(N)), K, S, refresh, device)
+        yield from _stream(det, (video.frames[i] for i in range(N)), K, S, refresh, device)
         return
-    cache: dict[int, dict] = {}
-    prompts = None
+    cache: dict[int, dict] = {}  # frame index -> support tokens; each frame embedded once
+    prompts, grids = None, {}
     for t in range(N):
         img = frame(t)
         images, _ = det.transform([img])

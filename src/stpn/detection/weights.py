@@ -5,6 +5,7 @@ Every load reports missing and unexpected keys and fails when nothing matches.
 """
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 
@@ -75,7 +76,7 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path) -> dict:
     elif not any(k in own for k in sd):
         body = getattr(backbone, "body", None)
         if body is not None:  # timm or original layouts of the timm model itself
-            filt = getattr(__import__(type(body).__module__, fromlist=["checkpoint_filter_fn"]), "checkpoint_filter_fn", None)
+            filt = getattr(importlib.import_module(type(body).__module__), "checkpoint_filter_fn", None)
             if filt is not None:
                 try:
                     sd = filt(sd, body)

@@ -134,14 +134,12 @@ def _build(cls, data: dict, prefix: str):
 
 
 def _coerce(value, hint, key):
-    args = typing.get_args(hint)
+    """Check a value against a field type: str, bool, int, float, list, dict, or ``X | None``."""
     if value is None:
-        if type(None) in args:
+        if type(None) in typing.get_args(hint):
             return None
         raise ConfigError(f"config key {key}: may not be null")
-    target = next((a for a in args if a is not type(None)), hint) if args and typing.get_origin(hint) is not list \
-        and typing.get_origin(hint) is not dict else hint
-    target = typing.get_origin(target) or target
+    target = next((a for a in typing.get_args(hint) if a is not type(None)), hint)
     if target is float:
         if isinstance(value, str):
             try:

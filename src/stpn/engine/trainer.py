@@ -207,7 +207,11 @@ def train(cfg: Config, task, resume: str | None = None, max_iterations: int | No
                     scaler.unscale_(optimizer)
                 if cfg.optim.clip_grad:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.clip_grad)
-                (scaler.step(optimizer), scaler.update()) if scaler else optimizer.step()
+                if scaler:
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    optimizer.step()
                 scheduler.step()
                 position["iteration"] += 1
                 position["epoch_iteration"] = g + 1
