@@ -21,24 +21,21 @@ from ..data.types import Video
 GROUPS = ("fast", "medium", "slow")
 
 
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of broadcastable (..., 4) xyxy boxes with inclusive pixel coordinates (+1 convention);
+    NaN boxes give NaN."""
+    iw = np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]) + 1
+    ih = np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]) + 1
+    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
+    area_a = (a[..., 2] - a[..., 0] + 1) * (a[..., 3] - a[..., 1] + 1)
+    area_b = (b[..., 2] - b[..., 0] + 1) * (b[..., 3] - b[..., 1] + 1)
+    return inter / (area_a + area_b - inter)
+
+
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU (n, m) of xyxy boxes with inclusive pixel coordinates (+1 convention)."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    iw = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]) + 1
-    ih = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]) + 1
-    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
-    area_a = (a[:, 2] - a[:, 0] + 1) * (a[:, 3] - a[:, 1] + 1)
-    area_b = (b[:, 2] - b[:, 0] + 1) * (b[:, 3] - b[:, 1] + 1)
-    return inter / (area_a[:, None] + area_b[None, :] - inter)
-
-
-def _paired_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Element-wise IoU of two (n, 4) arrays (+1 convention); NaN rows stay NaN."""
-    iw = np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]) + 1
-    ih = np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]) + 1
-    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
-    union = (a[:, 2] - a[:, 0] + 1) * (a[:, 3] - a[:, 1] + 1) + (b[:, 2] - b[:, 0] + 1) * (b[:, 3] - b[:, 1] + 1) - inter
-    return inter / union
+    return _iou(a[:, None, :], b[None, :, :])
 
 
 def motion_iou(video: Video, window: int = 10) -> list[np.ndarray]:
@@ -51,7 +48,7 @@ def motion_iou(video: Video, window: int = 10) -> list[np.ndarray]:
         dense[idx] = np.stack([frames[i] for i in idx])
         total, count = np.zeros(T), np.zeros(T)
         for d in range(1, window + 1):
-            iou = _paired_iou(dense[:-d], dense[d:])  # frame t with t+d
+            iou = _iou(dense[:-d], dense[d:])  # frame t with t+d
             ok = ~np.isnan(iou)
             total[:-d][ok] += iou[ok]
             count[:-d][ok] += 1
