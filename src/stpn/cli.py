@@ -10,9 +10,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stpn", description="Spatio-temporal prompting for video features")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="the main job: STPN vs the single-frame detector on generated video")
-    demo.add_argument("--task", choices=("det", "features"), default="det",
-                      help="det: train and score both detectors; features: feature-extraction timing only")
+    demo = sub.add_parser("demo", help="the main job: STPN vs the same model without prompts on generated video")
+    demo.add_argument("--task", choices=("det", "sot", "features"), default="det",
+                      help="det: train and score both detectors; sot: both single-object trackers; "
+                           "features: feature-extraction timing only")
     demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="folder for report.json and figures")
     demo.add_argument("--quick", action="store_true", help="a smaller dataset and one epoch (minutes)")
     demo.add_argument("--frames", type=int, default=24, help="features: clip length")
@@ -24,12 +25,13 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("config", help="YAML config (see src/stpn/configs/)")
     tr.add_argument("overrides", nargs="*", help="section.key=value overrides, e.g. optim.lr=1e-4")
     tr.add_argument("--resume", help="'auto' (the run's latest checkpoint) or a checkpoint folder")
-    evl = sub.add_parser("eval", help="detect on the validation split and score it")
+    evl = sub.add_parser("eval", help="detect (or track) on the validation split and score it")
     evl.add_argument("config", nargs="?", help="YAML config (default: config.json beside the weights)")
     evl.add_argument("overrides", nargs="*")
     evl.add_argument("--weights", required=True, help="model.safetensors of a run (or the run folder)")
-    evl.add_argument("--mode", choices=("global", "local", "causal"), help="support frames at test time")
-    evl.add_argument("--out", help="folder for detections.txt and metrics.json (default: <run>/eval)")
+    evl.add_argument("--mode", choices=("global", "local", "causal"),
+                     help="detection: support frames at test time (tracking is always causal)")
+    evl.add_argument("--out", help="folder for the results and metrics.json (default: <run>/eval)")
     det = sub.add_parser("detect", help="detect objects in a video file, a frame folder or a webcam")
     det.add_argument("video", help="video file, folder of frames, or webcam index (0, 1, ...)")
     det.add_argument("--weights", required=True)
@@ -42,6 +44,17 @@ def build_parser() -> argparse.ArgumentParser:
     det.add_argument("--stride", type=int, default=1)
     det.add_argument("--refresh-every", type=int, default=8)
     det.add_argument("--score-threshold", type=float, default=0.5)
+
+    trk = sub.add_parser("track", help="track one target (first box given) in a video file, a frame folder or a webcam")
+    trk.add_argument("video", help="video file, folder of frames, or webcam index (0, 1, ...)")
+    trk.add_argument("--box", required=True, help="the target in the first frame: x,y,w,h (pixels)")
+    trk.add_argument("--weights", required=True)
+    trk.add_argument("--config", help="YAML config (default: config.json beside the weights)")
+    trk.add_argument("--out", help="annotated video (mp4)")
+    trk.add_argument("--txt", help="boxes x,y,w,h per frame (GOT-10k results format)")
+    trk.add_argument("--num-support", type=int, help="K (default: the config's test_num_support)")
+    trk.add_argument("--stride", type=int, help="S (default: the config's test_stride)")
+    trk.add_argument("--refresh-every", type=int, help="prompt refresh period (default: the config's)")
 
     ev = sub.add_parser("evaluate", help="score results files against a benchmark's ground truth")
     evs = ev.add_subparsers(dest="benchmark", required=True)
@@ -103,12 +116,22 @@ def main(argv=None) -> int:
     from .detection.weights import WeightsError
     from .engine.config import ConfigError
     try:
-        if args.command == "demo":
+        if args.command == "demo" and args.task == "sot":
+            from .tracking.commands import run_tracking_demo
+            out = args.out if args.out != Path("runs/demo") else Path("runs/demo_sot")
+            run_tracking_demo(out, quick=args.quick)
+        elif args.command == "demo":
             from .detection.demo import run_detection_demo
             run_detection_demo(args.out, quick=args.quick)
-        elif args.command in ("train", "eval", "detect"):
-            from .detection import commands
-            {"train": commands.cmd_train, "eval": commands.cmd_eval, "detect": commands.cmd_detect}[args.command](args)
+        elif args.command in ("train", "eval"):
+            from .commands import run_task_command
+            run_task_command(args)
+        elif args.command == "detect":
+            from .detection.commands import cmd_detect
+            cmd_detect(args)
+        elif args.command == "track":
+            from .tracking.commands import cmd_track
+            cmd_track(args)
         elif args.command == "evaluate":
             from .commands import evaluate
             evaluate(args)

@@ -1,4 +1,4 @@
-"""``stpn evaluate`` and ``stpn data``: file in, table and JSON out."""
+"""``stpn train`` / ``stpn eval`` dispatch by task; ``stpn evaluate`` and ``stpn data``: file in, table and JSON out."""
 from __future__ import annotations
 
 import json
@@ -119,3 +119,25 @@ def data(args, console: Console | None = None) -> None:
             write_ytvis(Path(args.out) / "instances.json",
                         [corrupt_video(v, args.kind, args.severity, args.seed) for v in videos], categories)
         console.print(f"wrote {args.kind} severity {args.severity} copy to {args.out}")
+
+
+def run_task_command(args) -> None:
+    """``stpn train`` and ``stpn eval`` for the config's task (detection or tracking)."""
+    from .engine.config import load_config
+    if args.command == "train":
+        from .engine.trainer import train
+        cfg = load_config(args.config, args.overrides)
+        if cfg.task == "tracking":
+            from .tracking.task import TrackingTask as Task
+        else:
+            from .detection.task import DetectionTask as Task
+        out = train(cfg, Task(), resume=args.resume)
+        print(f"trained: {out / 'model.safetensors'}")
+        return
+    from .engine.runs import resolve_run
+    _, cfg = resolve_run(args.weights, args.config, args.overrides)
+    if cfg.task == "tracking":
+        from .tracking.commands import cmd_eval
+    else:
+        from .detection.commands import cmd_eval
+    cmd_eval(args)

@@ -12,40 +12,19 @@ from rich.progress import track
 from rich.table import Table
 
 from ..data.types import atomic_write
-from ..engine.config import Config, ConfigError, config_dict, config_from_dict, load_config, packaged_config
+from ..engine.config import Config, load_config, packaged_config
+from ..engine.runs import load_model_weights, resolve_run
 from .task import DetectionTask, detections_table, predict_video, read_split
 
 
 def load_detector(weights: str | Path, config: str | Path | None = None, overrides=()):
     """(detector, config) from a run's ``model.safetensors`` (or a run folder) and its config."""
-    from safetensors.torch import load_file
-    weights = Path(weights)
-    if weights.is_dir():
-        weights = weights / "model.safetensors"
-    if not weights.is_file():
-        raise FileNotFoundError(f"weights file not found: {weights}")
-    if config is not None:
-        cfg = load_config(config, overrides)
-    elif (weights.parent / "config.json").is_file():
-        cfg = config_from_dict(json.loads((weights.parent / "config.json").read_text()))
-    else:
-        raise FileNotFoundError(f"no config.json beside {weights}; pass --config")
+    weights, cfg = resolve_run(weights, config, overrides)
+    if cfg.task != "detection":
+        raise ValueError(f"{weights} is a {cfg.task} run, not a detector")
     det = DetectionTask().build_model(cfg)
-    try:
-        state = load_file(str(weights))
-    except Exception as err:  # noqa: BLE001
-        raise ValueError(f"{weights}: not a safetensors weights file ({err})") from None
-    own = det.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    reshaped = [k for k in state if k in own and own[k].shape != state[k].shape]
-    if missing or unexpected or reshaped:
-        raise ValueError(f"{weights} does not fit this detector ({cfg.model.backbone}, prompting="
-                         f"{cfg.model.prompting}): {len(missing)} missing keys (e.g. {missing[:2]}), "
-                         f"{len(unexpected)} unexpected (e.g. {unexpected[:2]}), {len(reshaped)} of another "
-                         f"shape (e.g. {reshaped[:2]})")
-    det.load_state_dict(state)
-    return det.eval(), cfg
+    load_model_weights(det, weights, f"detector ({cfg.model.backbone}, prompting={cfg.model.prompting})")
+    return det, cfg
 
 
 def evaluate_run(det, cfg: Config, out: Path, mode: str | None = None, console: Console | None = None) -> dict:
@@ -76,13 +55,6 @@ def evaluate_run(det, cfg: Config, out: Path, mode: str | None = None, console: 
         metrics.update(ap50_deteriorated=bad["ap50"], deteriorated=bad)
     atomic_write(out / "metrics.json", json.dumps(metrics, indent=1))
     return metrics
-
-
-def cmd_train(args) -> None:
-    from ..engine.trainer import train
-    cfg = load_config(args.config, args.overrides)
-    out = train(cfg, DetectionTask(), resume=args.resume)
-    print(f"trained: {out / 'model.safetensors'}")
 
 
 def cmd_eval(args) -> None:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -10,6 +9,7 @@ import torch
 from ..core import STPN
 from ..core.sampling import SupportConfig, global_support, local_support
 from ..data.clips import ClipDataset
+from ..data.splits import read_split as _read_split
 from ..data.types import Video
 from ..engine.config import Config
 from .model import STPNDetector
@@ -30,19 +30,7 @@ def build_detector(cfg: Config) -> STPNDetector:
 
 
 def read_split(cfg: Config, split: str) -> list[Video]:
-    from ..data.vid import read_vid
-    root = Path(cfg.data.root)
-    if cfg.data.synth is not None and not (root / "ImageSets" / f"VID_{split}_frames.txt").is_file():
-        from ..data.synth import SynthConfig, write_synth
-        # SynthConfig fields, plus <split>_videos / <split>_seed for each split
-        splits = (f"{cfg.data.train_split}_", f"{cfg.data.val_split}_")
-        synth = {k: v for k, v in cfg.data.synth.items() if not k.startswith(splits)}
-        synth["videos"] = cfg.data.synth.get(f"{split}_videos", synth.get("videos", 8))
-        synth["seed"] = cfg.data.synth.get(f"{split}_seed", 0 if split == cfg.data.train_split else 1)
-        write_synth(root, "vid", SynthConfig(**synth), split=split)
-        sidecar = root / "deteriorated.json"
-        sidecar.rename(root / f"deteriorated_{split}.json")
-    return read_vid(root, split, progress=False)
+    return _read_split(cfg.data, split)
 
 
 def _image(frame: np.ndarray) -> torch.Tensor:

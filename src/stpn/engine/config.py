@@ -38,11 +38,17 @@ class ModelConfig:
     test_max_size: int = 1000
     rpn_batch_size_per_image: int = 256
     box_batch_size_per_image: int = 512
+    # tracking (task: tracking)
+    template_size: int = 128
+    search_size: int = 256
+    template_factor: float = 2.0  # crop side / sqrt(w h) of the target
+    search_factor: float = 4.0
+    head_channels: int = 64
 
 
 @dataclass
 class DataConfig:
-    format: str = "vid"
+    format: str = "vid"  # vid (detection) | got10k (tracking)
     root: str = "data/ILSVRC"
     train_split: str = "train"
     val_split: str = "val"
@@ -50,10 +56,15 @@ class DataConfig:
     train_num_support: int = 2
     train_max_offset: int = 9
     key_stride: int = 1  # every n-th frame of a training video is a key frame
+    train_stride: int = 1  # tracking: supports are the K most recent frames on this grid before the search frame
+    max_gap: int = 50  # tracking: template frame at most this many frames before the search frame
+    samples_per_video: int = 1  # tracking: template/search pairs per video and epoch
+    center_jitter: float = 1.0  # tracking: search-centre shift, up to +-center_jitter/2 x sqrt(w h)
+    scale_jitter: float = 0.25  # tracking: search-size jitter, exp(N(0, scale_jitter))
     test_policy: str = "global"  # global | local | causal
     test_num_support: int = 14
     test_stride: int = 1
-    test_refresh_every: int = 1  # causal: prompt refresh period
+    test_refresh_every: int = 1  # causal (and tracking): prompt refresh period
     synth: dict | None = None  # generate the data (SynthConfig fields) into root if it is missing
     class_names: list | None = None
 
@@ -96,9 +107,10 @@ class Config:
 
     def validate(self) -> "Config":
         checks = [
-            (self.task in ("detection",), "task", f"must be 'detection', got {self.task!r}"),
+            (self.task in ("detection", "tracking"), "task", f"must be 'detection' or 'tracking', got {self.task!r}"),
             (self.model.depth in ("shallow", "deep", "deep_block"), "model.depth", "must be shallow, deep or deep_block"),
-            (self.data.format in ("vid",), "data.format", f"must be 'vid', got {self.data.format!r}"),
+            (self.data.format == {"detection": "vid", "tracking": "got10k"}.get(self.task, self.data.format),
+             "data.format", f"must be 'vid' for detection and 'got10k' for tracking, got {self.data.format!r}"),
             (self.data.test_policy in ("global", "local", "causal"), "data.test_policy", "must be global, local or causal"),
             (self.optim.schedule in ("step", "cosine"), "optim.schedule", "must be step or cosine"),
             (self.optim.amp in ("none", "bf16", "fp16"), "optim.amp", "must be none, bf16 or fp16"),

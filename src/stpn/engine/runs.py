@@ -1,0 +1,52 @@
+"""A trained run on disk: its weights file and its config, loaded with strict checks."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from torch import nn
+
+from .config import Config, config_from_dict, load_config
+
+
+def resolve_run(weights: str | Path, config: str | Path | None = None, overrides=()) -> tuple[Path, Config]:
+    """(weights file, config) from ``model.safetensors`` (or its run folder) and either the given
+    YAML config or the run's ``config.json``."""
+    weights = Path(weights)
+    if weights.is_dir():
+        weights = weights / "model.safetensors"
+    if not weights.is_file():
+        raise FileNotFoundError(f"weights file not found: {weights}")
+    if config is not None:
+        return weights, load_config(config, overrides)
+    if (weights.parent / "config.json").is_file():
+        data = json.loads((weights.parent / "config.json").read_text())
+        if overrides:
+            import tempfile
+            with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+                json.dump(data, f)
+            try:
+                return weights, load_config(f.name, overrides)
+            finally:
+                Path(f.name).unlink()
+        return weights, config_from_dict(data)
+    raise FileNotFoundError(f"no config.json beside {weights}; pass a config")
+
+
+def load_model_weights(model: nn.Module, weights: Path, what: str) -> nn.Module:
+    """Load a safetensors state dict that must fit ``model`` exactly; the error says what differs."""
+    from safetensors.torch import load_file
+    try:
+        state = load_file(str(weights))
+    except Exception as err:  # noqa: BLE001
+        raise ValueError(f"{weights}: not a safetensors weights file ({err})") from None
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    reshaped = [k for k in state if k in own and own[k].shape != state[k].shape]
+    if missing or unexpected or reshaped:
+        raise ValueError(f"{weights} does not fit this {what}: {len(missing)} missing keys (e.g. {missing[:2]}), "
+                         f"{len(unexpected)} unexpected (e.g. {unexpected[:2]}), {len(reshaped)} of another "
+                         f"shape (e.g. {reshaped[:2]})")
+    model.load_state_dict(state)
+    return model.eval()

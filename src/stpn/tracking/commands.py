@@ -1,0 +1,196 @@
+"""``stpn track``, ``stpn eval`` for tracking runs, and ``stpn demo --task sot``."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+from rich.console import Console
+from rich.progress import track
+from rich.table import Table
+
+from ..data.types import atomic_write
+from ..engine.config import Config, config_dict, load_config, packaged_config
+from ..engine.runs import load_model_weights, resolve_run
+from .model import STPNTracker
+from .task import TrackingTask, evaluate_tracking
+from .tracker import check_box, track_frames
+
+
+def load_tracker(weights: str | Path, config: str | Path | None = None, overrides=()) -> tuple[STPNTracker, Config]:
+    """(tracker, config) from a run's ``model.safetensors`` (or a run folder) and its config."""
+    weights, cfg = resolve_run(weights, config, overrides)
+    if cfg.task != "tracking":
+        raise ValueError(f"{weights} is a {cfg.task} run, not a tracker")
+    model = TrackingTask().build_model(cfg)
+    load_model_weights(model, weights, f"tracker ({cfg.model.backbone}, prompting={cfg.model.prompting})")
+    return model, cfg
+
+
+def print_metrics(metrics: dict, title: str, console: Console | None = None) -> None:
+    table = Table(title=title)
+    for col in ("AO all", "AO deteriorated", "SR0.5", "SR0.75", "FPS"):
+        table.add_column(col, justify="right")
+    f = lambda v: "-" if v is None else f"{100 * v:.1f}"  # noqa: E731
+    a = metrics["all"]
+    table.add_row(f(a["ao"]), f(metrics.get("ao_deteriorated")), f(a["sr50"]), f(a["sr75"]),
+                  "-" if a["fps"] is None else f"{a['fps']:.1f}")
+    (console or Console(width=100)).print(table)
+
+
+def cmd_eval(args) -> None:
+    model, cfg = load_tracker(args.weights, args.config, args.overrides)
+    weights = Path(args.weights)
+    out = Path(args.out) if args.out else (weights if weights.is_dir() else weights.parent) / "eval"
+    metrics = evaluate_tracking(model, cfg, out)
+    print_metrics(metrics, f"{cfg.data.val_split}: GOT-10k metrics (causal prompts, K={cfg.data.test_num_support}, "
+                           f"S={cfg.data.test_stride})")
+    print(f"wrote {out / 'metrics.json'}, {out / 'success.png'} and the results layout in {out / 'results'}")
+
+
+def parse_box(text: str) -> list[float]:
+    try:
+        box = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--box must be x,y,w,h (four numbers separated by commas), got {text!r}") from None
+    if len(box) != 4:
+        raise ValueError(f"--box must be x,y,w,h (four numbers separated by commas), got {text!r}")
+    return box
+
+
+def draw_box(frame: np.ndarray, box, score: float | None, color=(255, 64, 64)) -> np.ndarray:
+    from PIL import Image, ImageDraw
+    img = Image.fromarray(frame)
+    pen = ImageDraw.Draw(img)
+    x, y, w, h = (float(v) for v in box)
+    pen.rectangle([x, y, x + w, y + h], outline=color, width=2)
+    if score is not None:
+        pen.text((x + 2, max(0.0, y - 11)), f"{score:.2f}", fill=color)
+    return np.asarray(img)
+
+
+def cmd_track(args) -> None:
+    """Track one target from a first box through a video file, a frame folder or a webcam."""
+    from ..data.video import write_video
+    from ..detection.commands import _open_source
+    model, cfg = load_tracker(args.weights, args.config)
+    video, frames, count, fps = _open_source(args.video)
+    box = parse_box(args.box)
+    d = cfg.data
+    K = args.num_support or d.test_num_support
+    S = args.stride or d.test_stride
+    R = args.refresh_every or d.test_refresh_every
+    first = next(iter(frames), None)
+    if first is None:
+        raise ValueError(f"{args.video}: no frames")
+    check_box(box, first.shape[1], first.shape[0], f"the first frame of {args.video}")
+    import itertools
+    rows = []
+
+    def annotated():
+        try:
+            for frame, b, score, seconds in track(track_frames(model, itertools.chain([first], frames), box, K, S, R),
+                                                  "tracking", total=count):
+                rows.append((b, score, seconds))
+                yield draw_box(frame, b, score if rows[1:] else None)
+        except KeyboardInterrupt:
+            print(f"interrupted after {len(rows)} frames; keeping what was done")
+
+    if args.out:
+        write_video(args.out, annotated(), fps=fps)
+        print(f"wrote {args.out} ({len(rows)} frames)")
+    else:
+        for _ in annotated():
+            pass
+    if args.txt:
+        atomic_write(args.txt, "".join(",".join(f"{v:.2f}" for v in b) + "\n" for b, _, _ in rows))
+        print(f"wrote {args.txt} (x,y,w,h per frame)")
+    if len(rows) > 1:
+        print(f"{len(rows)} frames, {1 / np.mean([s for _, _, s in rows[1:]]):.1f} frames/s "
+              f"({'STPN' if model.prompting else 'baseline'}, K={K}, S={S}, refresh every {R})")
+
+
+# the demo ---------------------------------------------------------------------------------------
+def demo_config(out: Path, quick: bool, prompting: bool) -> Config:
+    overrides = [f"data.root={out / 'data'}", f"run.out={out / ('stpn' if prompting else 'baseline')}",
+                 f"model.prompting={str(prompting).lower()}"]
+    if quick:
+        overrides += ["optim.epochs=2", "data.synth.train_videos=16", "data.synth.val_videos=4"]
+    return load_config(packaged_config("sot_demo_cpu"), overrides)
+
+
+def plot_curves(results: dict, path: Path) -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4), dpi=120)
+    for ax, key, title in zip(axes, ("all", "deteriorated"), ("all frames", "deteriorated frames")):
+        for name, m in results.items():
+            if key in m:
+                c = m[key]["success_curve"]
+                ax.plot(c["thresholds"], c["success"], label=f"{name} [AO {m[key]['ao']:.3f}]")
+        ax.set(xlabel="overlap threshold", ylabel="success rate", xlim=(0, 1), ylim=(0, 1.01), title=title)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower left")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def run_tracking_demo(out: Path, quick: bool = False, console: Console | None = None) -> dict:
+    """Train the STPN tracker and the no-prompt baseline with the same budget on generated
+    deteriorated video, score both (all frames, deteriorated frames), write the report."""
+    from ..data.splits import read_split
+    from ..data.video import write_video
+    from ..detection.demo import _train_both
+    console = console or Console()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    configs = {"stpn": demo_config(out, quick, True), "baseline": demo_config(out, quick, False)}
+    cfg = configs["stpn"]
+    atomic_write(out / "demo_config.yaml", yaml.safe_dump(config_dict(cfg)))
+    read_split(cfg.data, cfg.data.train_split)
+    val = read_split(cfg.data, cfg.data.val_split)
+    dataset = TrackingTask().train_dataset(cfg)
+    iterations = cfg.optim.epochs * -(-len(dataset) // cfg.optim.batch_size)
+    console.print(f"training both trackers for {iterations} iterations ({len(dataset)} pairs per epoch) ...")
+    timings = _train_both(configs, out, iterations, console)
+    report, results = {}, {}
+    for name, c in configs.items():
+        model, _ = load_tracker(Path(c.run.out) / "model.safetensors")
+        metrics = evaluate_tracking(model, c, Path(c.run.out) / "eval", console=console)
+        results[name] = metrics
+        report[name] = {"ao_all": metrics["ao_all"], "ao_deteriorated": metrics.get("ao_deteriorated"),
+                        "sr50_all": metrics["sr50_all"], "fps": metrics["fps"], "train_seconds": timings[name]}
+    report["config"] = config_dict(cfg)
+    report["command"] = "stpn demo --task sot" + (" --quick" if quick else "") + f" --out {out}"
+    atomic_write(out / "report.json", json.dumps(report, indent=1))
+    plot_curves(results, out / "success.png")
+    # an annotated validation video: both trackers' boxes
+    video = val[0]
+    first = [float(v) for v in video.targets[0].boxes[0]]
+    first = [first[0], first[1], first[2] - first[0], first[3] - first[1]]
+    rows = {}
+    for name, c in configs.items():
+        model, _ = load_tracker(Path(c.run.out) / "model.safetensors")
+        rows[name] = [r[1] for r in track_frames(model, (video.frames[t] for t in range(len(video))), first,
+                                                 c.data.test_num_support, c.data.test_stride, c.data.test_refresh_every)]
+    frames = (draw_box(draw_box(video.frames[t], rows["baseline"][t], None, (64, 160, 255)), rows["stpn"][t], None)
+              for t in range(len(video)))
+    write_video(out / "stpn_val0.mp4", frames, fps=10)
+    table = Table(title="stpn demo --task sot: AO / SR0.5 in % on generated deteriorated video")
+    for col in ("model", "AO all frames", "AO deteriorated", "SR0.5 all", "train s"):
+        table.add_column(col, justify="right")
+    for name in ("baseline", "stpn"):
+        r = report[name]
+        table.add_row(name, f"{100 * r['ao_all']:.1f}", "-" if r["ao_deteriorated"] is None else f"{100 * r['ao_deteriorated']:.1f}",
+                      f"{100 * r['sr50_all']:.1f}", f"{r['train_seconds']:.0f}")
+    console.print(table)
+    console.print(f"wrote {out / 'report.json'}, {out / 'success.png'} (STPN red, baseline blue in "
+                  f"{out / 'stpn_val0.mp4'})")
+    return report

@@ -1,0 +1,206 @@
+"""A one-stream ViT tracker with STPN prompts (OSTrack-style, on timm's ViT).
+
+    template crop (2x the target, 128 px) --embed--+
+                                                   +--> [cls, template, search] + prompts --ViT--> search map --> centre head
+    search crop (4x the last box, 256 px) --embed--+
+    past search crops --unprompted ViT--> support tokens --predictor--> prompts
+
+Template and search tokens go through the backbone together; the prompts (STPN core) come from
+past search regions only (causal). The centre head reads the search tokens and gives a heat map,
+a box size and a sub-cell offset per cell. ``prompting=False`` is the same tracker without
+prompts: the baseline.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.ops import generalized_box_iou_loss, roi_align
+
+from ..core.model import STPN
+from ..core.vit import PromptedViT
+
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+
+def to_tensor(frame: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 RGB -> normalised (3, H, W) float32."""
+    if frame.ndim != 3 or frame.shape[2] != 3:
+        raise ValueError(f"frames must be (H, W, 3) RGB arrays, got shape {frame.shape}")
+    x = torch.from_numpy(np.array(frame, dtype=np.float32)).permute(2, 0, 1).div_(255)
+    return (x - torch.tensor(MEAN).view(3, 1, 1)) / torch.tensor(STD).view(3, 1, 1)
+
+
+def crop_region(box, factor: float, min_side: float = 8.0) -> np.ndarray:
+    """Square region (x0, y0, side) centred on an x,y,w,h box, ``factor`` x sqrt(w h) wide."""
+    x, y, w, h = (float(v) for v in box)
+    side = max(math.sqrt(max(w, 0.0) * max(h, 0.0)) * factor, min_side)
+    return np.array([x + w / 2 - side / 2, y + h / 2 - side / 2, side], dtype=np.float64)
+
+
+def crop(image: torch.Tensor, region, size: int) -> torch.Tensor:
+    """Resample a square region (x0, y0, side) of a normalised (3, H, W) image to (3, size, size);
+    outside the image the crop is 0 (the mean colour)."""
+    x0, y0, side = (float(v) for v in region)
+    roi = torch.tensor([[0.0, x0, y0, x0 + side, y0 + side]], dtype=image.dtype, device=image.device)
+    return roi_align(image[None], roi, output_size=size, spatial_scale=1.0, sampling_ratio=2, aligned=True)[0]
+
+
+def to_crop(box, region) -> np.ndarray:
+    """x,y,w,h frame box -> (cx, cy, w, h) in units of the crop side."""
+    x, y, w, h = (float(v) for v in box)
+    x0, y0, side = region
+    return np.array([(x + w / 2 - x0) / side, (y + h / 2 - y0) / side, w / side, h / side])
+
+
+def from_crop(cxcywh, region) -> np.ndarray:
+    """(cx, cy, w, h) in crop units -> x,y,w,h frame box."""
+    cx, cy, w, h = (float(v) for v in cxcywh)
+    x0, y0, side = region
+    return np.array([x0 + (cx - w / 2) * side, y0 + (cy - h / 2) * side, w * side, h * side])
+
+
+class CenterHead(nn.Module):
+    """Three small conv towers over the search map: centre heat map (logits), box size (fraction
+    of the crop) and offset of the centre inside its cell."""
+
+    def __init__(self, dim: int, channels: int = 64, layers: int = 2):
+        super().__init__()
+
+        def tower(out: int) -> nn.Sequential:
+            mods, c = [], dim
+            for _ in range(layers):
+                mods += [nn.Conv2d(c, channels, 3, padding=1), nn.GroupNorm(min(8, channels), channels), nn.ReLU(inplace=True)]
+                c = channels
+            return nn.Sequential(*mods, nn.Conv2d(c, out, 1))
+
+        self.score, self.size, self.offset = tower(1), tower(2), tower(2)
+        nn.init.constant_(self.score[-1].bias, -2.19)  # prior 0.1 (CenterNet)
+
+    def forward(self, x: torch.Tensor) -> dict:
+        return {"score": self.score(x), "size": self.size(x).sigmoid(), "offset": self.offset(x).sigmoid()}
+
+
+def decode(out: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Best cell per sample -> boxes (B, 4) as (cx, cy, w, h) in crop units and scores (B,)."""
+    score = out["score"]
+    B, _, h, w = score.shape
+    flat = score.flatten(1)
+    best, idx = flat.max(dim=1)
+    iy, ix = idx // w, idx % w
+    b = torch.arange(B, device=score.device)
+    off, size = out["offset"][b, :, iy, ix], out["size"][b, :, iy, ix]
+    boxes = torch.stack([(ix + off[:, 0]) / w, (iy + off[:, 1]) / h, size[:, 0], size[:, 1]], dim=1)
+    return boxes, best.sigmoid()
+
+
+class STPNTracker(nn.Module):
+    """One-stream prompted ViT tracker.
+
+    Args:
+        backbone: a timm ViT (``vit_tiny_patch16_224``, ``vit_base_patch16_224``, ...).
+        prompting: False builds the baseline (no predictor, no support frames).
+        template_size / search_size: crop sides in pixels (multiples of the patch size).
+        template_factor / search_factor: crop side / sqrt(w h) of the target.
+        Other arguments go to ``stpn.STPN``.
+    """
+
+    def __init__(self, backbone: str = "vit_tiny_patch16_224", prompting: bool = True, predictor: str = "attention",
+                 num_prompts: int = 5, depth: str = "shallow", pretrained: bool = False, support_grad: bool = False,
+                 template_size: int = 128, search_size: int = 256, template_factor: float = 2.0,
+                 search_factor: float = 4.0, head_channels: int = 64,
+                 backbone_kwargs: dict | None = None, predictor_kwargs: dict | None = None):
+        super().__init__()
+        self.stpn = STPN(backbone, predictor, num_prompts, depth, pretrained=pretrained, prompting=prompting,
+                         support_grad=support_grad, backbone_kwargs=backbone_kwargs, predictor_kwargs=predictor_kwargs)
+        vit = self.stpn.backbone
+        if not isinstance(vit, PromptedViT):
+            raise ValueError(f"the tracker needs a timm ViT backbone (one stream of template and search tokens), "
+                             f"got {backbone!r}")
+        p = vit.patch_size[0]
+        for name, s in (("template_size", template_size), ("search_size", search_size)):
+            if s % p:
+                raise ValueError(f"{name} must be a multiple of the patch size {p}, got {s}")
+        self.template_size, self.search_size = template_size, search_size
+        self.template_factor, self.search_factor = template_factor, search_factor
+        self.head = CenterHead(vit.embed_dim, head_channels)
+
+    @property
+    def prompting(self) -> bool:
+        return self.stpn.prompting
+
+    def embed_template(self, template: torch.Tensor) -> torch.Tensor:
+        """Template crops (B, 3, t, t) -> tokens (B, prefix + n_t, D), computed once per video."""
+        return self.stpn.backbone.embed(template)
+
+    def prompts(self, support: torch.Tensor, offsets: torch.Tensor | None = None):
+        """Prompts from support search crops (B, K, 3, s, s)."""
+        tokens, grids = self.stpn.encode_support(support)
+        return self.stpn.predict_prompts(tokens, grids, offsets)
+
+    def head_forward(self, template_tokens: torch.Tensor, search: torch.Tensor, prompts=None) -> dict:
+        """Joint prompted pass of template tokens and search crops (B, 3, s, s) -> head outputs."""
+        vit = self.stpn.backbone
+        B, _, H, W = search.shape
+        s = vit.embed(search)[:, vit.num_prefix_tokens:]
+        out = vit.forward_tokens(torch.cat([template_tokens, s], dim=1), prompts)[-1]
+        h, w = H // vit.patch_size[0], W // vit.patch_size[1]
+        return self.head(out[:, -s.shape[1]:].transpose(1, 2).reshape(B, -1, h, w))
+
+    def forward(self, template: torch.Tensor, search: torch.Tensor, support: torch.Tensor | None = None,
+                offsets: torch.Tensor | None = None) -> dict:
+        """template (B, 3, t, t), search (B, 3, s, s), support (B, K, 3, s, s) past search crops,
+        offsets (B, K) = tau - t. Returns score logits (B, 1, h, w), size and offset (B, 2, h, w)."""
+        prompts = None
+        if self.prompting:
+            if support is None:
+                raise ValueError("a prompted tracker needs support crops of shape (B, K, 3, S, S)")
+            prompts = self.prompts(support, offsets)
+        return self.head_forward(self.embed_template(template), search, prompts)
+
+
+# losses ----------------------------------------------------------------------------------------
+def heatmap_targets(boxes: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gaussian centre heat maps (B, 1, h, w) with 1 at the centre cell, and that cell (B, 2) as
+    (ix, iy). ``boxes`` (B, 4) cx, cy, w, h in crop units. sigma = size in cells / 6, >= 0.5."""
+    cx, cy = boxes[:, 0] * w, boxes[:, 1] * h
+    ix = cx.floor().clamp(0, w - 1)
+    iy = cy.floor().clamp(0, h - 1)
+    sigma = (torch.sqrt((boxes[:, 2] * w) * (boxes[:, 3] * h)) / 6).clamp(min=0.5)
+    xs = torch.arange(w, device=boxes.device, dtype=boxes.dtype)
+    ys = torch.arange(h, device=boxes.device, dtype=boxes.dtype)
+    gx = torch.exp(-((xs[None] - ix[:, None]) ** 2) / (2 * sigma[:, None] ** 2))
+    gy = torch.exp(-((ys[None] - iy[:, None]) ** 2) / (2 * sigma[:, None] ** 2))
+    return (gy[:, :, None] * gx[:, None, :])[:, None], torch.stack([ix, iy], dim=1).long()
+
+
+def focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """CenterNet's penalty-reduced focal loss (alpha 2, beta 4), per positive cell."""
+    p = logits.sigmoid().clamp(1e-4, 1 - 1e-4)
+    pos = target.eq(1).float()
+    pos_loss = -(torch.log(p) * (1 - p) ** 2 * pos).sum()
+    neg_loss = -(torch.log(1 - p) * p ** 2 * (1 - target) ** 4 * (1 - pos)).sum()
+    return (pos_loss + neg_loss) / pos.sum().clamp(min=1)
+
+
+def tracking_loss(out: dict, boxes: torch.Tensor, weights=(1.0, 5.0, 2.0)) -> dict:
+    """Focal loss on the heat map; L1 and GIoU on the box read at the true centre cell.
+    ``boxes`` (B, 4) cx, cy, w, h in crop units."""
+    score = out["score"].float()
+    B, _, h, w = score.shape
+    target, cell = heatmap_targets(boxes.float(), h, w)
+    b = torch.arange(B, device=score.device)
+    off = out["offset"].float()[b, :, cell[:, 1], cell[:, 0]]
+    size = out["size"].float()[b, :, cell[:, 1], cell[:, 0]]
+    pred = torch.stack([(cell[:, 0] + off[:, 0]) / w, (cell[:, 1] + off[:, 1]) / h, size[:, 0], size[:, 1]], 1)
+
+    def xyxy(c):
+        return torch.cat([c[:, :2] - c[:, 2:] / 2, c[:, :2] + c[:, 2:] / 2], dim=1)
+
+    return {"focal": weights[0] * focal_loss(score, target),
+            "l1": weights[1] * F.l1_loss(pred, boxes.float()),
+            "giou": weights[2] * generalized_box_iou_loss(xyxy(pred), xyxy(boxes.float()), reduction="mean")}

@@ -1,0 +1,151 @@
+"""The tracking task for the engine: model, template/search pairs with causal supports, loss,
+and evaluation on a GOT-10k-layout split."""
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.progress import track
+
+from ..core.sampling import SupportConfig, causal_support
+from ..data.got10k import write_got10k_results
+from ..data.splits import read_split
+from ..data.types import Video, atomic_write
+from ..engine.config import Config
+from .model import STPNTracker, crop, crop_region, to_crop, to_tensor, tracking_loss
+from .tracker import track_frames
+
+
+def build_tracker(cfg: Config) -> STPNTracker:
+    m = cfg.model
+    model = STPNTracker(m.backbone, prompting=m.prompting, predictor=m.predictor, num_prompts=m.num_prompts,
+                        depth=m.depth, pretrained=m.pretrained, support_grad=m.support_grad,
+                        template_size=m.template_size, search_size=m.search_size, template_factor=m.template_factor,
+                        search_factor=m.search_factor, head_channels=m.head_channels,
+                        backbone_kwargs=m.backbone_kwargs, predictor_kwargs=m.predictor_kwargs)
+    if m.weights:
+        from ..detection.weights import load_backbone_weights
+        load_backbone_weights(model.stpn.backbone, m.weights)
+    return model
+
+
+def _xywh(video: Video, t: int) -> np.ndarray | None:
+    """The target's x,y,w,h in frame t, or None where it is absent."""
+    tg = video.targets[t]
+    if not len(tg) or not tg.visible[0]:
+        return None
+    x1, y1, x2, y2 = (float(v) for v in tg.boxes[0])
+    return np.array([x1, y1, x2 - x1, y2 - y1]) if x2 > x1 and y2 > y1 else None
+
+
+class TrackingPairs(torch.utils.data.Dataset):
+    """``samples_per_video`` items per video and epoch. An item draws (from a generator seeded by
+    seed, epoch and item) a search frame t >= 1 where the target is visible, a template frame in
+    [t - max_gap, t - 1] where it is visible, and the K most recent frames on the stride grid
+    before t as supports (``causal_support``, as the tracking loop uses). The search crop and
+    the support crops are centred on the jittered true box (at test time they are centred on
+    the previous prediction); the template crop on the true box."""
+
+    def __init__(self, videos: list[Video], cfg: Config):
+        d, m = cfg.data, cfg.model
+        SupportConfig("causal", d.train_num_support, d.train_stride)
+        self.videos, self.cfg, self.seed, self.epoch = videos, cfg, cfg.run.seed, 0
+        self.visible = [[t for t in range(len(v)) if _xywh(v, t) is not None] for v in videos]
+        usable = [i for i, vis in enumerate(self.visible) if len(vis) >= 2 and vis[-1] >= 1]
+        if not usable:
+            raise ValueError("no training video has the target visible in two frames")
+        self.items = [v for v in usable for _ in range(d.samples_per_video)]
+
+    @property
+    def video_of_item(self) -> list[int]:
+        return list(self.items)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _jittered(self, box: np.ndarray, rng: random.Random) -> np.ndarray:
+        d = self.cfg.data
+        scale = float(np.exp(rng.gauss(0.0, d.scale_jitter)))
+        w, h = box[2] * scale, box[3] * scale
+        shift = d.center_jitter * np.sqrt(box[2] * box[3])
+        cx = box[0] + box[2] / 2 + (rng.random() - 0.5) * shift
+        cy = box[1] + box[3] / 2 + (rng.random() - 0.5) * shift
+        return np.array([cx - w / 2, cy - h / 2, w, h])
+
+    def __getitem__(self, i: int) -> dict:
+        d, m = self.cfg.data, self.cfg.model
+        v = self.items[i]
+        video, visible = self.videos[v], self.visible[v]
+        rng = random.Random(hash((self.seed, self.epoch, i)))
+        t = rng.choice([s for s in visible if s >= 1 and any(0 <= t0 < s for t0 in visible)])
+        z = rng.choice([s for s in visible if t - d.max_gap <= s < t] or [max(s for s in visible if s < t)])
+        template_box = _xywh(video, z)
+        template = crop(to_tensor(video.frames[z]), crop_region(template_box, m.template_factor), m.template_size)
+        box = _xywh(video, t)
+        region = crop_region(self._jittered(box, rng), m.search_factor)
+        search = crop(to_tensor(video.frames[t]), region, m.search_size)
+        support_index = causal_support(t, t + 1, d.train_num_support, d.train_stride)
+        crops = []
+        for tau in support_index:
+            b = _xywh(video, tau)
+            b = template_box if b is None else b
+            crops.append(crop(to_tensor(video.frames[tau]), crop_region(self._jittered(b, rng), m.search_factor),
+                              m.search_size))
+        return {"template": template, "search": search, "support": torch.stack(crops),
+                "offsets": torch.tensor([tau - t for tau in support_index]),
+                "box": torch.tensor(to_crop(box, region), dtype=torch.float32)}
+
+    @staticmethod
+    def collate(samples: list[dict]) -> dict:
+        return {k: torch.stack([s[k] for s in samples]) for k in samples[0]}
+
+
+class TrackingTask:
+    def build_model(self, cfg: Config) -> STPNTracker:
+        return build_tracker(cfg)
+
+    def train_dataset(self, cfg: Config) -> TrackingPairs:
+        return TrackingPairs(read_split(cfg.data, cfg.data.train_split), cfg)
+
+    def loss(self, model, batch: dict, device: str) -> dict:
+        inner = model.module if hasattr(model, "module") else model
+        support = batch["support"].to(device) if inner.prompting else None
+        offsets = batch["offsets"].to(device) if inner.prompting else None
+        out = model(batch["template"].to(device), batch["search"].to(device), support, offsets)
+        return tracking_loss(out, batch["box"].to(device))
+
+
+def evaluate_tracking(model: STPNTracker, cfg: Config, out: Path, console=None) -> dict:
+    """Track every validation sequence from its first box, write the GOT-10k results layout with
+    the measured seconds per frame, score it (all frames and, with a sidecar, the deteriorated
+    ones). Returns the metrics; writes ``out/metrics.json`` and ``out/success.png``."""
+    from ..evaluation.got10k import evaluate_got10k, plot_success
+    d = cfg.data
+    videos = read_split(d, d.val_split)
+    results = out / "results"
+    model.eval()
+    for video in track(videos, "tracking", console=console):
+        first = _xywh(video, 0)
+        if first is None:
+            raise ValueError(f"sequence {video.name}: the target is absent in the first frame")
+        frames = (video.frames[t] for t in range(len(video)))
+        rows = list(track_frames(model, frames, first, d.test_num_support, d.test_stride, d.test_refresh_every))
+        write_got10k_results(results, video.name, np.stack([r[1] for r in rows]), np.array([r[3] for r in rows]))
+    metrics = {"all": evaluate_got10k(videos, results)}
+    sidecar = Path(d.root) / f"deteriorated_{d.val_split}.json"
+    if sidecar.is_file():
+        frames = {name: v["frames"] for name, v in json.loads(sidecar.read_text())["videos"].items()}
+        metrics["deteriorated"] = evaluate_got10k(videos, results, frames=frames)
+    metrics.update(ao_all=metrics["all"]["ao"], sr50_all=metrics["all"]["sr50"], fps=metrics["all"].get("fps"))
+    if "deteriorated" in metrics:
+        metrics["ao_deteriorated"] = metrics["deteriorated"]["ao"]
+    plot_success(metrics["all"], out / "success.png", label="STPN" if model.prompting else "baseline")
+    atomic_write(out / "metrics.json", json.dumps(metrics, indent=1))
+    return metrics
