@@ -315,3 +315,11 @@ def _flat(cfg):
                 yield f"{section}.{k}", json.dumps(v)
         else:
             yield section, json.dumps(values)
+
+
+def test_tracking_configs_load_and_a_wrong_format_is_named():
+    from stpn.engine.config import ConfigError
+    for name in ("sot_demo_cpu", "got10k_vit_b"):
+        assert load_config(packaged_config(name)).task == "tracking"
+    with pytest.raises(ConfigError, match="data.format"):
+        load_config(packaged_config("sot_demo_cpu"), ["data.format=vid"])
