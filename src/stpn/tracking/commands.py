@@ -87,11 +87,15 @@ def cmd_track(args) -> None:
         raise ValueError(f"{args.video}: no frames")
     check_box(box, first.shape[1], first.shape[0], f"the first frame of {args.video}")
     import itertools
+
+    from ..engine.trainer import resolve_device
+    device = resolve_device(cfg.run.device)
+    model.to(device)
     rows = []
 
     def annotated():
         try:
-            for frame, b, score, seconds in track(track_frames(model, itertools.chain([first], frames), box, K, S, R),
+            for frame, b, score, seconds in track(track_frames(model, itertools.chain([first], frames), box, K, S, R, device),
                                                   "tracking", total=count):
                 rows.append((b, score, seconds))
                 yield draw_box(frame, b, score if rows[1:] else None)

@@ -84,7 +84,7 @@ class TrackingPairs(torch.utils.data.Dataset):
         v = self.items[i]
         video, visible = self.videos[v], self.visible[v]
         rng = random.Random(hash((self.seed, self.epoch, i)))
-        t = rng.choice([s for s in visible if s >= 1 and any(0 <= t0 < s for t0 in visible)])
+        t = rng.choice([s for s in visible if s > visible[0]])
         z = rng.choice([s for s in visible if t - d.max_gap <= s < t] or [max(s for s in visible if s < t)])
         template_box = _xywh(video, z)
         template = crop(to_tensor(video.frames[z]), crop_region(template_box, m.template_factor), m.template_size)
@@ -126,17 +126,19 @@ def evaluate_tracking(model: STPNTracker, cfg: Config, out: Path, console=None) 
     """Track every validation sequence from its first box, write the GOT-10k results layout with
     the measured seconds per frame, score it (all frames and, with a sidecar, the deteriorated
     ones). Returns the metrics; writes ``out/metrics.json`` and ``out/success.png``."""
+    from ..engine.trainer import resolve_device
     from ..evaluation.got10k import evaluate_got10k, plot_success
     d = cfg.data
     videos = read_split(d, d.val_split)
     results = out / "results"
-    model.eval()
+    device = resolve_device(cfg.run.device)
+    model.eval().to(device)
     for video in track(videos, "tracking", console=console):
         first = _xywh(video, 0)
         if first is None:
             raise ValueError(f"sequence {video.name}: the target is absent in the first frame")
         frames = (video.frames[t] for t in range(len(video)))
-        rows = list(track_frames(model, frames, first, d.test_num_support, d.test_stride, d.test_refresh_every))
+        rows = list(track_frames(model, frames, first, d.test_num_support, d.test_stride, d.test_refresh_every, device))
         write_got10k_results(results, video.name, np.stack([r[1] for r in rows]), np.array([r[3] for r in rows]))
     metrics = {"all": evaluate_got10k(videos, results)}
     sidecar = Path(d.root) / f"deteriorated_{d.val_split}.json"
