@@ -101,3 +101,14 @@ def test_present_target_with_zero_area_box_raises(tmp_path):
     (tmp_path / "val" / "s" / "groundtruth.txt").write_text("10,10,20,15\n10,10,0,15\n")
     with pytest.raises(AnnotationError, match=r"groundtruth.txt:2: the target is present but its box .* has zero area"):
         read_got10k(tmp_path, "val", progress=False)
+
+
+def test_the_written_target_is_the_first_object_visible_in_the_first_frame(tmp_path):
+    frames = ArrayFrames([np.zeros((80, 100, 3), np.uint8)] * 2)
+    targets = [FrameTargets([[0, 0, 10, 10], [30, 30, 50, 40]], [1, 2], [1, 2], visible=[False, True]),
+               FrameTargets([[2, 2, 12, 12], [32, 31, 52, 41]], [1, 2], [1, 2], visible=[True, True])]
+    write_got10k(tmp_path, "val", [Video("two", frames, 100, 80, targets)], progress=False)
+    assert (tmp_path / "val" / "two" / "groundtruth.txt").read_text().splitlines()[0] == "30.0000,30.0000,20.0000,10.0000"
+    hidden = [FrameTargets([[0, 0, 10, 10]], [1], [1], visible=[False])] * 2
+    with pytest.raises(AnnotationError, match="video none: no object is visible in its first frame"):
+        write_got10k(tmp_path, "val", [Video("none", frames, 100, 80, hidden)], progress=False)

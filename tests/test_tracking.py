@@ -234,7 +234,7 @@ def trained_run(tmp_path_factory):
 
 
 def test_the_official_got10k_toolkit_runs_our_tracker_and_agrees_with_our_evaluator(trained_run, tmp_path):
-    got10k = pytest.importorskip("got10k.experiments")
+    import got10k.experiments as got10k  # a dev dependency: the official toolkit
     from stpn.data.got10k import read_got10k
     from stpn.evaluation.got10k import evaluate_got10k
     from stpn.tracking.commands import load_tracker

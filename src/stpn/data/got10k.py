@@ -116,14 +116,20 @@ def read_got10k(root: str | Path, split: str = "val", progress: bool = True) -> 
 
 def write_got10k(root: str | Path, split: str, videos: list[Video], write_frames: bool = True,
                  progress: bool = True) -> None:
-    """Write single-target videos (track id of the first box) in the GOT-10k layout."""
+    """Write single-target videos in the GOT-10k layout: the target is the first object visible in
+    the first frame."""
     base = Path(root) / split
     for video in (track(videos, f"writing GOT-10k {split}") if progress else videos):
         seq = base / video.name
         if write_frames:
             for t in range(len(video)):
                 save_jpeg(seq / f"{t + 1:08d}.jpg", video.frames[t])
-        target_id = next((int(tg.track_ids[0]) for tg in video.targets if len(tg)), None)
+        first = video.targets[0] if video.targets else FrameTargets.empty()
+        seen = [int(i) for i, v in zip(first.track_ids, first.visible) if v]
+        if not seen:
+            raise AnnotationError(f"video {video.name}: no object is visible in its first frame; a GOT-10k "
+                                  f"sequence starts with its target visible")
+        target_id = seen[0]  # the first object visible in the first frame
         gt, absence, cover, cut = [], [], [], []
         last = [0.0, 0.0, 0.0, 0.0]
         for tg in video.targets:
