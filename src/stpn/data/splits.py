@@ -1,0 +1,33 @@
+"""Read a config's split, generating it first when the config asks for generated data."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .types import Video
+
+
+def _present(root: Path, fmt: str, split: str) -> bool:
+    if fmt == "vid":
+        return (root / "ImageSets" / f"VID_{split}_frames.txt").is_file()
+    return (root / split / "list.txt").is_file()
+
+
+def read_split(data, split: str) -> list[Video]:
+    """Videos of ``split`` for a ``DataConfig``: ImageNet VID (``format: vid``) or GOT-10k
+    (``format: got10k``). With ``synth`` set and the split missing, the split is generated into
+    ``root`` first (SynthConfig fields, plus ``<split>_videos`` / ``<split>_seed``), with its
+    sidecar ``deteriorated_<split>.json``."""
+    root = Path(data.root)
+    if data.synth is not None and not _present(root, data.format, split):
+        from .synth import SynthConfig, write_synth
+        splits = (f"{data.train_split}_", f"{data.val_split}_")
+        synth = {k: v for k, v in data.synth.items() if not k.startswith(splits)}
+        synth["videos"] = data.synth.get(f"{split}_videos", synth.get("videos", 8))
+        synth["seed"] = data.synth.get(f"{split}_seed", 0 if split == data.train_split else 1)
+        write_synth(root, data.format, SynthConfig(**synth), split=split)
+        (root / "deteriorated.json").rename(root / f"deteriorated_{split}.json")
+    if data.format == "vid":
+        from .vid import read_vid
+        return read_vid(root, split, progress=False)
+    from .got10k import read_got10k
+    return read_got10k(root, split, progress=False)
