@@ -116,3 +116,26 @@ def write_video(path: str | Path, frames, fps: float = 25.0) -> Path:
                 container.mux(packet)
     tmp.replace(path)
     return path
+
+
+def write_annotated(frames, out: str | Path | None, fps: float = 25.0) -> int:
+    """Run an iterator of annotated frames into ``out`` (mp4) or, without ``out``, just run it.
+    Ctrl-C stops the frames and keeps the video written so far. Returns the frames done."""
+    done = 0
+
+    def guarded():
+        nonlocal done
+        try:
+            for frame in frames:
+                done += 1
+                yield frame
+        except KeyboardInterrupt:
+            print(f"interrupted after {done} frames; keeping what was done")
+
+    if out:
+        write_video(out, guarded(), fps=fps)
+        print(f"wrote {out} ({done} frames)")
+    else:
+        for _ in guarded():
+            pass
+    return done

@@ -13,18 +13,13 @@ from rich.table import Table
 
 from ..data.types import atomic_write
 from ..engine.config import Config, load_config, packaged_config
-from ..engine.runs import load_model_weights, resolve_run
+from ..engine.runs import load_run_model
 from .task import DetectionTask, detections_table, predict_video, read_split
 
 
 def load_detector(weights: str | Path, config: str | Path | None = None, overrides=()):
     """(detector, config) from a run's ``model.safetensors`` (or a run folder) and its config."""
-    weights, cfg = resolve_run(weights, config, overrides)
-    if cfg.task != "detection":
-        raise ValueError(f"{weights} is a {cfg.task} run, not a detector")
-    det = DetectionTask().build_model(cfg)
-    load_model_weights(det, weights, f"detector ({cfg.model.backbone}, prompting={cfg.model.prompting})")
-    return det, cfg
+    return load_run_model(weights, config, overrides, "detection", "detector", DetectionTask().build_model)
 
 
 def evaluate_run(det, cfg: Config, out: Path, mode: str | None = None, console: Console | None = None) -> dict:
@@ -90,7 +85,7 @@ def cmd_detect(args) -> None:
     """Boxes, class names, scores and track ids on a video file, a frame folder or a webcam."""
     import itertools
 
-    from ..data.video import write_video
+    from ..data.video import write_annotated
     from .draw import IoUTracker, draw
     from .task import predict_stream
     det, cfg = load_detector(args.weights, args.config)
@@ -109,25 +104,17 @@ def cmd_detect(args) -> None:
     tracker, records = IoUTracker(), []
 
     def annotated():
-        try:
-            for t, (frame, p) in track(enumerate(zip(frames, preds)), "detecting", total=count):
-                keep = p["scores"] >= args.score_threshold
-                boxes, labels, scores = p["boxes"][keep], p["labels"][keep], p["scores"][keep]
-                ids = tracker.update(boxes, labels)
-                records.append({"frame": t, "detections": [
-                    {"box": [round(float(v), 2) for v in b], "label": int(c), "class": names[int(c) - 1],
-                     "score": round(float(s), 4), "track_id": int(i)}
-                    for b, c, s, i in zip(boxes, labels, scores, ids)]})
-                yield draw(frame, boxes, labels, scores, ids, names)
-        except KeyboardInterrupt:
-            print(f"interrupted after {len(records)} frames; keeping what was done")
+        for t, (frame, p) in track(enumerate(zip(frames, preds)), "detecting", total=count):
+            keep = p["scores"] >= args.score_threshold
+            boxes, labels, scores = p["boxes"][keep], p["labels"][keep], p["scores"][keep]
+            ids = tracker.update(boxes, labels)
+            records.append({"frame": t, "detections": [
+                {"box": [round(float(v), 2) for v in b], "label": int(c), "class": names[int(c) - 1],
+                 "score": round(float(s), 4), "track_id": int(i)}
+                for b, c, s, i in zip(boxes, labels, scores, ids)]})
+            yield draw(frame, boxes, labels, scores, ids, names)
 
-    if args.out:
-        write_video(args.out, annotated(), fps=fps)
-        print(f"wrote {args.out} ({len(records)} frames)")
-    else:
-        for _ in annotated():
-            pass
+    write_annotated(annotated(), args.out, fps)
     if args.json:
         atomic_write(args.json, json.dumps({"video": str(args.video), "mode": mode, "num_support": K,
                                             "prompting": cfg.model.prompting, "frames": records}))

@@ -50,3 +50,13 @@ def load_model_weights(model: nn.Module, weights: Path, what: str) -> nn.Module:
                          f"shape (e.g. {reshaped[:2]})")
     model.load_state_dict(state)
     return model.eval()
+
+
+def load_run_model(weights: str | Path, config: str | Path | None, overrides, task: str, what: str, build):
+    """(model, config) of a trained run of ``task``: ``build(cfg)`` then the run's weights."""
+    weights, cfg = resolve_run(weights, config, overrides)
+    if cfg.task != task:
+        raise ValueError(f"{weights} is a {cfg.task} run, not a {what}")
+    model = build(cfg)
+    load_model_weights(model, weights, f"{what} ({cfg.model.backbone}, prompting={cfg.model.prompting})")
+    return model, cfg

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from ..data.types import atomic_write
 from ..engine.config import Config, config_dict, load_config, packaged_config
-from ..engine.runs import load_model_weights, resolve_run
+from ..engine.runs import load_run_model
 from .model import STPNTracker
 from .task import TrackingTask, evaluate_tracking
 from .tracker import check_box, track_frames
@@ -21,12 +21,7 @@ from .tracker import check_box, track_frames
 
 def load_tracker(weights: str | Path, config: str | Path | None = None, overrides=()) -> tuple[STPNTracker, Config]:
     """(tracker, config) from a run's ``model.safetensors`` (or a run folder) and its config."""
-    weights, cfg = resolve_run(weights, config, overrides)
-    if cfg.task != "tracking":
-        raise ValueError(f"{weights} is a {cfg.task} run, not a tracker")
-    model = TrackingTask().build_model(cfg)
-    load_model_weights(model, weights, f"tracker ({cfg.model.backbone}, prompting={cfg.model.prompting})")
-    return model, cfg
+    return load_run_model(weights, config, overrides, "tracking", "tracker", TrackingTask().build_model)
 
 
 def print_metrics(metrics: dict, title: str, console: Console | None = None) -> None:
@@ -73,7 +68,7 @@ def draw_box(frame: np.ndarray, box, score: float | None, color=(255, 64, 64)) -
 
 def cmd_track(args) -> None:
     """Track one target from a first box through a video file, a frame folder or a webcam."""
-    from ..data.video import write_video
+    from ..data.video import write_annotated
     from ..detection.commands import _open_source
     model, cfg = load_tracker(args.weights, args.config)
     video, frames, count, fps = _open_source(args.video)
@@ -94,20 +89,12 @@ def cmd_track(args) -> None:
     rows = []
 
     def annotated():
-        try:
-            for frame, b, score, seconds in track(track_frames(model, itertools.chain([first], frames), box, K, S, R, device),
-                                                  "tracking", total=count):
-                rows.append((b, score, seconds))
-                yield draw_box(frame, b, score if rows[1:] else None)
-        except KeyboardInterrupt:
-            print(f"interrupted after {len(rows)} frames; keeping what was done")
+        for frame, b, score, seconds in track(track_frames(model, itertools.chain([first], frames), box, K, S, R, device),
+                                              "tracking", total=count):
+            rows.append((b, score, seconds))
+            yield draw_box(frame, b, score if rows[1:] else None)
 
-    if args.out:
-        write_video(args.out, annotated(), fps=fps)
-        print(f"wrote {args.out} ({len(rows)} frames)")
-    else:
-        for _ in annotated():
-            pass
+    write_annotated(annotated(), args.out, fps)
     if args.txt:
         atomic_write(args.txt, "".join(",".join(f"{v:.2f}" for v in b) + "\n" for b, _, _ in rows))
         print(f"wrote {args.txt} (x,y,w,h per frame)")
