@@ -212,6 +212,17 @@ def test_one_training_step_updates_the_weights(tmp_path, extra):
     assert {"focal", "l1", "giou"} <= record.keys() and np.isfinite(record["loss"])
 
 
+def test_tracking_training_resumes_exactly(tmp_path):
+    from safetensors.torch import load_file
+    straight = train(tiny_config(tmp_path / "a", "optim.epochs=2"), TrackingTask())
+    cfg = tiny_config(tmp_path / "b", "optim.epochs=2")
+    train(cfg, TrackingTask(), max_iterations=4)  # stops mid-epoch 2 (3 iterations per epoch)
+    assert (Path(cfg.run.out) / "checkpoints" / "latest").read_text() == "iter_00000004"
+    resumed = train(cfg, TrackingTask(), resume="auto")
+    a, b = load_file(str(straight / "model.safetensors")), load_file(str(resumed / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_training_pairs_are_reproducible_and_supports_come_before_the_search_frame(tmp_path):
     cfg = tiny_config(tmp_path)
     ds = TrackingTask().train_dataset(cfg)
