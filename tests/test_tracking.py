@@ -334,3 +334,11 @@ def test_tracking_configs_load_and_a_wrong_format_is_named():
         assert load_config(packaged_config(name)).task == "tracking"
     with pytest.raises(ConfigError, match="data.format"):
         load_config(packaged_config("sot_demo_cpu"), ["data.format=vid"])
+
+
+@pytest.mark.parametrize("region", [(10.3, 5.7, 23.1), (-12.5, -7.2, 40.0), (80.2, 50.9, 30.0), (-60.0, 2.0, 20.0),
+                                    (150.0, 90.0, 10.0), (-20.0, -20.0, 200.0)])
+def test_crop_frame_equals_the_crop_of_the_whole_frame(region):
+    from stpn.tracking.model import crop_frame, to_tensor
+    frame = np.random.default_rng(0).integers(0, 255, (64, 96, 3), dtype=np.uint8)
+    torch.testing.assert_close(crop_frame(frame, region, 16), crop(to_tensor(frame), region, 16), atol=1e-4, rtol=1e-4)

@@ -50,6 +50,18 @@ def crop(image: torch.Tensor, region, size: int) -> torch.Tensor:
     return roi_align(image[None], roi, output_size=size, spatial_scale=1.0, sampling_ratio=2, aligned=True)[0]
 
 
+def crop_frame(frame: np.ndarray, region, size: int, device: str | torch.device = "cpu") -> torch.Tensor:
+    """``crop(to_tensor(frame), region, size)`` that converts only the pixels the crop reads (a
+    2-pixel margin around the region, clipped to the image), not the whole frame."""
+    H, W = frame.shape[:2]
+    x0, y0, side = (float(v) for v in region)
+    xa, ya = min(max(int(math.floor(x0)) - 2, 0), W - 1), min(max(int(math.floor(y0)) - 2, 0), H - 1)
+    xb, yb = max(min(int(math.ceil(x0 + side)) + 2, W), xa + 1), max(min(int(math.ceil(y0 + side)) + 2, H), ya + 1)
+    # The slice ends at the image's borders or 2 pixels beyond every sample, so roi_align reads
+    # the same pixels (and the same zeros outside the image) as on the whole frame.
+    return crop(to_tensor(frame[ya:yb, xa:xb]).to(device), (x0 - xa, y0 - ya, side), size)
+
+
 def to_crop(box, region) -> np.ndarray:
     """x,y,w,h frame box -> (cx, cy, w, h) in units of the crop side."""
     x, y, w, h = (float(v) for v in box)

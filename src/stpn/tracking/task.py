@@ -16,7 +16,7 @@ from ..data.got10k import write_got10k_results
 from ..data.splits import read_split
 from ..data.types import Video, atomic_write
 from ..engine.config import Config
-from .model import STPNTracker, crop, crop_region, to_crop, to_tensor, tracking_loss
+from .model import STPNTracker, crop_frame, crop_region, to_crop, tracking_loss
 from .tracker import track_frames
 
 
@@ -87,17 +87,17 @@ class TrackingPairs(torch.utils.data.Dataset):
         t = rng.choice([s for s in visible if s > visible[0]])
         z = rng.choice([s for s in visible if t - d.max_gap <= s < t] or [max(s for s in visible if s < t)])
         template_box = _xywh(video, z)
-        template = crop(to_tensor(video.frames[z]), crop_region(template_box, m.template_factor), m.template_size)
+        template = crop_frame(video.frames[z], crop_region(template_box, m.template_factor), m.template_size)
         box = _xywh(video, t)
         region = crop_region(self._jittered(box, rng), m.search_factor)
-        search = crop(to_tensor(video.frames[t]), region, m.search_size)
+        search = crop_frame(video.frames[t], region, m.search_size)
         support_index = causal_support(t, t + 1, d.train_num_support, d.train_stride)
         crops = []
         for tau in support_index:
             b = _xywh(video, tau)
             b = template_box if b is None else b
-            crops.append(crop(to_tensor(video.frames[tau]), crop_region(self._jittered(b, rng), m.search_factor),
-                              m.search_size))
+            crops.append(crop_frame(video.frames[tau], crop_region(self._jittered(b, rng), m.search_factor),
+                                    m.search_size))
         return {"template": template, "search": search, "support": torch.stack(crops),
                 "offsets": torch.tensor([tau - t for tau in support_index]),
                 "box": torch.tensor(to_crop(box, region), dtype=torch.float32)}

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..core.sampling import SupportConfig, causal_support
-from .model import STPNTracker, crop, crop_region, decode, from_crop, to_tensor
+from .model import STPNTracker, crop_frame, crop_region, decode, from_crop
 
 
 @dataclass
@@ -81,12 +81,11 @@ def start(model: STPNTracker, frame: np.ndarray, box, num_support: int = 4, stri
         raise ValueError(f"refresh_every must be an integer >= 1, got {refresh_every!r}")
     H, W = frame.shape[:2]
     box = check_box(box, W, H)
-    image = to_tensor(frame).to(device)
-    template = crop(image, crop_region(box, model.template_factor), model.template_size)
+    template = crop_frame(frame, crop_region(box, model.template_factor), model.template_size, device)
     state = TrackState(model.embed_template(template[None]), box, W, H, num_support, stride, refresh_every,
                        cache=deque(maxlen=num_support))
     if model.prompting:
-        _remember(model, state, 0, crop(image, crop_region(box, model.search_factor), model.search_size))
+        _remember(model, state, 0, crop_frame(frame, crop_region(box, model.search_factor), model.search_size, device))
     return state
 
 
@@ -114,7 +113,7 @@ def step(model: STPNTracker, frame: np.ndarray, state: TrackState) -> tuple[np.n
         state.prompts = model.stpn.predict_prompts(tokens, state.grids, offsets)
         state.support_index = index
     region = crop_region(state.box, model.search_factor)
-    search = crop(to_tensor(frame).to(device), region, model.search_size)
+    search = crop_frame(frame, region, model.search_size, device)
     out = model.head_forward(state.template, search[None], state.prompts)
     cxcywh, score = decode(out)
     box, usable = sanitize(from_crop(cxcywh[0].double().cpu().numpy(), region), state.box, state.width, state.height)
