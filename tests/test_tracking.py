@@ -342,3 +342,14 @@ def test_crop_frame_equals_the_crop_of_the_whole_frame(region):
     from stpn.tracking.model import crop_frame, to_tensor
     frame = np.random.default_rng(0).integers(0, 255, (64, 96, 3), dtype=np.uint8)
     torch.testing.assert_close(crop_frame(frame, region, 16), crop(to_tensor(frame), region, 16), atol=1e-4, rtol=1e-4)
+
+
+def test_track_command_on_a_frame_folder(trained_run, tmp_path):
+    from stpn.data.types import save_jpeg
+    run, _ = trained_run
+    frames, gt = moving_square(5)
+    for t, f in enumerate(frames):
+        save_jpeg(tmp_path / "frames" / f"{t:05d}.jpg", f)
+    assert main(["track", str(tmp_path / "frames"), "--box", ",".join(str(v) for v in gt[0]), "--weights", str(run),
+                 "--txt", str(tmp_path / "boxes.txt")]) == 0
+    assert len((tmp_path / "boxes.txt").read_text().splitlines()) == 5
