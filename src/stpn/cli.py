@@ -14,7 +14,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--task", choices=("det", "sot", "features"), default="det",
                       help="det: train and score both detectors; sot: both single-object trackers; "
                            "features: feature-extraction timing only")
-    demo.add_argument("--out", type=Path, default=Path("runs/demo"), help="folder for report.json and figures")
+    demo.add_argument("--out", type=Path, help="folder for report.json and figures (default: runs/demo, "
+                                                "runs/demo_sot for --task sot)")
     demo.add_argument("--quick", action="store_true", help="a smaller dataset and one epoch (minutes)")
     demo.add_argument("--frames", type=int, default=24, help="features: clip length")
     demo.add_argument("--size", type=int, default=224, help="features: frame side in pixels (multiple of 32)")
@@ -104,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "demo" and args.out is None:
+        args.out = Path("runs/demo_sot" if args.task == "sot" else "runs/demo")
     if args.command == "demo" and args.task == "features":
         if args.size % 32 or args.size < 64:
             parser.error(f"--size must be a multiple of 32 and >= 64, got {args.size}")
@@ -118,8 +121,7 @@ def main(argv=None) -> int:
     try:
         if args.command == "demo" and args.task == "sot":
             from .tracking.commands import run_tracking_demo
-            out = args.out if args.out != Path("runs/demo") else Path("runs/demo_sot")
-            run_tracking_demo(out, quick=args.quick)
+            run_tracking_demo(args.out, quick=args.quick)
         elif args.command == "demo":
             from .detection.demo import run_detection_demo
             run_detection_demo(args.out, quick=args.quick)

@@ -12,8 +12,9 @@ from rich.progress import track
 from rich.table import Table
 
 from ..data.types import atomic_write
-from ..engine.config import Config, load_config, packaged_config
-from ..engine.runs import load_run_model
+from ..engine.config import Config
+from ..engine.config import demo_config as engine_demo_config
+from ..engine.runs import eval_folder, load_run_model
 from .task import DetectionTask, detections_table, predict_video, read_split
 
 
@@ -54,7 +55,7 @@ def evaluate_run(det, cfg: Config, out: Path, mode: str | None = None, console: 
 
 def cmd_eval(args) -> None:
     det, cfg = load_detector(args.weights, args.config, args.overrides)
-    out = Path(args.out) if args.out else Path(args.weights).parent / "eval"
+    out = Path(args.out) if args.out else eval_folder(args.weights)
     metrics = evaluate_run(det, cfg, out, args.mode)
     table = Table(title=f"{cfg.data.val_split}: AP50 ({metrics['mode']} supports)")
     for col in ("all frames", "deteriorated frames", "fast", "medium", "slow", "ms/frame"):
@@ -122,8 +123,5 @@ def cmd_detect(args) -> None:
 
 
 def demo_config(out: Path, quick: bool, prompting: bool) -> Config:
-    overrides = [f"data.root={out / 'data'}", f"run.out={out / ('stpn' if prompting else 'baseline')}",
-                 f"model.prompting={str(prompting).lower()}"]
-    if quick:
-        overrides += ["optim.epochs=1", "data.synth.train_videos=16", "data.synth.val_videos=4"]
-    return load_config(packaged_config("demo_cpu"), overrides)
+    quick_overrides = ["optim.epochs=1", "data.synth.train_videos=16", "data.synth.val_videos=4"] if quick else None
+    return engine_demo_config("demo_cpu", out, prompting, quick_overrides)

@@ -12,6 +12,7 @@ from ..data.clips import ClipDataset
 from ..data.splits import read_split as _read_split
 from ..data.types import Video
 from ..engine.config import Config
+from ..engine.trainer import unwrap
 from .model import STPNDetector
 from .weights import load_backbone_weights
 
@@ -71,7 +72,7 @@ class DetectionTask:
     def loss(self, model, batch: dict, device: str) -> dict:
         images = [x.to(device) for x in batch["images"]]
         targets = [{k: v.to(device) for k, v in t.items()} for t in batch["targets"]]
-        prompting = (model.module if hasattr(model, "module") else model).stpn.prompting
+        prompting = unwrap(model).stpn.prompting
         support = [s.to(device) for s in batch["support"]] if prompting else None
         offsets = batch["offsets"].to(device) if prompting else None
         return model(images, targets, support, offsets)

@@ -2,6 +2,7 @@
 that names the bad key."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import typing
@@ -179,6 +180,13 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
             data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as err:
             raise ConfigError(f"{path}: malformed YAML: {err}") from None
+    return config_from_dict(data, overrides)
+
+
+def config_from_dict(data: dict, overrides: list[str] = ()) -> Config:
+    """A Config from its dict form (a YAML file's content, ``config.json`` of a run) with
+    ``section.key=value`` overrides applied."""
+    data = copy.deepcopy(data)
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like section.key=value")
@@ -193,17 +201,20 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
     return _build(Config, data, "").validate()
 
 
-def config_from_dict(data: dict) -> Config:
-    """A Config from its dict form (``config.json`` of a run)."""
-    return _build(Config, data, "").validate()
-
-
 def packaged_config(name: str) -> Path:
     """Path of a config shipped with stpn (``demo_cpu``, ``vid_swin_t``)."""
     path = Path(__file__).resolve().parents[1] / "configs" / f"{name}.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"no packaged config {name!r} ({path})")
     return path
+
+
+def demo_config(name: str, out: Path, prompting: bool, quick_overrides: list[str] | None = None) -> Config:
+    """One of the two runs of a demo: packaged config ``name`` with data in ``out/data`` and the
+    run in ``out/stpn`` (prompting) or ``out/baseline``; ``quick_overrides`` for ``--quick``."""
+    overrides = [f"data.root={out / 'data'}", f"run.out={out / ('stpn' if prompting else 'baseline')}",
+                 f"model.prompting={str(prompting).lower()}", *(quick_overrides or [])]
+    return load_config(packaged_config(name), overrides)
 
 
 def config_dict(cfg: Config) -> dict:

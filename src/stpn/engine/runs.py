@@ -20,17 +20,14 @@ def resolve_run(weights: str | Path, config: str | Path | None = None, overrides
     if config is not None:
         return weights, load_config(config, overrides)
     if (weights.parent / "config.json").is_file():
-        data = json.loads((weights.parent / "config.json").read_text())
-        if overrides:
-            import tempfile
-            with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
-                json.dump(data, f)
-            try:
-                return weights, load_config(f.name, overrides)
-            finally:
-                Path(f.name).unlink()
-        return weights, config_from_dict(data)
+        return weights, config_from_dict(json.loads((weights.parent / "config.json").read_text()), overrides)
     raise FileNotFoundError(f"no config.json beside {weights}; pass a config")
+
+
+def eval_folder(weights: str | Path) -> Path:
+    """Where ``stpn eval`` writes by default: ``<run>/eval`` for a run folder or its weights file."""
+    weights = Path(weights)
+    return (weights if weights.is_dir() else weights.parent) / "eval"
 
 
 def load_model_weights(model: nn.Module, weights: Path, what: str) -> nn.Module:

@@ -101,19 +101,24 @@ def evaluate_got10k(videos: list[Video], results_dir: str | Path, frames: dict |
             "num_frames": int(len(ious))}
 
 
+def success_axes(ax, results: dict, title: str = "GOT-10k success plot") -> None:
+    """Draw the success curves of {label: result} on a matplotlib axis."""
+    for label, result in results.items():
+        curve = result["success_curve"]
+        ax.plot(curve["thresholds"], curve["success"], label=f"{label} [AO {result['ao']:.3f}]")
+    ax.set(xlabel="overlap threshold", ylabel="success rate", xlim=(0, 1), ylim=(0, 1.01), title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left")
+
+
 def plot_success(result: dict, path: str | Path, label: str = "tracker") -> Path:
     """Success plot (fraction of frames with IoU > threshold) as a PNG."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curve = result["success_curve"]
     fig, ax = plt.subplots(figsize=(5, 4), dpi=120)
-    ax.plot(curve["thresholds"], curve["success"], label=f"{label} [AO {result['ao']:.3f}]")
-    ax.set(xlabel="overlap threshold", ylabel="success rate", xlim=(0, 1), ylim=(0, 1.01),
-           title="GOT-10k success plot")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower left")
+    success_axes(ax, {label: result})
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

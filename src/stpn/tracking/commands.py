@@ -12,8 +12,9 @@ from rich.progress import track
 from rich.table import Table
 
 from ..data.types import atomic_write
-from ..engine.config import Config, config_dict, load_config, packaged_config
-from ..engine.runs import load_run_model
+from ..engine.config import Config, config_dict
+from ..engine.config import demo_config as engine_demo_config
+from ..engine.runs import eval_folder, load_run_model
 from .model import STPNTracker
 from .task import TrackingTask, evaluate_tracking
 from .tracker import check_box, track_frames
@@ -37,8 +38,7 @@ def print_metrics(metrics: dict, title: str, console: Console | None = None) -> 
 
 def cmd_eval(args) -> None:
     model, cfg = load_tracker(args.weights, args.config, args.overrides)
-    weights = Path(args.weights)
-    out = Path(args.out) if args.out else (weights if weights.is_dir() else weights.parent) / "eval"
+    out = Path(args.out) if args.out else eval_folder(args.weights)
     metrics = evaluate_tracking(model, cfg, out)
     print_metrics(metrics, f"{cfg.data.val_split}: GOT-10k metrics (causal prompts, K={cfg.data.test_num_support}, "
                            f"S={cfg.data.test_stride})")
@@ -105,26 +105,20 @@ def cmd_track(args) -> None:
 
 # the demo ---------------------------------------------------------------------------------------
 def demo_config(out: Path, quick: bool, prompting: bool) -> Config:
-    overrides = [f"data.root={out / 'data'}", f"run.out={out / ('stpn' if prompting else 'baseline')}",
-                 f"model.prompting={str(prompting).lower()}"]
-    if quick:
-        overrides += ["optim.epochs=2", "data.synth.train_videos=16", "data.synth.val_videos=4"]
-    return load_config(packaged_config("sot_demo_cpu"), overrides)
+    quick_overrides = ["optim.epochs=2", "data.synth.train_videos=16", "data.synth.val_videos=4"] if quick else None
+    return engine_demo_config("sot_demo_cpu", out, prompting, quick_overrides)
 
 
 def plot_curves(results: dict, path: Path) -> Path:
+    """Success curves of every model, all frames and deteriorated frames side by side."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from ..evaluation.got10k import success_axes
     fig, axes = plt.subplots(1, 2, figsize=(9, 4), dpi=120)
     for ax, key, title in zip(axes, ("all", "deteriorated"), ("all frames", "deteriorated frames")):
-        for name, m in results.items():
-            if key in m:
-                c = m[key]["success_curve"]
-                ax.plot(c["thresholds"], c["success"], label=f"{name} [AO {m[key]['ao']:.3f}]")
-        ax.set(xlabel="overlap threshold", ylabel="success rate", xlim=(0, 1), ylim=(0, 1.01), title=title)
-        ax.grid(alpha=0.3)
-        ax.legend(loc="lower left")
+        success_axes(ax, {name: m[key] for name, m in results.items() if key in m}, title)
     fig.tight_layout()
     tmp = path.with_name(f".{path.stem}.tmp.png")
     fig.savefig(tmp)
@@ -136,6 +130,7 @@ def plot_curves(results: dict, path: Path) -> Path:
 def run_tracking_demo(out: Path, quick: bool = False, console: Console | None = None) -> dict:
     """Train the STPN tracker and the no-prompt baseline with the same budget on generated
     deteriorated video, score both (all frames, deteriorated frames), write the report."""
+    from ..data.got10k import read_boxes
     from ..data.splits import read_split
     from ..data.video import write_video
     from ..detection.demo import _train_both
@@ -145,9 +140,8 @@ def run_tracking_demo(out: Path, quick: bool = False, console: Console | None = 
     configs = {"stpn": demo_config(out, quick, True), "baseline": demo_config(out, quick, False)}
     cfg = configs["stpn"]
     atomic_write(out / "demo_config.yaml", yaml.safe_dump(config_dict(cfg)))
-    read_split(cfg.data, cfg.data.train_split)
+    dataset = TrackingTask().train_dataset(cfg)  # generates the training data before both runs
     val = read_split(cfg.data, cfg.data.val_split)
-    dataset = TrackingTask().train_dataset(cfg)
     iterations = cfg.optim.epochs * -(-len(dataset) // cfg.optim.batch_size)
     console.print(f"training both trackers for {iterations} iterations ({len(dataset)} pairs per epoch) ...")
     timings = _train_both(configs, out, iterations, console)
@@ -162,15 +156,10 @@ def run_tracking_demo(out: Path, quick: bool = False, console: Console | None = 
     report["command"] = "stpn demo --task sot" + (" --quick" if quick else "") + f" --out {out}"
     atomic_write(out / "report.json", json.dumps(report, indent=1))
     plot_curves(results, out / "success.png")
-    # an annotated validation video: both trackers' boxes
+    # an annotated validation video: both trackers' boxes, as their evaluation wrote them
     video = val[0]
-    first = [float(v) for v in video.targets[0].boxes[0]]
-    first = [first[0], first[1], first[2] - first[0], first[3] - first[1]]
-    rows = {}
-    for name, c in configs.items():
-        model, _ = load_tracker(Path(c.run.out) / "model.safetensors")
-        rows[name] = [r[1] for r in track_frames(model, (video.frames[t] for t in range(len(video))), first,
-                                                 c.data.test_num_support, c.data.test_stride, c.data.test_refresh_every)]
+    rows = {name: read_boxes(Path(c.run.out) / "eval" / "results" / video.name / f"{video.name}_001.txt", len(video))
+            for name, c in configs.items()}
     frames = (draw_box(draw_box(video.frames[t], rows["baseline"][t], None, (64, 160, 255)), rows["stpn"][t], None)
               for t in range(len(video)))
     write_video(out / "stpn_val0.mp4", frames, fps=10)

@@ -2,6 +2,7 @@
 and evaluation on a GOT-10k-layout split."""
 from __future__ import annotations
 
+import bisect
 import json
 import random
 import time
@@ -16,6 +17,7 @@ from ..data.got10k import write_got10k_results
 from ..data.splits import read_split
 from ..data.types import Video, atomic_write
 from ..engine.config import Config
+from ..engine.trainer import resolve_device, unwrap
 from .model import STPNTracker, crop_frame, crop_region, to_crop, tracking_loss
 from .tracker import track_frames
 
@@ -51,11 +53,11 @@ class TrackingPairs(torch.utils.data.Dataset):
     the previous prediction); the template crop on the true box."""
 
     def __init__(self, videos: list[Video], cfg: Config):
-        d, m = cfg.data, cfg.model
+        d = cfg.data
         SupportConfig("causal", d.train_num_support, d.train_stride)
         self.videos, self.cfg, self.seed, self.epoch = videos, cfg, cfg.run.seed, 0
         self.visible = [[t for t in range(len(v)) if _xywh(v, t) is not None] for v in videos]
-        usable = [i for i, vis in enumerate(self.visible) if len(vis) >= 2 and vis[-1] >= 1]
+        usable = [i for i, vis in enumerate(self.visible) if len(vis) >= 2]
         if not usable:
             raise ValueError("no training video has the target visible in two frames")
         self.items = [v for v in usable for _ in range(d.samples_per_video)]
@@ -84,8 +86,9 @@ class TrackingPairs(torch.utils.data.Dataset):
         v = self.items[i]
         video, visible = self.videos[v], self.visible[v]
         rng = random.Random(hash((self.seed, self.epoch, i)))
-        t = rng.choice([s for s in visible if s > visible[0]])
-        z = rng.choice([s for s in visible if t - d.max_gap <= s < t] or [max(s for s in visible if s < t)])
+        t = rng.choice(visible[1:])  # visible is sorted: a frame with a visible one before it
+        lo, hi = bisect.bisect_left(visible, t - d.max_gap), bisect.bisect_left(visible, t)
+        z = rng.choice(visible[lo:hi] or visible[hi - 1:hi])  # within max_gap, else the latest before t
         template_box = _xywh(video, z)
         template = crop_frame(video.frames[z], crop_region(template_box, m.template_factor), m.template_size)
         box = _xywh(video, t)
@@ -115,9 +118,9 @@ class TrackingTask:
         return TrackingPairs(read_split(cfg.data, cfg.data.train_split), cfg)
 
     def loss(self, model, batch: dict, device: str) -> dict:
-        inner = model.module if hasattr(model, "module") else model
-        support = batch["support"].to(device) if inner.prompting else None
-        offsets = batch["offsets"].to(device) if inner.prompting else None
+        prompting = unwrap(model).prompting
+        support = batch["support"].to(device) if prompting else None
+        offsets = batch["offsets"].to(device) if prompting else None
         out = model(batch["template"].to(device), batch["search"].to(device), support, offsets)
         return tracking_loss(out, batch["box"].to(device))
 
@@ -126,7 +129,6 @@ def evaluate_tracking(model: STPNTracker, cfg: Config, out: Path, console=None) 
     """Track every validation sequence from its first box, write the GOT-10k results layout with
     the measured seconds per frame, score it (all frames and, with a sidecar, the deteriorated
     ones). Returns the metrics; writes ``out/metrics.json`` and ``out/success.png``."""
-    from ..engine.trainer import resolve_device
     from ..evaluation.got10k import evaluate_got10k, plot_success
     d = cfg.data
     videos = read_split(d, d.val_split)
@@ -145,7 +147,7 @@ def evaluate_tracking(model: STPNTracker, cfg: Config, out: Path, console=None) 
     if sidecar.is_file():
         frames = {name: v["frames"] for name, v in json.loads(sidecar.read_text())["videos"].items()}
         metrics["deteriorated"] = evaluate_got10k(videos, results, frames=frames)
-    metrics.update(ao_all=metrics["all"]["ao"], sr50_all=metrics["all"]["sr50"], fps=metrics["all"].get("fps"))
+    metrics.update(ao_all=metrics["all"]["ao"], sr50_all=metrics["all"]["sr50"], fps=metrics["all"]["fps"])
     if "deteriorated" in metrics:
         metrics["ao_deteriorated"] = metrics["deteriorated"]["ao"]
     plot_success(metrics["all"], out / "success.png", label="STPN" if model.prompting else "baseline")

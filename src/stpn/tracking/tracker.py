@@ -33,12 +33,11 @@ class TrackState:
     stride: int
     refresh_every: int
     t: int = 1  # index of the next frame
-    cache: deque = field(default_factory=deque)  # (frame index, {stage: tokens (1, n, d)}, search crop)
+    cache: deque = field(default_factory=deque)  # (frame index, {stage: tokens (1, n, d)})
     grids: dict | None = None
     prompts: object = None
     support_index: list[int] | None = None  # frames behind the current prompts
     score: float = 1.0  # heat-map peak of the last frame
-    lost: int = 0  # frames in a row whose prediction was unusable (the last box was kept)
 
 
 def check_box(box, width: int, height: int, where: str = "the first frame") -> np.ndarray:
@@ -91,7 +90,7 @@ def start(model: STPNTracker, frame: np.ndarray, box, num_support: int = 4, stri
 
 def _remember(model: STPNTracker, state: TrackState, t: int, search: torch.Tensor) -> None:
     tokens, state.grids = model.stpn.encode_support(search[None, None])
-    state.cache.append((t, {s: v[:, 0] for s, v in tokens.items()}, search))
+    state.cache.append((t, {s: v[:, 0] for s, v in tokens.items()}))
 
 
 @torch.no_grad()
@@ -104,7 +103,7 @@ def step(model: STPNTracker, frame: np.ndarray, state: TrackState) -> tuple[np.n
     device = state.template.device
     if model.prompting and (state.prompts is None or t % state.refresh_every == 0):
         index = causal_support(t, t + 1, state.num_support, state.stride)
-        cached = {i: tok for i, tok, _ in state.cache}
+        cached = dict(state.cache)
         missing = [i for i in index if i not in cached]
         if missing:
             raise RuntimeError(f"the support cache lacks frames {missing} at frame {t}")
@@ -116,11 +115,10 @@ def step(model: STPNTracker, frame: np.ndarray, state: TrackState) -> tuple[np.n
     search = crop_frame(frame, region, model.search_size, device)
     out = model.head_forward(state.template, search[None], state.prompts)
     cxcywh, score = decode(out)
-    box, usable = sanitize(from_crop(cxcywh[0].double().cpu().numpy(), region), state.box, state.width, state.height)
+    box, _ = sanitize(from_crop(cxcywh[0].double().cpu().numpy(), region), state.box, state.width, state.height)
     if model.prompting and t % state.stride == 0:
         _remember(model, state, t, search)
     state.box, state.score, state.t = box, float(score[0]), t + 1
-    state.lost = 0 if usable else state.lost + 1
     return box, state.score, state
 
 
