@@ -6,7 +6,7 @@ import pytest
 from stpn.cli import main
 from stpn.core.sampling import SupportConfig
 from stpn.data import (AnnotationError, ArrayFrames, CORRUPTIONS, FrameTargets, SynthConfig, Video, corrupt,
-                       corrupt_video, open_video, read_got10k, read_vid, read_ytvis, synth_video, write_synth,
+                       corrupt_video, open_video, read_got10k, read_vid, read_ytvis, synth_video,
                        write_vid, write_video)
 from stpn.data.clips import ClipDataset
 from stpn.data.synth import visible_only

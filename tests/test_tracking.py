@@ -10,7 +10,7 @@ from stpn.cli import main
 from stpn.engine.config import load_config, packaged_config
 from stpn.engine.trainer import train
 from stpn.tracking.model import STPNTracker, crop, crop_region, decode, from_crop, to_crop, tracking_loss
-from stpn.tracking.task import TrackingTask, evaluate_tracking
+from stpn.tracking.task import TrackingTask
 from stpn.tracking.tracker import Tracker, sanitize, start, step
 
 TINY = [

@@ -134,7 +134,7 @@ def synth_video(config: SynthConfig, index: int):
     frames, targets = [], []
     for t in range(T):
         img = background.copy()
-        shapes, visible_boxes = [], []
+        shapes = []
         for ob in objects:  # back to front
             u, v = xx - (ob["x"] - ob["w"] / 2), yy - (ob["y"] - ob["h"] / 2)
             if ob["ellipse"]:

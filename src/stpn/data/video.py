@@ -139,3 +139,16 @@ def write_annotated(frames, out: str | Path | None, fps: float = 25.0) -> int:
         for _ in guarded():
             pass
     return done
+
+
+def open_source(source: str):
+    """(Video or None, frame iterator, frame count or None, fps) for a file, folder or webcam."""
+    if source.isdigit():
+        import av
+        try:
+            container = av.open(f"/dev/video{source}", format="v4l2")
+        except Exception as err:  # noqa: BLE001
+            raise ValueError(f"cannot open webcam {source} (/dev/video{source}): {err}") from None
+        return None, (f.to_ndarray(format="rgb24") for f in container.decode(video=0)), None, 25.0
+    video = open_video(source)
+    return video, (video.frames[i] for i in range(len(video))), len(video), video.meta.get("fps") or 25.0

@@ -1,12 +1,10 @@
-"""``stpn train``, ``stpn eval``, ``stpn detect`` and the detection ``stpn demo``."""
+"""``stpn eval`` and ``stpn detect`` for detectors, and the detection demo's configuration."""
 from __future__ import annotations
 
 import json
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
 from rich.console import Console
 from rich.progress import track
 from rich.table import Table
@@ -68,29 +66,15 @@ def cmd_eval(args) -> None:
     print(f"wrote {out / 'metrics.json'} and {out / 'detections.txt'}")
 
 
-def _open_source(source: str):
-    """(Video or None, frame iterator, frame count or None, fps) for a file, folder or webcam."""
-    from ..data.video import open_video
-    if source.isdigit():
-        import av
-        try:
-            container = av.open(f"/dev/video{source}", format="v4l2")
-        except Exception as err:  # noqa: BLE001
-            raise ValueError(f"cannot open webcam {source} (/dev/video{source}): {err}") from None
-        return None, (f.to_ndarray(format="rgb24") for f in container.decode(video=0)), None, 25.0
-    video = open_video(source)
-    return video, (video.frames[i] for i in range(len(video))), len(video), video.meta.get("fps") or 25.0
-
-
 def cmd_detect(args) -> None:
     """Boxes, class names, scores and track ids on a video file, a frame folder or a webcam."""
     import itertools
 
-    from ..data.video import write_annotated
+    from ..data.video import open_source, write_annotated
     from .draw import IoUTracker, draw
     from .task import predict_stream
     det, cfg = load_detector(args.weights, args.config)
-    video, frames, count, fps = _open_source(args.video)
+    video, frames, count, fps = open_source(args.video)
     mode = args.mode
     if video is None and mode != "causal":
         raise ValueError(f"a webcam is a live stream: use --mode causal (not {mode})")

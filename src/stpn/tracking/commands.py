@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ from rich.table import Table
 from ..data.types import atomic_write
 from ..engine.config import Config, config_dict
 from ..engine.config import demo_config as engine_demo_config
-from ..engine.runs import eval_folder, load_run_model
+from ..engine.runs import eval_folder, load_run_model, train_side_by_side
 from .model import STPNTracker
 from .task import TrackingTask, evaluate_tracking
 from .tracker import check_box, track_frames
@@ -68,10 +67,9 @@ def draw_box(frame: np.ndarray, box, score: float | None, color=(255, 64, 64)) -
 
 def cmd_track(args) -> None:
     """Track one target from a first box through a video file, a frame folder or a webcam."""
-    from ..data.video import write_annotated
-    from ..detection.commands import _open_source
+    from ..data.video import open_source, write_annotated
     model, cfg = load_tracker(args.weights, args.config)
-    video, frames, count, fps = _open_source(args.video)
+    video, frames, count, fps = open_source(args.video)
     box = parse_box(args.box)
     d = cfg.data
     K = args.num_support or d.test_num_support
@@ -133,7 +131,6 @@ def run_tracking_demo(out: Path, quick: bool = False, console: Console | None = 
     from ..data.got10k import read_boxes
     from ..data.splits import read_split
     from ..data.video import write_video
-    from ..detection.demo import _train_both
     console = console or Console()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -144,7 +141,7 @@ def run_tracking_demo(out: Path, quick: bool = False, console: Console | None = 
     val = read_split(cfg.data, cfg.data.val_split)
     iterations = cfg.optim.epochs * -(-len(dataset) // cfg.optim.batch_size)
     console.print(f"training both trackers for {iterations} iterations ({len(dataset)} pairs per epoch) ...")
-    timings = _train_both(configs, out, iterations, console)
+    timings = train_side_by_side(configs, out / "demo_config.yaml", iterations, console)
     report, results = {}, {}
     for name, c in configs.items():
         model, _ = load_tracker(Path(c.run.out) / "model.safetensors")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import bisect
 import json
 import random
-import time
 from pathlib import Path
 
 import numpy as np
