@@ -226,6 +226,17 @@ def test_clip_dataset_gives_key_frame_supports_and_targets():
     assert [train[i].support_index for i in range(10, 30)] != first  # a new draw each epoch
 
 
+def test_clip_dataset_oversamples_named_key_frames():
+    video = small_video(frames=6)
+    data = ClipDataset([video], SupportConfig("local", 2, 1), key_stride=2)
+    data.oversample({video.name: [1, 2, 4]}, times=3)  # frame 1 is not a key frame at stride 2
+    assert sorted(data.items) == [(0, 0), (0, 2), (0, 2), (0, 2), (0, 4), (0, 4), (0, 4)]
+    with pytest.raises(KeyError, match="'nope' is not in this dataset"):
+        data.oversample({"nope": [0]}, times=2)
+    with pytest.raises(ValueError, match="frame 6 is outside its 6 frames"):
+        data.oversample({video.name: [6]}, times=2)
+
+
 def test_cli_evaluates_vid_on_all_and_deteriorated_frames(tmp_path):
     root = tmp_path / "vid"
     assert main(["data", "synth", "--format", "vid", "--out", str(root), "--videos", "2", "--frames", "8",

@@ -50,6 +50,22 @@ def test_one_training_step_in_each_mode_updates_the_weights(tmp_path, extra):
         assert any("predictor" in k for k in changed)
 
 
+def test_deteriorated_repeat_lists_deteriorated_key_frames_more_often(tmp_path):
+    plain = DetectionTask().train_dataset(tiny_config(tmp_path))
+    sidecar = json.loads((tmp_path / "data" / "deteriorated_train.json").read_text())
+    bad = {(v.name, t) for v in plain.videos for t in sidecar["videos"][v.name]["frames"]}
+    assert bad, "the generated training split should have deteriorated frames"
+    repeated = DetectionTask().train_dataset(tiny_config(tmp_path, "data.deteriorated_repeat=3"))
+    counts = {(plain.videos[v].name, t): repeated.items.count((v, t)) for v, t in plain.items}
+    assert counts == {key: 3 if key in bad else 1 for key in counts}
+    assert len(repeated) == len(plain) + 2 * len(bad)
+    (tmp_path / "data" / "deteriorated_train.json").unlink()
+    with pytest.raises(FileNotFoundError, match="deteriorated_train.json: no deteriorated-frames sidecar"):
+        DetectionTask().train_dataset(tiny_config(tmp_path, "data.deteriorated_repeat=3"))
+    with pytest.raises(ConfigError, match="data.deteriorated_repeat"):
+        tiny_config(tmp_path, "data.deteriorated_repeat=0")
+
+
 def test_resume_continues_exactly(tmp_path):
     straight = train(tiny_config(tmp_path / "a"), DetectionTask())
     cfg = tiny_config(tmp_path / "b")

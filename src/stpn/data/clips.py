@@ -38,6 +38,25 @@ class ClipDataset(torch.utils.data.Dataset):
         self.videos, self.support, self.seed, self.epoch = videos, support, seed, 0
         self.items = [(v, t) for v in range(len(videos)) for t in range(0, len(videos[v]), key_stride)]
 
+    def oversample(self, frames: dict[str, list[int]], times: int) -> None:
+        """List the key frames named in ``frames`` (video name -> frame numbers) ``times`` times
+        in all, e.g. to train more often on deteriorated frames. Named frames that are not key
+        frames (``key_stride`` > 1) stay out, as every other non-key frame."""
+        if times < 1:
+            raise ValueError(f"times must be >= 1, got {times}")
+        index = {v.name: i for i, v in enumerate(self.videos)}
+        keys = set(self.items)
+        extra = []
+        for name, ts in frames.items():
+            if name not in index:
+                raise KeyError(f"video {name!r} is not in this dataset")
+            for t in ts:
+                if not 0 <= t < len(self.videos[index[name]]):
+                    raise ValueError(f"video {name!r}: frame {t} is outside its {len(self.videos[index[name]])} frames")
+                if (index[name], t) in keys:
+                    extra.append((index[name], t))
+        self.items += extra * (times - 1)
+
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 

@@ -1,6 +1,7 @@
 """Read a config's split, generating it first when the config asks for generated data."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from .types import Video
@@ -31,3 +32,16 @@ def read_split(data, split: str) -> list[Video]:
         return read_vid(root, split, progress=False)
     from .got10k import read_got10k
     return read_got10k(root, split, progress=False)
+
+
+def deteriorated_frames(data, split: str) -> dict[str, list[int]]:
+    """Deteriorated frame numbers per video name, from the split's sidecar
+    ``<root>/deteriorated_<split>.json`` (written with generated data)."""
+    path = Path(data.root) / f"deteriorated_{split}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no deteriorated-frames sidecar for split {split!r} (it is written "
+                                "with generated data; set data.deteriorated_repeat=1 for other data)")
+    sidecar = json.loads(path.read_text())
+    if not isinstance(sidecar.get("videos"), dict):
+        raise ValueError(f"{path}: not a deteriorated-frames sidecar (no 'videos' mapping)")
+    return {name: [int(t) for t in v["frames"]] for name, v in sidecar["videos"].items()}

@@ -9,7 +9,7 @@ import torch
 from ..core import STPN
 from ..core.sampling import SupportConfig, global_support, local_support
 from ..data.clips import ClipDataset
-from ..data.splits import read_split as _read_split
+from ..data.splits import deteriorated_frames, read_split as _read_split
 from ..data.types import Video
 from ..engine.config import Config
 from ..engine.trainer import unwrap
@@ -67,7 +67,10 @@ class DetectionTask:
         d = cfg.data
         videos = read_split(cfg, d.train_split)
         support = SupportConfig(d.train_policy, d.train_num_support, 1, d.train_max_offset)
-        return DetectionClips(videos, support, key_stride=d.key_stride, seed=cfg.run.seed)
+        clips = DetectionClips(videos, support, key_stride=d.key_stride, seed=cfg.run.seed)
+        if d.deteriorated_repeat > 1:
+            clips.oversample(deteriorated_frames(d, d.train_split), d.deteriorated_repeat)
+        return clips
 
     def loss(self, model, batch: dict, device: str) -> dict:
         images = [x.to(device) for x in batch["images"]]

@@ -57,6 +57,7 @@ class DataConfig:
     train_num_support: int = 2
     train_max_offset: int = 9
     key_stride: int = 1  # every n-th frame of a training video is a key frame
+    deteriorated_repeat: int = 1  # detection: key frames listed in deteriorated_<train_split>.json appear this often per epoch
     train_stride: int = 1  # tracking: supports are the K most recent frames on this grid before the search frame
     max_gap: int = 50  # tracking: template frame at most this many frames before the search frame
     samples_per_video: int = 1  # tracking: template/search pairs per video and epoch
@@ -119,6 +120,7 @@ class Config:
             (self.optim.batch_size >= 1, "optim.batch_size", "must be >= 1"),
             (self.optim.accumulate >= 1, "optim.accumulate", "must be >= 1"),
             (self.optim.epochs >= 1, "optim.epochs", "must be >= 1"),
+            (self.data.deteriorated_repeat >= 1, "data.deteriorated_repeat", "must be >= 1"),
             (self.run.device in ("auto", "cpu", "cuda"), "run.device", "must be auto, cpu or cuda"),
         ]
         for ok, key, message in checks:
