@@ -85,6 +85,19 @@ def test_generator_is_deterministic_by_seed():
     assert not np.array_equal(a.frames[0], other.frames[0])
 
 
+def test_generator_object_size_sets_the_object_side():
+    W, H = 160, 120
+    for lo, hi in ((0.2, 0.25), (0.6, 0.7)):
+        config = SynthConfig(videos=1, frames=1, width=W, height=H, max_objects=1, object_size=(lo, hi), seed=2)
+        for i in range(5):
+            video, _, _ = synth_video(config, i)
+            x1, y1, x2, y2 = video.targets[0].boxes[0]
+            # unclipped sides are side * U(0.8, 1.25); boxes start fully inside the frame
+            assert lo * 0.8 * H - 1 <= max(x2 - x1, y2 - y1) and min(x2 - x1, y2 - y1) <= hi * 1.25 * H + 1
+    with pytest.raises(ValueError, match="object_size"):
+        SynthConfig(object_size=(0.5, 0.4))
+
+
 def _high_frequency(img, box):
     x1, y1, x2, y2 = (int(v) for v in box)
     patch = img[y1 + 2:y2 - 2, x1 + 2:x2 - 2].astype(np.float32).mean(-1)

@@ -39,6 +39,7 @@ class SynthConfig:
     classes: int = 3
     max_objects: int = 3
     deteriorated: float = 0.3  # target fraction of deteriorated frames (at most ~0.5: they never touch)
+    object_size: tuple[float, float] = (0.28, 0.40)  # object side range, as a fraction of min(width, height)
     kinds: tuple[str, ...] = KINDS
     seed: int = 0
 
@@ -49,6 +50,9 @@ class SynthConfig:
             raise ValueError(f"size must be at least 32x32, got {self.width}x{self.height}")
         if not 0 <= self.deteriorated <= 0.5:
             raise ValueError(f"deteriorated must be in [0, 0.5] (deteriorated frames never touch), got {self.deteriorated}")
+        lo, hi = self.object_size
+        if not 0.05 <= lo <= hi <= 1.0:
+            raise ValueError(f"object_size must be (lo, hi) with 0.05 <= lo <= hi <= 1, got {self.object_size}")
         bad = [k for k in self.kinds if k not in KINDS]
         if bad or not self.kinds:
             raise ValueError(f"kinds must be a non-empty subset of {KINDS}, got {self.kinds}")
@@ -116,7 +120,7 @@ def synth_video(config: SynthConfig, index: int):
     n_obj = int(rng.integers(1, config.max_objects + 1))
     objects = []
     for k in range(n_obj):
-        side = rng.uniform(0.28, 0.40) * min(W, H)
+        side = rng.uniform(*config.object_size) * min(W, H)
         objects.append({
             "cls": int(rng.integers(config.classes)), "ellipse": bool(rng.integers(2)),
             "w": side * rng.uniform(0.8, 1.25), "h": side * rng.uniform(0.8, 1.25),
