@@ -213,3 +213,27 @@ def test_quick_demo_writes_report_chart_and_video_and_resumes(tmp_path):
     assert main(["demo", "--quick", "--out", str(tmp_path)]) == 0  # finished runs are not trained again
     again = json.loads((tmp_path / "report.json").read_text())
     assert again["stpn"]["ap50_all"] == first and again["stpn"]["train_seconds"] == report["stpn"]["train_seconds"]
+
+
+def test_support_swap_diagnostic_swaps_only_the_supports(tmp_path):
+    import copy
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("support_swap", Path(__file__).resolve().parents[1] / "benchmarks" / "support_swap.py")
+    swap = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(swap)
+    cfg = tiny_config(tmp_path)
+    torch.manual_seed(0)
+    det = DetectionTask().build_model(cfg).eval()
+    video, chosen, _ = synth_video(SynthConfig(videos=1, frames=7, width=96, height=64, max_objects=1, deteriorated=0.5, seed=9), 0)
+    twin = copy.copy(video)  # the same pixels, another class: swapped supports equal the own ones
+    twin.name = "twin"
+    twin.targets = [copy.copy(tg) for tg in video.targets]
+    for tg in twin.targets:
+        tg.labels = tg.labels % 3 + 1
+    counts = swap.swap_test(det, [video, twin], {video.name: chosen, "twin": chosen})
+    assert counts["frames"] == 2 * len(chosen) > 0
+    assert counts["swapped_right"] == counts["own_right"]  # the same supports give the same top class
+    mixed = copy.copy(twin)
+    mixed.name, mixed.targets = "mixed", twin.targets[:1] + video.targets[1:]
+    with pytest.raises(ValueError, match="video mixed: the swap test needs one class per video"):
+        swap.swap_test(det, [mixed, video], {"mixed": [1], video.name: [1]})

@@ -1,0 +1,89 @@
+"""Do a trained STPN detector's prompts carry the class of the video? A support-swap test.
+
+    python benchmarks/support_swap.py --weights runs/demo/stpn/model.safetensors [--clean]
+
+On generated data with one object per video (the demo's), each deteriorated validation frame
+(``--clean``: the first 4 clean frames of each video) is detected twice: with its own local
+supports (t-1, t+1) and with the same-numbered frames of the next video whose object has another
+class. Printed: how often the top detection's class is right with its own supports, and with
+swapped supports how often it follows the swapped video's class or stays right. Prompts that
+carry the class make the swapped class win; prompts that the detector ignores leave it unchanged.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from stpn.core.sampling import local_support
+from stpn.data.splits import deteriorated_frames, read_split
+from stpn.detection.commands import load_detector
+from stpn.detection.task import _image
+
+
+@torch.no_grad()
+def top_class(det, image: torch.Tensor, support: torch.Tensor) -> int:
+    """Class of the highest-scoring detection of ``image`` with these support frames (0: none)."""
+    images, _ = det.transform([image])
+    sup = det.transform_support([support], images.image_sizes, images.tensors.shape[-2:])
+    tokens, grids = det.stpn.encode_support(sup)
+    maps = det.stpn.backbone(images.tensors, det.stpn.predict_prompts(tokens, grids))
+    labels = det.detect_maps(images, maps, tuple(image.shape[-2:]))["labels"]
+    return int(labels[0]) if len(labels) else 0
+
+
+def swap_test(det, videos, frames_of: dict[str, list[int]], num_support: int = 2) -> dict:
+    classes = {}
+    for v in videos:
+        labels = {int(c) for tg in v.targets for c in tg.labels}
+        if len(labels) != 1:
+            raise ValueError(f"video {v.name}: the swap test needs one class per video, got {sorted(labels)}")
+        classes[v.name] = labels.pop()
+    counts = {"frames": 0, "own_right": 0, "swapped_follows": 0, "swapped_right": 0}
+    for i, v in enumerate(videos):
+        other = next((o for o in videos[i + 1:] + videos[:i] if classes[o.name] != classes[v.name]), None)
+        if other is None:
+            raise ValueError("the swap test needs videos of at least two classes")
+        for t in frames_of[v.name]:
+            index = local_support(t, len(v), num_support, 1)
+            own = torch.stack([_image(v.frames[j]) for j in index])
+            swapped = torch.stack([_image(other.frames[min(j, len(other) - 1)]) for j in index])
+            image = _image(v.frames[t])
+            a, b = top_class(det, image, own), top_class(det, image, swapped)
+            counts["frames"] += 1
+            counts["own_right"] += a == classes[v.name]
+            counts["swapped_follows"] += b == classes[other.name]
+            counts["swapped_right"] += b == classes[v.name]
+    return counts
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weights", required=True, help="an STPN detection run's model.safetensors (or the run folder)")
+    parser.add_argument("--clean", action="store_true", help="test clean frames instead of deteriorated ones")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    det, cfg = load_detector(args.weights, None, [])
+    if not det.stpn.prompting:
+        raise SystemExit(f"{args.weights}: a run without prompts has no supports to swap")
+    det.eval()
+    videos = read_split(cfg.data, cfg.data.val_split)
+    bad = deteriorated_frames(cfg.data, cfg.data.val_split)
+    frames_of = {v.name: ([t for t in range(len(v)) if t not in bad[v.name]][:4] if args.clean else bad[v.name])
+                 for v in videos}
+    counts = swap_test(det, videos, frames_of)
+    table = Table(title=f"{'clean' if args.clean else 'deteriorated'} frames, top detection's class")
+    for col in ("frames", "right (own supports)", "swapped class (swapped supports)", "right (swapped supports)"):
+        table.add_column(col, justify="right")
+    n = max(1, counts["frames"])
+    table.add_row(str(counts["frames"]), *(f"{100 * counts[k] / n:.1f} %" for k in ("own_right", "swapped_follows", "swapped_right")))
+    Console().print(table)
+    print(json.dumps(counts))
+
+
+if __name__ == "__main__":
+    main()
