@@ -13,21 +13,8 @@ def _fmt(v) -> str:
 
 
 def _subset(path: str | None, key: str | None = None):
-    if path is None:
-        return None
-    data = json.loads(Path(path).read_text())
-    if "videos" not in data:
-        raise ValueError(f"{path}: not a deteriorated-frames sidecar (no 'videos' key)")
-    if key == "vid":
-        if "vid_frame_indices" not in data:
-            raise ValueError(f"{path}: no 'vid_frame_indices' (the sidecar of a VID-format dataset is needed)")
-        return set(data["vid_frame_indices"])
-    if key == "ytvis":
-        ids = data.get("video_ids")
-        if ids is None:
-            raise ValueError(f"{path}: no 'video_ids' (the sidecar of a YouTube-VIS-format dataset is needed)")
-        return {ids[name]: v["frames"] for name, v in data["videos"].items()}
-    return {name: v["frames"] for name, v in data["videos"].items()}
+    from .data.splits import read_sidecar
+    return None if path is None else read_sidecar(path, key)
 
 
 def _write_json(path: str | None, result: dict) -> None:

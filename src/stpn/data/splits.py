@@ -26,7 +26,7 @@ def read_split(data, split: str) -> list[Video]:
         synth["videos"] = data.synth.get(f"{split}_videos", synth.get("videos", 8))
         synth["seed"] = data.synth.get(f"{split}_seed", 0 if split == data.train_split else 1)
         write_synth(root, data.format, SynthConfig(**synth), split=split)
-        (root / "deteriorated.json").rename(root / f"deteriorated_{split}.json")
+        (root / "deteriorated.json").rename(sidecar_path(data, split))
     if data.format == "vid":
         from .vid import read_vid
         return read_vid(root, split, progress=False)
@@ -34,14 +34,34 @@ def read_split(data, split: str) -> list[Video]:
     return read_got10k(root, split, progress=False)
 
 
+def sidecar_path(data, split: str) -> Path:
+    """Where generated data keeps the deteriorated-frames sidecar of ``split``."""
+    return Path(data.root) / f"deteriorated_{split}.json"
+
+
+def read_sidecar(path: str | Path, key: str | None = None):
+    """A deteriorated-frames sidecar: {video name: frame numbers}; with ``key="vid"`` the set of
+    VID frame indices, with ``key="ytvis"`` {YouTube-VIS video id: frame numbers}."""
+    data = json.loads(Path(path).read_text())
+    if not isinstance(data.get("videos"), dict):
+        raise ValueError(f"{path}: not a deteriorated-frames sidecar (no 'videos' mapping)")
+    if key == "vid":
+        if "vid_frame_indices" not in data:
+            raise ValueError(f"{path}: no 'vid_frame_indices' (the sidecar of a VID-format dataset is needed)")
+        return set(data["vid_frame_indices"])
+    if key == "ytvis":
+        ids = data.get("video_ids")
+        if ids is None:
+            raise ValueError(f"{path}: no 'video_ids' (the sidecar of a YouTube-VIS-format dataset is needed)")
+        return {ids[name]: v["frames"] for name, v in data["videos"].items()}
+    return {name: [int(t) for t in v["frames"]] for name, v in data["videos"].items()}
+
+
 def deteriorated_frames(data, split: str) -> dict[str, list[int]]:
-    """Deteriorated frame numbers per video name, from the split's sidecar
-    ``<root>/deteriorated_<split>.json`` (written with generated data)."""
-    path = Path(data.root) / f"deteriorated_{split}.json"
+    """Deteriorated frame numbers per video name of ``split``, from its sidecar (written with
+    generated data)."""
+    path = sidecar_path(data, split)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no deteriorated-frames sidecar for split {split!r} (it is written "
-                                "with generated data; set data.deteriorated_repeat=1 for other data)")
-    sidecar = json.loads(path.read_text())
-    if not isinstance(sidecar.get("videos"), dict):
-        raise ValueError(f"{path}: not a deteriorated-frames sidecar (no 'videos' mapping)")
-    return {name: [int(t) for t in v["frames"]] for name, v in sidecar["videos"].items()}
+                                "with generated data)")
+    return read_sidecar(path)

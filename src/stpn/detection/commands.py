@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
+from ..data.splits import read_sidecar, sidecar_path
 from ..data.types import atomic_write
 from ..engine.config import Config
 from ..engine.config import demo_config as engine_demo_config
@@ -42,9 +43,9 @@ def evaluate_run(det, cfg: Config, out: Path, mode: str | None = None, console: 
     all_frames = evaluate_vid(videos, dets, class_names=names, num_classes=cfg.model.num_classes)
     metrics = {"mode": mode, "ap50_all": all_frames["ap50"], "all": all_frames,
                "ms_per_frame": 1e3 * seconds / max(1, sum(len(v) for v in videos))}
-    sidecar = Path(d.root) / f"deteriorated_{d.val_split}.json"
+    sidecar = sidecar_path(d, d.val_split)
     if sidecar.is_file():
-        frames = json.loads(sidecar.read_text())["vid_frame_indices"]
+        frames = read_sidecar(sidecar, "vid")
         bad = evaluate_vid(videos, dets, frames=frames, class_names=names, num_classes=cfg.model.num_classes)
         metrics.update(ap50_deteriorated=bad["ap50"], deteriorated=bad)
     atomic_write(out / "metrics.json", json.dumps(metrics, indent=1))

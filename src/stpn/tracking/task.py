@@ -13,7 +13,7 @@ from rich.progress import track
 
 from ..core.sampling import SupportConfig, causal_support
 from ..data.got10k import write_got10k_results
-from ..data.splits import read_split
+from ..data.splits import read_sidecar, read_split, sidecar_path
 from ..data.types import Video, atomic_write
 from ..engine.config import Config
 from ..engine.trainer import resolve_device, unwrap
@@ -142,10 +142,9 @@ def evaluate_tracking(model: STPNTracker, cfg: Config, out: Path, console=None) 
         rows = list(track_frames(model, frames, first, d.test_num_support, d.test_stride, d.test_refresh_every, device))
         write_got10k_results(results, video.name, np.stack([r[1] for r in rows]), np.array([r[3] for r in rows]))
     metrics = {"all": evaluate_got10k(videos, results)}
-    sidecar = Path(d.root) / f"deteriorated_{d.val_split}.json"
+    sidecar = sidecar_path(d, d.val_split)
     if sidecar.is_file():
-        frames = {name: v["frames"] for name, v in json.loads(sidecar.read_text())["videos"].items()}
-        metrics["deteriorated"] = evaluate_got10k(videos, results, frames=frames)
+        metrics["deteriorated"] = evaluate_got10k(videos, results, frames=read_sidecar(sidecar))
     metrics.update(ao_all=metrics["all"]["ao"], sr50_all=metrics["all"]["sr50"], fps=metrics["all"]["fps"])
     if "deteriorated" in metrics:
         metrics["ao_deteriorated"] = metrics["deteriorated"]["ao"]
