@@ -17,7 +17,7 @@ from ..data.types import atomic_write
 from ..engine.config import config_dict
 from ..engine.runs import train_side_by_side
 from .commands import demo_config, evaluate_run, load_detector
-from .task import predict_video, read_split
+from .task import predict_video, read_split, train_clips
 
 
 def bar_chart(report: dict, path: Path) -> None:
@@ -70,8 +70,8 @@ def run_detection_demo(out: Path, quick: bool = False, console: Console | None =
     cfg = configs["stpn"]
     train_videos = read_split(cfg, cfg.data.train_split)  # generate the data once, before both runs
     read_split(cfg, cfg.data.val_split)
-    key_frames = sum(math.ceil(len(v) / cfg.data.key_stride) for v in train_videos)
-    iterations = cfg.optim.epochs * math.ceil(key_frames / cfg.optim.batch_size / cfg.optim.accumulate)
+    items = len(train_clips(cfg, train_videos))
+    iterations = cfg.optim.epochs * math.ceil(items / cfg.optim.batch_size / cfg.optim.accumulate)
     console.print(f"training STPN and the single-frame baseline side by side ({configs['stpn'].optim.epochs} "
                   f"epochs each); logs in {out}/*/train.log")
     seconds = train_side_by_side(configs, out / "demo_config.yaml", iterations, console)

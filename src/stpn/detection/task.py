@@ -59,18 +59,23 @@ class DetectionClips(ClipDataset):
                 "targets": [_target(s.targets) for s in samples]}
 
 
+def train_clips(cfg: Config, videos: list[Video]) -> DetectionClips:
+    """The training items of ``videos`` (the config's training split): key frames with their
+    supports, deteriorated key frames repeated when ``data.deteriorated_repeat`` > 1."""
+    d = cfg.data
+    support = SupportConfig(d.train_policy, d.train_num_support, 1, d.train_max_offset)
+    clips = DetectionClips(videos, support, key_stride=d.key_stride, seed=cfg.run.seed)
+    if d.deteriorated_repeat > 1:
+        clips.oversample(deteriorated_frames(d, d.train_split), d.deteriorated_repeat)
+    return clips
+
+
 class DetectionTask:
     def build_model(self, cfg: Config) -> STPNDetector:
         return build_detector(cfg)
 
     def train_dataset(self, cfg: Config) -> DetectionClips:
-        d = cfg.data
-        videos = read_split(cfg, d.train_split)
-        support = SupportConfig(d.train_policy, d.train_num_support, 1, d.train_max_offset)
-        clips = DetectionClips(videos, support, key_stride=d.key_stride, seed=cfg.run.seed)
-        if d.deteriorated_repeat > 1:
-            clips.oversample(deteriorated_frames(d, d.train_split), d.deteriorated_repeat)
-        return clips
+        return train_clips(cfg, read_split(cfg, cfg.data.train_split))
 
     def loss(self, model, batch: dict, device: str) -> dict:
         images = [x.to(device) for x in batch["images"]]
