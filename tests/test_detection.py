@@ -233,6 +233,20 @@ def test_support_swap_diagnostic_swaps_only_the_supports(tmp_path):
     counts = swap.swap_test(det, [video, twin], {video.name: chosen, "twin": chosen})
     assert counts["frames"] == 2 * len(chosen) > 0
     assert counts["swapped_right"] == counts["own_right"]  # the same supports give the same top class
+    calls = []
+    real = swap.top_class
+    swap.top_class = lambda d, image, support: calls.append((image, support)) or real(d, image, support)
+    other, _, _ = synth_video(SynthConfig(videos=1, frames=7, width=96, height=64, max_objects=1, seed=11), 0)
+    other.targets = [copy.copy(tg) for tg in other.targets]
+    for tg in other.targets:
+        tg.labels = video.targets[0].labels % 3 + 1
+    swap.swap_test(det, [video, other], {video.name: chosen[:1], other.name: []})
+    t = chosen[0]
+    as_image = lambda frame: torch.from_numpy(np.array(frame)).permute(2, 0, 1).float() / 255  # noqa: E731
+    (image, own), (image2, swapped) = calls
+    assert torch.equal(image, as_image(video.frames[t])) and torch.equal(image2, image)  # the key frame stays
+    assert torch.equal(own, torch.stack([as_image(video.frames[j]) for j in (t - 1, t + 1)]))
+    assert torch.equal(swapped, torch.stack([as_image(other.frames[j]) for j in (t - 1, t + 1)]))
     mixed = copy.copy(twin)
     mixed.name, mixed.targets = "mixed", twin.targets[:1] + video.targets[1:]
     with pytest.raises(ValueError, match="video mixed: the swap test needs one class per video"):
