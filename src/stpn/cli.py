@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("config", help="YAML config (see src/stpn/configs/)")
     tr.add_argument("overrides", nargs="*", help="section.key=value overrides, e.g. optim.lr=1e-4")
     tr.add_argument("--resume", help="'auto' (the run's latest checkpoint) or a checkpoint folder")
-    evl = sub.add_parser("eval", help="detect (or track) on the validation split and score it")
+    evl = sub.add_parser("eval", help="detect, track or classify on the validation split and score it")
     evl.add_argument("config", nargs="?", help="YAML config (default: config.json beside the weights)")
     evl.add_argument("overrides", nargs="*")
     evl.add_argument("--weights", required=True, help="model.safetensors of a run (or the run folder)")

@@ -109,13 +109,15 @@ def data(args, console: Console | None = None) -> None:
 
 
 def run_task_command(args) -> None:
-    """``stpn train`` and ``stpn eval`` for the config's task (detection or tracking)."""
+    """``stpn train`` and ``stpn eval`` for the config's task (detection, tracking or classification)."""
     from .engine.config import load_config
     if args.command == "train":
         from .engine.trainer import train
         cfg = load_config(args.config, args.overrides)
         if cfg.task == "tracking":
             from .tracking.task import TrackingTask as Task
+        elif cfg.task == "classification":
+            from .classification.task import ClassificationTask as Task
         else:
             from .detection.task import DetectionTask as Task
         out = train(cfg, Task(), resume=args.resume)
@@ -125,6 +127,8 @@ def run_task_command(args) -> None:
     _, cfg = resolve_run(args.weights, args.config, args.overrides)
     if cfg.task == "tracking":
         from .tracking.commands import cmd_eval
+    elif cfg.task == "classification":
+        from .classification.commands import cmd_eval
     else:
         from .detection.commands import cmd_eval
     cmd_eval(args)

@@ -107,6 +107,19 @@ def cmd_detect(args) -> None:
         print(f"wrote {args.json}")
 
 
+QUICK_DATA = ["data.synth.train_videos=16", "data.synth.val_videos=4"]
+
+
 def demo_config(out: Path, quick: bool, prompting: bool) -> Config:
-    quick_overrides = ["optim.epochs=1", "data.synth.train_videos=16", "data.synth.val_videos=4"] if quick else None
-    return engine_demo_config("demo_cpu", out, prompting, quick_overrides)
+    """A detector of the demo: it starts from the demo's pre-trained backbone (``pretrain_config``)."""
+    overrides = [f"model.weights={Path(out) / 'pretrain' / 'model.safetensors'}",
+                 *(["optim.epochs=1", *QUICK_DATA] if quick else [])]
+    return engine_demo_config("demo_cpu", out, prompting, overrides)
+
+
+def pretrain_config(out: Path, quick: bool) -> Config:
+    """The demo's backbone pre-training (an object classifier on the same data) in ``out/pretrain``."""
+    from ..engine.config import load_config, packaged_config
+    overrides = [f"data.root={Path(out) / 'data'}", f"run.out={Path(out) / 'pretrain'}",
+                 *(QUICK_DATA if quick else [])]
+    return load_config(packaged_config("demo_cpu_pretrain"), overrides)

@@ -67,6 +67,7 @@ class DataConfig:
     test_num_support: int = 14
     test_stride: int = 1
     test_refresh_every: int = 1  # causal (and tracking): prompt refresh period
+    crop_size: int = 48  # classification: side of the square crops around objects, at the frame's scale
     synth: dict | None = None  # generate the data (SynthConfig fields) into root if it is missing
     class_names: list | None = None
 
@@ -99,9 +100,12 @@ class RunConfig:
     threads: int = 0  # torch intra-op threads (0: torch's default)
 
 
+TASKS = ("detection", "tracking", "classification")
+
+
 @dataclass
 class Config:
-    task: str = "detection"
+    task: str = "detection"  # detection | tracking | classification (backbone pre-training on object crops)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -109,10 +113,11 @@ class Config:
 
     def validate(self) -> "Config":
         checks = [
-            (self.task in ("detection", "tracking"), "task", f"must be 'detection' or 'tracking', got {self.task!r}"),
+            (self.task in TASKS, "task", f"must be one of {', '.join(TASKS)}, got {self.task!r}"),
             (self.model.depth in ("shallow", "deep", "deep_block"), "model.depth", "must be shallow, deep or deep_block"),
-            (self.data.format == {"detection": "vid", "tracking": "got10k"}.get(self.task, self.data.format),
-             "data.format", f"must be 'vid' for detection and 'got10k' for tracking, got {self.data.format!r}"),
+            (self.data.format == {"detection": "vid", "classification": "vid", "tracking": "got10k"}.get(self.task, self.data.format),
+             "data.format", f"must be 'vid' for detection and classification and 'got10k' for tracking, got {self.data.format!r}"),
+            (self.data.crop_size >= 1, "data.crop_size", "must be >= 1"),
             (self.data.test_policy in ("global", "local", "causal"), "data.test_policy", "must be global, local or causal"),
             (self.optim.schedule in ("step", "cosine"), "optim.schedule", "must be step or cosine"),
             (self.optim.amp in ("none", "bf16", "fp16"), "optim.amp", "must be none, bf16 or fp16"),

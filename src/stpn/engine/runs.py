@@ -1,6 +1,7 @@
 """A trained run on disk: its weights file and its config, loaded with strict checks."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -56,7 +57,9 @@ def load_run_model(weights: str | Path, config: str | Path | None, overrides, ta
     weights, cfg = resolve_run(weights, config, overrides)
     if cfg.task != task:
         raise ValueError(f"{weights} is a {cfg.task} run, not a {what}")
-    model = build(cfg)
+    # the run's weights replace whatever it started from: no hub download, no initial weights file needed
+    start = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, pretrained=False, weights=None))
+    model = build(start)
     load_model_weights(model, weights, f"{what} ({cfg.model.backbone}, prompting={cfg.model.prompting})")
     return model, cfg
 

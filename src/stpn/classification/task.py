@@ -1,0 +1,157 @@
+"""Backbone pre-training: the backbone + a linear head classify crops around annotated objects.
+
+The paper's detectors start from an ImageNet-pretrained backbone, whose pooled tokens already
+say what an object is; STPN's predictor reads the class of a deteriorated key frame's objects
+off such tokens of its neighbours. Where no such weights exist (a tiny backbone, a new domain),
+this task trains the backbone on square crops at the frame's own scale (the scale the detector
+sees) around every annotated object of the training split, skipping the frames that the data's
+deteriorated-frames sidecar lists. A detector then starts from it with ``model.weights=RUN/model.safetensors``.
+"""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..core.backbones import create_backbone
+from ..data.splits import deteriorated_frames, read_split, sidecar_path
+from ..data.types import Video
+from ..engine.config import Config
+from ..detection.weights import load_backbone_weights
+
+MEAN = torch.tensor([0.485, 0.456, 0.406])[:, None, None]  # the detector's normalisation
+STD = torch.tensor([0.229, 0.224, 0.225])[:, None, None]
+
+
+class ObjectCrops(torch.utils.data.Dataset):
+    """``crop_size`` squares centred on the annotated (visible) objects of ``videos``, one item
+    per object and frame, label 0-based. ``skip``: {video name: frame numbers} left out.
+    ``jitter`` shifts the centre by up to +-jitter pixels and flips half the crops, drawn from
+    (seed, epoch, item); ``jitter=0`` gives centred, unflipped crops."""
+
+    def __init__(self, videos: list[Video], crop_size: int, skip: dict[str, list[int]] | None = None,
+                 key_stride: int = 1, jitter: float = 0.0, seed: int = 0):
+        if crop_size < 1:
+            raise ValueError(f"crop_size must be >= 1, got {crop_size}")
+        skip = {name: set(frames) for name, frames in (skip or {}).items()}
+        known = {v.name for v in videos}
+        unknown = sorted(set(skip) - known)
+        if unknown:
+            raise KeyError(f"frames to skip name videos that are not in the split: {unknown[:3]}")
+        self.videos, self.crop_size, self.jitter, self.seed, self.epoch = videos, crop_size, jitter, seed, 0
+        self.items: list[tuple[int, int, int]] = []  # (video, frame, object)
+        for v, video in enumerate(videos):
+            if video.targets is None:
+                raise ValueError(f"video {video.name} has no annotations: object crops need boxes and labels")
+            for t in range(0, len(video), key_stride):
+                if t in skip.get(video.name, ()):
+                    continue
+                tg = video.targets[t]
+                self.items += [(v, t, k) for k in range(len(tg)) if tg.visible[k]]
+        if not self.items:
+            raise ValueError(f"no annotated objects to crop in {len(videos)} videos")
+
+    @property
+    def video_of_item(self) -> list[int]:
+        return [v for v, _, _ in self.items]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        v, t, k = self.items[i]
+        video = self.videos[v]
+        tg = video.targets[t]
+        x1, y1, x2, y2 = (float(c) for c in tg.boxes[k])
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        flip = False
+        if self.jitter:
+            rng = random.Random(hash((self.seed, self.epoch, i)))
+            cx, cy = cx + rng.uniform(-self.jitter, self.jitter), cy + rng.uniform(-self.jitter, self.jitter)
+            flip = rng.random() < 0.5
+        return crop(np.asarray(video.frames[t]), cx, cy, self.crop_size, flip), int(tg.labels[k]) - 1
+
+    @staticmethod
+    def collate(samples) -> dict:
+        return {"images": torch.stack([s[0] for s in samples]), "labels": torch.tensor([s[1] for s in samples])}
+
+
+def crop(frame: np.ndarray, cx: float, cy: float, size: int, flip: bool = False) -> torch.Tensor:
+    """Normalised (3, size, size) square of ``frame`` (H, W, 3 uint8) centred near (cx, cy),
+    moved inside the frame; a frame smaller than ``size`` is padded with the mean colour (0)."""
+    H, W = frame.shape[:2]
+    x0 = int(round(min(max(cx - size / 2, 0), max(W - size, 0))))
+    y0 = int(round(min(max(cy - size / 2, 0), max(H - size, 0))))
+    x = torch.from_numpy(np.array(frame[y0:y0 + size, x0:x0 + size], copy=True)).permute(2, 0, 1).float().div_(255)
+    x = (x - MEAN) / STD
+    if flip:
+        x = x.flip(2)
+    return F.pad(x, (0, size - x.shape[2], 0, size - x.shape[1]))
+
+
+class ObjectClassifier(nn.Module):
+    """A backbone (``PromptedSwin``/``PromptedViT``, unprompted) + mean pooling of its last
+    stage + Linear. Its ``backbone.*`` weights load into a detector's or tracker's backbone."""
+
+    def __init__(self, backbone: nn.Module, num_classes: int):
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Linear(backbone.dims[-1], num_classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(images)[-1].mean((2, 3)))
+
+
+class ClassificationTask:
+    def build_model(self, cfg: Config) -> ObjectClassifier:
+        m = cfg.model
+        backbone = create_backbone(m.backbone, pretrained=m.pretrained, **m.backbone_kwargs)
+        if m.weights:
+            load_backbone_weights(backbone, m.weights)
+        return ObjectClassifier(backbone, m.num_classes)
+
+    def train_dataset(self, cfg: Config) -> ObjectCrops:
+        d = cfg.data
+        return crops(cfg, d.train_split, jitter=d.crop_size / 8)
+
+    def loss(self, model, batch: dict, device: str) -> dict:
+        logits = model(batch["images"].to(device))
+        return {"loss_classifier": F.cross_entropy(logits, batch["labels"].to(device))}
+
+
+def crops(cfg: Config, split: str, jitter: float = 0.0, skip_deteriorated: bool = True) -> ObjectCrops:
+    """Object crops of a split; frames listed in the split's deteriorated-frames sidecar (when
+    the data has one) are left out unless ``skip_deteriorated`` is False."""
+    d = cfg.data
+    skip = deteriorated_frames(d, split) if skip_deteriorated and sidecar_path(d, split).is_file() else None
+    return ObjectCrops(read_split(d, split), d.crop_size, skip, d.key_stride, jitter, cfg.run.seed)
+
+
+@torch.no_grad()
+def evaluate_classifier(model: ObjectClassifier, cfg: Config, batch_size: int = 64) -> dict:
+    """Top-1 accuracy on centred crops of the validation split: all frames, and the clean and
+    deteriorated frames apart when the data has a sidecar."""
+    d = cfg.data
+    model.eval()
+    device = next(model.parameters()).device
+    data = crops(cfg, d.val_split, skip_deteriorated=False)
+    bad = {(name, t) for name, ts in deteriorated_frames(d, d.val_split).items() for t in ts} \
+        if sidecar_path(d, d.val_split).is_file() else set()
+    right = []
+    for i in range(0, len(data), batch_size):
+        batch = ObjectCrops.collate([data[j] for j in range(i, min(i + batch_size, len(data)))])
+        right += (model(batch["images"].to(device)).argmax(1).cpu() == batch["labels"]).tolist()
+    right = np.array(right, dtype=bool)
+    is_bad = np.array([(data.videos[v].name, t) in bad for v, t, _ in data.items], dtype=bool)
+    metrics = {"accuracy_all": float(right.mean()), "crops": len(right)}
+    if bad:
+        metrics.update(accuracy_clean=float(right[~is_bad].mean()) if (~is_bad).any() else None,
+                       accuracy_deteriorated=float(right[is_bad].mean()) if is_bad.any() else None,
+                       crops_deteriorated=int(is_bad.sum()))
+    return metrics
