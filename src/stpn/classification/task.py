@@ -9,6 +9,7 @@ deteriorated-frames sidecar lists. A detector then starts from it with ``model.w
 """
 from __future__ import annotations
 
+import math
 import random
 
 import numpy as np
@@ -86,8 +87,8 @@ def crop(frame: np.ndarray, cx: float, cy: float, size: int, flip: bool = False)
     """Normalised (3, size, size) square of ``frame`` (H, W, 3 uint8) centred near (cx, cy),
     moved inside the frame; a frame smaller than ``size`` is padded with the mean colour (0)."""
     H, W = frame.shape[:2]
-    x0 = int(round(min(max(cx - size / 2, 0), max(W - size, 0))))
-    y0 = int(round(min(max(cy - size / 2, 0), max(H - size, 0))))
+    x0 = math.floor(min(max(cx - size / 2, 0), max(W - size, 0)) + 0.5)
+    y0 = math.floor(min(max(cy - size / 2, 0), max(H - size, 0)) + 0.5)
     x = torch.from_numpy(np.array(frame[y0:y0 + size, x0:x0 + size], copy=True)).permute(2, 0, 1).float().div_(255)
     x = (x - MEAN) / STD
     if flip:
