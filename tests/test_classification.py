@@ -19,9 +19,9 @@ TINY_BACKBONE = "model.backbone_kwargs={embed_dim: 16, depths: [1, 1, 1, 1], num
 
 def pretrain_config(tmp_path, *extra):
     return load_config(packaged_config("demo_cpu_pretrain"), [
-        TINY_BACKBONE, f"data.root={tmp_path / 'data'}", f"run.out={tmp_path / 'pre'}", "data.crop_size=32",
-        "data.synth={train_videos: 12, val_videos: 6, frames: 6, width: 96, height: 64, classes: 3, max_objects: 1, "
-        "deteriorated: 0.3, object_size: [0.45, 0.6]}",
+        TINY_BACKBONE, f"data.root={tmp_path / 'data'}", f"run.out={tmp_path / 'pre'}", "data.crop_size=24",
+        "data.synth={train_videos: 60, val_videos: 8, frames: 3, width: 64, height: 48, classes: 3, max_objects: 1, "
+        "deteriorated: 0.3, object_size: [0.5, 0.7]}",
         "optim.batch_size=16", "run.log_every=1", "run.checkpoint_every=1000", *extra])
 
 
@@ -78,7 +78,7 @@ def test_classification_config_is_validated(tmp_path):
 
 
 def test_pretraining_learns_the_classes_and_hands_its_backbone_to_the_detector(tmp_path):
-    cfg = pretrain_config(tmp_path, "optim.epochs=12", "optim.warmup_iters=5")
+    cfg = pretrain_config(tmp_path, "optim.epochs=10", "optim.warmup_iters=5")
     data = ClassificationTask().train_dataset(cfg)
     sidecar = json.loads((tmp_path / "data" / "deteriorated_train.json").read_text())["videos"]
     assert all(t not in sidecar[data.videos[v].name]["frames"] for v, t, _ in data.items)  # clean frames only

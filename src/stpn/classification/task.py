@@ -130,8 +130,9 @@ def crops(cfg: Config, split: str, jitter: float = 0.0, skip_deteriorated: bool 
     """Object crops of a split; frames listed in the split's deteriorated-frames sidecar (when
     the data has one) are left out unless ``skip_deteriorated`` is False."""
     d = cfg.data
+    videos = read_split(d, split)  # generates the split (and its sidecar) when the config says so
     skip = deteriorated_frames(d, split) if skip_deteriorated and sidecar_path(d, split).is_file() else None
-    return ObjectCrops(read_split(d, split), d.crop_size, skip, d.key_stride, jitter, cfg.run.seed)
+    return ObjectCrops(videos, d.crop_size, skip, d.key_stride, jitter, cfg.run.seed)
 
 
 @torch.no_grad()

@@ -65,12 +65,13 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path) -> dict:
     """Load a backbone checkpoint into a ``PromptedSwin``/``PromptedViT``; returns
     {'loaded', 'missing', 'unexpected'} and raises when no key matches."""
     sd = read_state_dict(path)
-    prefixes = ("backbone.stpn.backbone.", "backbone.body.", "backbone.", "module.")
-    for prefix in prefixes:
-        if any(k.startswith(prefix) for k in sd):
-            sd = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
-            break
     own = backbone.state_dict()
+    prefixes = [p for p in ("backbone.stpn.backbone.", "backbone.body.", "backbone.", "module.")
+                if any(k.startswith(p) for k in sd)]
+    if prefixes:  # the prefix under which most keys are this backbone's own (else the most specific one)
+        strip = lambda p: {k[len(p):]: v for k, v in sd.items() if k.startswith(p)}  # noqa: E731
+        prefix = max(prefixes, key=lambda p: sum(k in own for k in strip(p)))
+        sd = strip(prefix)
     if any(k.startswith("stages.") for k in sd):  # mmdetection Swin
         sd = _mmdet_swin_to_timm(sd, list(backbone.dims))
     elif not any(k in own for k in sd):
