@@ -4,8 +4,8 @@ The paper's detectors start from an ImageNet-pretrained backbone, whose pooled t
 say what an object is; STPN's predictor reads the class of a deteriorated key frame's objects
 off such tokens of its neighbours. Where no such weights exist (a tiny backbone, a new domain),
 this task trains the backbone on square crops at the frame's own scale (the scale the detector
-sees) around every annotated object of the training split, skipping the frames that the data's
-deteriorated-frames sidecar lists. A detector then starts from it with ``model.weights=RUN/model.safetensors``.
+sees) around every annotated object of the training split, deteriorated frames included (as
+ImageNet holds blurred and dark photos). A detector then starts from it with ``model.weights=RUN/model.safetensors``.
 """
 from __future__ import annotations
 
@@ -29,27 +29,18 @@ STD = torch.tensor([0.229, 0.224, 0.225])[:, None, None]
 
 class ObjectCrops(torch.utils.data.Dataset):
     """``crop_size`` squares centred on the annotated (visible) objects of ``videos``, one item
-    per object and frame, label 0-based. ``skip``: {video name: frame numbers} left out.
-    ``jitter`` shifts the centre by up to +-jitter pixels and flips half the crops, drawn from
+    per object and (every ``key_stride``-th) frame, label 0-based. ``jitter`` shifts the centre by up to +-jitter pixels and flips half the crops, drawn from
     (seed, epoch, item); ``jitter=0`` gives centred, unflipped crops."""
 
-    def __init__(self, videos: list[Video], crop_size: int, skip: dict[str, list[int]] | None = None,
-                 key_stride: int = 1, jitter: float = 0.0, seed: int = 0):
+    def __init__(self, videos: list[Video], crop_size: int, key_stride: int = 1, jitter: float = 0.0, seed: int = 0):
         if crop_size < 1:
             raise ValueError(f"crop_size must be >= 1, got {crop_size}")
-        skip = {name: set(frames) for name, frames in (skip or {}).items()}
-        known = {v.name for v in videos}
-        unknown = sorted(set(skip) - known)
-        if unknown:
-            raise KeyError(f"frames to skip name videos that are not in the split: {unknown[:3]}")
         self.videos, self.crop_size, self.jitter, self.seed, self.epoch = videos, crop_size, jitter, seed, 0
         self.items: list[tuple[int, int, int]] = []  # (video, frame, object)
         for v, video in enumerate(videos):
             if video.targets is None:
                 raise ValueError(f"video {video.name} has no annotations: object crops need boxes and labels")
             for t in range(0, len(video), key_stride):
-                if t in skip.get(video.name, ()):
-                    continue
                 tg = video.targets[t]
                 self.items += [(v, t, k) for k in range(len(tg)) if tg.visible[k]]
         if not self.items:
@@ -126,13 +117,10 @@ class ClassificationTask:
         return {"loss_classifier": F.cross_entropy(logits, batch["labels"].to(device))}
 
 
-def crops(cfg: Config, split: str, jitter: float = 0.0, skip_deteriorated: bool = True) -> ObjectCrops:
-    """Object crops of a split; frames listed in the split's deteriorated-frames sidecar (when
-    the data has one) are left out unless ``skip_deteriorated`` is False."""
+def crops(cfg: Config, split: str, jitter: float = 0.0) -> ObjectCrops:
+    """Object crops of every annotated frame of a split (generated first when the config says so)."""
     d = cfg.data
-    videos = read_split(d, split)  # generates the split (and its sidecar) when the config says so
-    skip = deteriorated_frames(d, split) if skip_deteriorated and sidecar_path(d, split).is_file() else None
-    return ObjectCrops(videos, d.crop_size, skip, d.key_stride, jitter, cfg.run.seed)
+    return ObjectCrops(read_split(d, split), d.crop_size, d.key_stride, jitter, cfg.run.seed)
 
 
 @torch.no_grad()
@@ -142,7 +130,7 @@ def evaluate_classifier(model: ObjectClassifier, cfg: Config, batch_size: int = 
     d = cfg.data
     model.eval()
     device = next(model.parameters()).device
-    data = crops(cfg, d.val_split, skip_deteriorated=False)
+    data = crops(cfg, d.val_split)
     bad = {(name, t) for name, ts in deteriorated_frames(d, d.val_split).items() for t in ts} \
         if sidecar_path(d, d.val_split).is_file() else set()
     right = []
