@@ -175,10 +175,15 @@ def test_backbone_weights_from_timm_and_mmdetection_layouts(tmp_path):
     expected = source(images)
     save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(tmp_path / "timm.safetensors"))
     torch.save({"state_dict": _mmdet_layout(source), "meta": {}}, tmp_path / "mmdet.pth")
-    for path in (tmp_path / "timm.safetensors", tmp_path / "mmdet.pth"):
+    # a model holding the backbone as `backbone` (stpn's classifier) or as `backbone.stpn.backbone` (a detector)
+    for prefix in ("backbone.", "backbone.stpn.backbone."):
+        save_file({prefix + k: v.contiguous() for k, v in source.state_dict().items()} | {"head.weight": torch.zeros(3, 8)},
+                  str(tmp_path / f"{prefix}safetensors"))
+    for path in (tmp_path / "timm.safetensors", tmp_path / "mmdet.pth", tmp_path / "backbone.safetensors",
+                 tmp_path / "backbone.stpn.backbone.safetensors"):
         target = PromptedSwin(**kw).eval()
         report = load_backbone_weights(target, path)
-        assert report["missing"] == [] and report["loaded"] == len(source.state_dict())
+        assert report["missing"] == [] and report["loaded"] == len(source.state_dict()), path
         with torch.no_grad():
             assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(target(images), expected))
 
@@ -207,12 +212,18 @@ def test_quick_demo_writes_report_chart_and_video_and_resumes(tmp_path):
         assert set(report[name]) >= {"ap50_all", "ap50_deteriorated", "train_seconds"}
         assert 0 <= report[name]["ap50_all"] <= 1 and report[name]["train_seconds"] > 0
     assert report["config"]["model"]["prompting"] is True and report["quick"] is True
+    # both detectors started from the demo's pre-trained backbone, which is scored on its own
+    pre = report["pretrain"]
+    assert pre["train_seconds"] > 0 and 0 <= pre["accuracy_clean"] <= 1 and pre["crops_deteriorated"] > 0
+    assert report["config"]["model"]["weights"] == str(tmp_path / "pretrain" / "model.safetensors")
+    assert report["pretrain_config"]["task"] == "classification"
     assert (tmp_path / "ap50.png").stat().st_size > 1000
     assert len(open_video(tmp_path / "stpn_val0.mp4")) == 10
     first = report["stpn"]["ap50_all"]
     assert main(["demo", "--quick", "--out", str(tmp_path)]) == 0  # finished runs are not trained again
     again = json.loads((tmp_path / "report.json").read_text())
     assert again["stpn"]["ap50_all"] == first and again["stpn"]["train_seconds"] == report["stpn"]["train_seconds"]
+    assert again["pretrain"] == report["pretrain"]
 
 
 def test_support_swap_diagnostic_swaps_only_the_supports(tmp_path):
