@@ -291,3 +291,56 @@ def test_cli_writes_a_corrupted_copy(tmp_path):
     assert np.allclose(clean.targets[1].boxes, blurred.targets[1].boxes)
     diff = np.abs(np.diff(blurred.frames[0].astype(float), axis=1)).mean()
     assert diff < np.abs(np.diff(clean.frames[0].astype(float), axis=1)).mean()
+
+
+DET_XML = """<annotation><folder>ILSVRC2013_train</folder><filename>{name}</filename>
+<size><width>64</width><height>48</height></size>{objects}</annotation>"""
+DET_OBJECT = "<object><name>{wnid}</name><bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin><xmax>{x2}</xmax><ymax>{y2}</ymax></bndbox></object>"
+
+
+def write_det(root, images):
+    """A tiny ImageNet DET layout: {image path under train/: [(wnid, box)]} -> the 30-class list."""
+    from PIL import Image
+    lines = []
+    for i, (name, objects) in enumerate(images.items(), 1):
+        for kind, ext in (("Data", "JPEG"), ("Annotations", "xml")):
+            (root / kind / "DET" / "train" / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((48, 64, 3), 40 * i, np.uint8)).save(root / "Data" / "DET" / "train" / f"{name}.JPEG")
+        xml = DET_XML.format(name=name, objects="".join(DET_OBJECT.format(wnid=w, x1=b[0], y1=b[1], x2=b[2], y2=b[3])
+                                                       for w, b in objects))
+        (root / "Annotations" / "DET" / "train" / f"{name}.xml").write_text(xml)
+        lines.append(f"train/{name} {i}")
+    (root / "ImageSets").mkdir(exist_ok=True)
+    (root / "ImageSets" / "DET_train_30classes.txt").write_text("\n".join(lines) + "\n")
+
+
+def test_det_images_read_as_one_frame_videos_keeping_the_vid_classes(tmp_path):
+    from stpn.data.vid import VID_WNIDS, read_det
+    write_det(tmp_path, {"ILSVRC2014_train_0000/a": [(VID_WNIDS[4], (3, 4, 20, 30)), ("n07739125", (1, 1, 9, 9))],
+                         "ILSVRC2013_train/n02691156/b": [(VID_WNIDS[0], (10, 10, 63, 47))]})
+    videos = read_det(tmp_path, "DET_train_30classes", progress=False)
+    assert [v.name for v in videos] == ["DET/train/ILSVRC2014_train_0000/a", "DET/train/ILSVRC2013_train/n02691156/b"]
+    a, b = videos
+    assert len(a) == 1 and (a.width, a.height) == (64, 48) and a.frames[0].shape == (48, 64, 3)
+    assert a.targets[0].labels.tolist() == [5] and a.targets[0].boxes.tolist() == [[3, 4, 20, 30]]
+    assert a.meta["skipped_objects"] == 1  # the apple (n07739125) is not a VID class
+    assert b.targets[0].labels.tolist() == [1] and b.meta["skipped_objects"] == 0
+    # a one-frame video's supports are copies of its frame
+    clip = ClipDataset(videos, SupportConfig("train_bilateral", 2, 1, 9))[0]
+    assert clip.support_index == [0, 0] and all((s == clip.frame).all() for s in clip.support)
+
+
+def test_det_list_and_annotation_problems_are_named(tmp_path):
+    from stpn.data.vid import read_det
+    with pytest.raises(FileNotFoundError, match="DET_train_30classes.txt"):
+        read_det(tmp_path, progress=False)
+    write_det(tmp_path, {"f/a": [("n02691156", (3, 4, 20, 30))]})
+    (tmp_path / "Annotations" / "DET" / "train" / "f" / "a.xml").unlink()
+    with pytest.raises(FileNotFoundError, match="annotation of DET image train/f/a is missing"):
+        read_det(tmp_path, progress=False)
+    (tmp_path / "ImageSets" / "DET_train_30classes.txt").write_text("train/f/a\n")
+    with pytest.raises(AnnotationError, match="DET_train_30classes.txt:1: expected"):
+        read_det(tmp_path, progress=False)
+    write_det(tmp_path, {"f/a": [("n02691156", (3, 4, 90, 30))]})
+    with pytest.raises(AnnotationError, match="a.xml: object 0: box .* lies outside"):
+        read_det(tmp_path, progress=False)

@@ -262,3 +262,19 @@ def test_support_swap_diagnostic_swaps_only_the_supports(tmp_path):
     mixed.name, mixed.targets = "mixed", twin.targets[:1] + video.targets[1:]
     with pytest.raises(ValueError, match="video mixed: the swap test needs one class per video"):
         swap.swap_test(det, [mixed, video], {"mixed": [1], video.name: [1]})
+
+
+def test_training_adds_the_det_images_as_one_frame_videos(tmp_path):
+    from test_data import write_det
+    cfg = tiny_config(tmp_path, "data.det_image_set=DET_train_30classes")
+    plain = DetectionTask().train_dataset(tiny_config(tmp_path))  # generates the VID-layout data
+    write_det(tmp_path / "data", {"f/a": [("n02691156", (3, 4, 40, 30))], "f/b": [("n02419796", (5, 5, 30, 40))]})
+    mixed = DetectionTask().train_dataset(cfg)
+    assert len(mixed) == len(plain) + 2
+    det = [mixed[i] for i in range(len(mixed)) if mixed[i].video.startswith("DET/")]
+    assert [s.targets.labels.tolist() for s in det] == [[1], [2]]
+    assert all(torch.equal(s.support[k], s.frame) for s in det for k in range(len(s.support)))
+    batch = mixed.collate(det)  # one step on DET images alone: the detector takes them as any key frame
+    model = DetectionTask().build_model(cfg).train()
+    losses = DetectionTask().loss(model, batch, "cpu")
+    assert all(torch.isfinite(v) for v in losses.values())

@@ -41,8 +41,10 @@ def _int(node: ET.Element, tag: str, path: Path) -> int:
         raise AnnotationError(f"{path}: <{tag}> must be a number, got {child.text!r}") from None
 
 
-def parse_vid_xml(path: Path, wnids=VID_WNIDS, skip_invalid: bool = False):
-    """Parse one annotation file -> (width, height, FrameTargets, number of skipped objects)."""
+def parse_vid_xml(path: Path, wnids=VID_WNIDS, skip_invalid: bool = False, other_classes: str = "error"):
+    """Parse one annotation file -> (width, height, FrameTargets, number of skipped objects).
+    ``other_classes="drop"`` leaves out (and counts) objects whose class is not in ``wnids``
+    (ImageNet DET images hold 200 classes, VID's 30 among them)."""
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as err:
@@ -59,6 +61,9 @@ def parse_vid_xml(path: Path, wnids=VID_WNIDS, skip_invalid: bool = False):
             raise AnnotationError(f"{path}: object {i} has no <bndbox>")
         box = [_int(bnd, t, path) for t in ("xmin", "ymin", "xmax", "ymax")]
         problem = None
+        if name not in wnids and other_classes == "drop":
+            skipped += 1
+            continue
         if name not in wnids:
             problem = f"unknown class {name!r} (expected one of the {len(wnids)} VID WordNet ids)"
         elif box[2] < box[0] or box[3] < box[1]:
@@ -144,6 +149,41 @@ def read_vid(root: str | Path, split: str = "val", wnids=VID_WNIDS, skip_invalid
                             frame_names=[f for f, _ in entries],
                             meta={"frame_indices": [i for _, i in entries], "skipped_objects": skipped,
                                   "categories": list(wnids)}))
+    return videos
+
+
+def read_det(root: str | Path, image_set: str = "DET_train_30classes", wnids=VID_WNIDS,
+             skip_invalid: bool = False, progress: bool = True) -> list[Video]:
+    """ImageNet DET still images, each a one-frame video (its supports are copies of itself), as
+    the released VID models train on them:
+
+        ROOT/ImageSets/<image_set>.txt      "<split>/<folder>/<image> <index>" per line
+        ROOT/Data/DET/<split>/<folder>/<image>.JPEG
+        ROOT/Annotations/DET/<split>/<folder>/<image>.xml
+
+    Objects of classes outside ``wnids`` (the other DET classes) are left out and counted in
+    ``video.meta['skipped_objects']``, with bad objects when ``skip_invalid``."""
+    root = Path(root)
+    listing = root / "ImageSets" / f"{image_set}.txt"
+    if not listing.is_file():
+        raise FileNotFoundError(f"no ImageNet DET image list {image_set!r}: expected {listing}")
+    entries = []
+    for n, line in enumerate(listing.read_text().splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 2 or not parts[1].isdigit() or "/" not in parts[0]:
+            raise AnnotationError(f"{listing}:{n}: expected '<split>/<folder>/<image> <index>', got {line!r}")
+        entries.append(parts[0])
+    videos = []
+    for name in (track(entries, f"reading DET {image_set}") if progress else entries):
+        xml = root / "Annotations" / "DET" / f"{name}.xml"
+        if not xml.is_file():
+            raise FileNotFoundError(f"annotation of DET image {name} is missing: {xml}")
+        w, h, tg, skipped = parse_vid_xml(xml, wnids, skip_invalid, other_classes="drop")
+        image = root / "Data" / "DET" / f"{name}.JPEG"
+        videos.append(Video(f"DET/{name}", ImageFiles([image]), w, h, [tg], frame_names=[name.rpartition("/")[2]],
+                            meta={"skipped_objects": skipped, "categories": list(wnids)}))
     return videos
 
 

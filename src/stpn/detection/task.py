@@ -59,6 +59,15 @@ class DetectionClips(ClipDataset):
                 "targets": [_target(s.targets) for s in samples]}
 
 
+def train_videos(cfg: Config) -> list[Video]:
+    """The training split, plus the ImageNet DET images of ``data.det_image_set`` as one-frame videos."""
+    videos = read_split(cfg, cfg.data.train_split)
+    if cfg.data.det_image_set:
+        from ..data.vid import read_det
+        videos += read_det(cfg.data.root, cfg.data.det_image_set, progress=False)
+    return videos
+
+
 def train_clips(cfg: Config, videos: list[Video]) -> DetectionClips:
     """The training items of ``videos`` (the config's training split): key frames with their
     supports, deteriorated key frames repeated when ``data.deteriorated_repeat`` > 1."""
@@ -75,7 +84,7 @@ class DetectionTask:
         return build_detector(cfg)
 
     def train_dataset(self, cfg: Config) -> DetectionClips:
-        return train_clips(cfg, read_split(cfg, cfg.data.train_split))
+        return train_clips(cfg, train_videos(cfg))
 
     def loss(self, model, batch: dict, device: str) -> dict:
         images = [x.to(device) for x in batch["images"]]

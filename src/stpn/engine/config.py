@@ -56,6 +56,7 @@ class DataConfig:
     train_policy: str = "train_bilateral"
     train_num_support: int = 2
     train_max_offset: int = 9
+    det_image_set: str | None = None  # detection training: add the ImageNet DET images of ROOT/ImageSets/<this>.txt (e.g. DET_train_30classes)
     key_stride: int = 1  # every n-th frame of a training video is a key frame
     deteriorated_repeat: int = 1  # detection: key frames listed in deteriorated_<train_split>.json appear this often per epoch
     train_stride: int = 1  # tracking: supports are the K most recent frames on this grid before the search frame
