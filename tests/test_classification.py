@@ -52,7 +52,7 @@ def test_object_crops_are_squares_of_the_frame_around_each_visible_object():
     assert big[:, 40:].abs().max() == 0
 
 
-def test_object_crops_skip_frames_jitter_reproducibly_and_name_bad_input():
+def test_object_crops_take_every_nth_frame_jitter_reproducibly_and_name_bad_input():
     video, _ = frame_video(frames=3)
     assert [t for _, t, _ in ObjectCrops([video], 16, key_stride=2).items] == [0, 0, 2]
     a, b = ObjectCrops([video], 16, jitter=4, seed=3), ObjectCrops([video], 16, jitter=4, seed=3)

@@ -15,6 +15,7 @@ import random
 import numpy as np
 import torch
 import torch.nn.functional as F
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch import nn
 
 from ..core.backbones import create_backbone
@@ -23,8 +24,8 @@ from ..data.types import Video
 from ..engine.config import Config
 from ..detection.weights import load_backbone_weights
 
-MEAN = torch.tensor([0.485, 0.456, 0.406])[:, None, None]  # the detector's normalisation
-STD = torch.tensor([0.229, 0.224, 0.225])[:, None, None]
+MEAN = torch.tensor(IMAGENET_DEFAULT_MEAN)[:, None, None]  # the detector's normalisation
+STD = torch.tensor(IMAGENET_DEFAULT_STD)[:, None, None]
 
 
 class ObjectCrops(torch.utils.data.Dataset):

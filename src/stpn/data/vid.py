@@ -41,9 +41,9 @@ def _int(node: ET.Element, tag: str, path: Path) -> int:
         raise AnnotationError(f"{path}: <{tag}> must be a number, got {child.text!r}") from None
 
 
-def parse_vid_xml(path: Path, wnids=VID_WNIDS, skip_invalid: bool = False, other_classes: str = "error"):
+def parse_vid_xml(path: Path, wnids=VID_WNIDS, skip_invalid: bool = False, drop_other_classes: bool = False):
     """Parse one annotation file -> (width, height, FrameTargets, number of skipped objects).
-    ``other_classes="drop"`` leaves out (and counts) objects whose class is not in ``wnids``
+    ``drop_other_classes`` leaves out (and counts) objects whose class is not in ``wnids``
     (ImageNet DET images hold 200 classes, VID's 30 among them)."""
     try:
         root = ET.parse(path).getroot()
@@ -61,7 +61,7 @@ def parse_vid_xml(path: Path, wnids=VID_WNIDS, skip_invalid: bool = False, other
             raise AnnotationError(f"{path}: object {i} has no <bndbox>")
         box = [_int(bnd, t, path) for t in ("xmin", "ymin", "xmax", "ymax")]
         problem = None
-        if name not in wnids and other_classes == "drop":
+        if name not in wnids and drop_other_classes:
             skipped += 1
             continue
         if name not in wnids:
@@ -180,7 +180,7 @@ def read_det(root: str | Path, image_set: str = "DET_train_30classes", wnids=VID
         xml = root / "Annotations" / "DET" / f"{name}.xml"
         if not xml.is_file():
             raise FileNotFoundError(f"annotation of DET image {name} is missing: {xml}")
-        w, h, tg, skipped = parse_vid_xml(xml, wnids, skip_invalid, other_classes="drop")
+        w, h, tg, skipped = parse_vid_xml(xml, wnids, skip_invalid, drop_other_classes=True)
         image = root / "Data" / "DET" / f"{name}.JPEG"
         videos.append(Video(f"DET/{name}", ImageFiles([image]), w, h, [tg], frame_names=[name.rpartition("/")[2]],
                             meta={"skipped_objects": skipped, "categories": list(wnids)}))

@@ -1,7 +1,7 @@
 """``stpn demo``: what STPN buys over the same detector without prompts, on generated video.
 
 Generates a deteriorated-video dataset, pre-trains the backbone as an object classifier on its
-clean training frames (the paper's detectors start from ImageNet weights), trains the STPN
+training frames (the paper's detectors start from ImageNet weights), trains the STPN
 detector and the single-frame baseline from that backbone with the same budget, scores both on
 all validation frames and on the deteriorated ones, prints a table and writes ``report.json``, a
 bar chart and an annotated mp4. Interrupted runs resume.
@@ -17,9 +17,9 @@ from rich.table import Table
 
 from ..data.types import atomic_write
 from ..engine.config import config_dict
-from ..engine.runs import train_side_by_side
+from ..engine.runs import finished_run, record_train_seconds, train_seconds, train_side_by_side
 from .commands import demo_config, evaluate_run, load_detector, pretrain_config
-from .task import predict_video, read_split, train_clips
+from .task import predict_video, read_split, train_clips, train_videos
 
 
 def bar_chart(report: dict, path: Path) -> None:
@@ -70,15 +70,13 @@ def pretrain_backbone(cfg, console: Console) -> dict:
     from ..classification.task import ClassificationTask, evaluate_classifier
     from ..engine.trainer import train
     run = Path(cfg.run.out)
-    timing = run / "timing.json"
-    if not ((run / "model.safetensors").is_file() and timing.is_file()):
+    if not finished_run(run):
         console.print(f"pre-training the backbone as an object classifier ({cfg.optim.epochs} epochs); run in {run}")
-        done = json.loads(timing.read_text())["train_seconds"] if timing.is_file() else 0.0
-        start = time.perf_counter()
+        done, start = train_seconds(run), time.perf_counter()
         train(cfg, ClassificationTask(), resume="auto", console=console)
-        atomic_write(timing, json.dumps({"train_seconds": done + time.perf_counter() - start}))
+        record_train_seconds(run, done + time.perf_counter() - start)
     model, _ = load_classifier(run / "model.safetensors")
-    return {"train_seconds": json.loads(timing.read_text())["train_seconds"], **evaluate_classifier(model, cfg)}
+    return {"train_seconds": train_seconds(run), **evaluate_classifier(model, cfg)}
 
 
 def run_detection_demo(out: Path, quick: bool = False, console: Console | None = None) -> dict:
@@ -89,10 +87,11 @@ def run_detection_demo(out: Path, quick: bool = False, console: Console | None =
     import yaml
     atomic_write(out / "demo_config.yaml", yaml.safe_dump(config_dict(configs["stpn"])))
     cfg = configs["stpn"]
-    train_videos = read_split(cfg, cfg.data.train_split)  # generate the data once, before both runs
+    videos = train_videos(cfg)  # generate the data once, before every run
     read_split(cfg, cfg.data.val_split)
-    pretrain = pretrain_backbone(pretrain_config(out, quick), console)
-    items = len(train_clips(cfg, train_videos))
+    pretrain_cfg = pretrain_config(out, quick)
+    pretrain = pretrain_backbone(pretrain_cfg, console)
+    items = len(train_clips(cfg, videos))
     iterations = cfg.optim.epochs * math.ceil(items / cfg.optim.batch_size / cfg.optim.accumulate)
     console.print(f"training STPN and the single-frame baseline side by side ({configs['stpn'].optim.epochs} "
                   f"epochs each); logs in {out}/*/train.log")
@@ -105,8 +104,8 @@ def run_detection_demo(out: Path, quick: bool = False, console: Console | None =
                         "train_seconds": seconds[name], "ms_per_frame": metrics["ms_per_frame"],
                         "inference_mode": metrics["mode"]}
     report["pretrain"] = pretrain
-    report["config"] = config_dict(demo_config(out, quick, True))
-    report["pretrain_config"] = config_dict(pretrain_config(out, quick))
+    report["config"] = config_dict(configs["stpn"])
+    report["pretrain_config"] = config_dict(pretrain_cfg)
     report["quick"] = quick
     table = Table(title="stpn demo: Faster R-CNN on generated deteriorated video (AP50, %)")
     for col in ("model", "all frames", "deteriorated frames", "train s", "ms/frame"):

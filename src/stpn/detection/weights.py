@@ -69,9 +69,8 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path) -> dict:
     prefixes = [p for p in ("backbone.stpn.backbone.", "backbone.body.", "backbone.", "module.")
                 if any(k.startswith(p) for k in sd)]
     if prefixes:  # the prefix under which most keys are this backbone's own (else the most specific one)
-        strip = lambda p: {k[len(p):]: v for k, v in sd.items() if k.startswith(p)}  # noqa: E731
-        prefix = max(prefixes, key=lambda p: sum(k in own for k in strip(p)))
-        sd = strip(prefix)
+        stripped = [{k[len(p):]: v for k, v in sd.items() if k.startswith(p)} for p in prefixes]
+        sd = max(stripped, key=lambda s: sum(k in own for k in s))
     if any(k.startswith("stages.") for k in sd):  # mmdetection Swin
         sd = _mmdet_swin_to_timm(sd, list(backbone.dims))
     elif not any(k in own for k in sd):

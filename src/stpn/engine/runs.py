@@ -82,9 +82,8 @@ def train_side_by_side(configs: dict, config_file: Path, iterations: int, consol
         for name, cfg in configs.items():
             run = Path(cfg.run.out)
             run.mkdir(parents=True, exist_ok=True)
-            timing = run / "timing.json"
-            timings[name] = json.loads(timing.read_text())["train_seconds"] if timing.is_file() else 0.0
-            if (run / "model.safetensors").is_file() and timing.is_file():
+            timings[name] = train_seconds(run)
+            if finished_run(run):
                 continue  # finished in an earlier run of the demo
             args = [sys.executable, "-m", "stpn", "train", str(config_file),
                     f"run.out={cfg.run.out}", f"model.prompting={str(cfg.model.prompting).lower()}",
@@ -110,9 +109,24 @@ def train_side_by_side(configs: dict, config_file: Path, iterations: int, consol
             if proc.returncode != 0:
                 raise RuntimeError(f"training {name} failed (exit {proc.returncode}); see {Path(configs[name].run.out) / 'train.log'}")
             timings[name] += finished[name] - start
-            atomic_write(Path(configs[name].run.out) / "timing.json", json.dumps({"train_seconds": timings[name]}))
+            record_train_seconds(Path(configs[name].run.out), timings[name])
             progress.update(bars[name], completed=progress.tasks[bars[name]].total)
     return timings
+
+
+def train_seconds(run: Path) -> float:
+    """Training seconds a demo recorded for ``run`` (``timing.json``; 0 before any)."""
+    timing = run / "timing.json"
+    return json.loads(timing.read_text())["train_seconds"] if timing.is_file() else 0.0
+
+
+def record_train_seconds(run: Path, seconds: float) -> None:
+    atomic_write(run / "timing.json", json.dumps({"train_seconds": seconds}))
+
+
+def finished_run(run: Path) -> bool:
+    """Whether a demo trained ``run`` to the end before (its weights and its timing are there)."""
+    return (run / "model.safetensors").is_file() and (run / "timing.json").is_file()
 
 
 def last_log(path: Path) -> dict | None:
