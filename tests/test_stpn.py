@@ -84,8 +84,9 @@ def test_missing_or_mismatched_support_raises():
         model(frames, torch.randn(1, 2, 3, 64, 64))
     with pytest.raises(ValueError, match=r"support_frames must have shape \(B=2, K, 3, H, W\), got \(2, 3, 64, 64\)"):
         model(frames, torch.randn(2, 3, 64, 64))
-    with pytest.raises(ValueError, match="support_frames height and width must be divisible"):
-        model(frames, torch.randn(2, 1, 3, 64, 30))
+    vit = tiny_stpn(backbone="vit_small_patch16_224")  # a ViT needs sides divisible by its patch; a Swin pads
+    with pytest.raises(ValueError, match="support_frames height and width must be divisible by the patch size 16x16"):
+        vit(frames, torch.randn(2, 1, 3, 64, 30))
 
 
 def test_bad_construction_raises():

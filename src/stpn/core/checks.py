@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 
 
-def check_images(images: torch.Tensor, patch_size, name: str = "images") -> None:
-    """images must be (B, 3, H, W) with H and W divisible by the patch size."""
+def check_images(images: torch.Tensor, patch_size=(1, 1), name: str = "images") -> None:
+    """images must be (B, 3, H, W) with H and W divisible by ``patch_size`` ((1, 1): any size)."""
     if not isinstance(images, torch.Tensor):
         raise ValueError(f"{name} must be a tensor of shape (B, 3, H, W), got {type(images).__name__}")
     if images.dim() != 4 or images.shape[1] != 3:

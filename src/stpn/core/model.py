@@ -101,7 +101,7 @@ class STPN(nn.Module):
                 support_offsets: torch.Tensor | None = None) -> list[torch.Tensor]:
         """frames (B, 3, H, W); support_frames (B, K, 3, H', W'); support_offsets (B, K) frame
         offsets tau - t (used by the decoder predictor). Returns the backbone's stage maps."""
-        check_images(frames, self.backbone.patch_size, "frames")
+        check_images(frames, self.backbone.input_multiple, "frames")
         if not self.prompting:
             return self.backbone(frames)
         if support_frames is None:
@@ -110,7 +110,7 @@ class STPN(nn.Module):
         if support_frames.dim() != 5 or support_frames.shape[0] != frames.shape[0]:
             raise ValueError(f"support_frames must have shape (B={frames.shape[0]}, K, 3, H, W), "
                              f"got {tuple(support_frames.shape)}")
-        check_images(support_frames.flatten(0, 1), self.backbone.patch_size, "support_frames")
+        check_images(support_frames.flatten(0, 1), self.backbone.input_multiple, "support_frames")
         tokens, grids = self.encode_support(support_frames)
         return self.backbone(frames, self.predict_prompts(tokens, grids, support_offsets))
 

@@ -90,21 +90,27 @@ def _drop_path(module: nn.Module, x: torch.Tensor, p: torch.Tensor | None):
 
 
 def block_forward(block: nn.Module, x: torch.Tensor, p: torch.Tensor | None):
-    """One timm ``SwinTransformerBlock`` on patches x (B, H, W, C) and prompts p (B, P, C)."""
+    """One timm ``SwinTransformerBlock`` on patches x (B, H, W, C) and prompts p (B, P, C).
+
+    As the original Swin, mmdetection and the released code: pad the map to a multiple of the
+    window (zeros after norm1), THEN roll, build the shift mask on the padded map, roll back and
+    crop. (timm rolls first and pads after, which lets tokens that wrap around attend across the
+    image border whenever the grid is not a multiple of the window.)
+    """
     B, H, W, C = x.shape
     wh, ww = block.window_size
     sh, sw = block.shift_size
-    y = block.norm1(x)
+    y = F.pad(block.norm1(x), (0, 0, 0, (ww - W % ww) % ww, 0, (wh - H % wh) % wh))
+    Hp, Wp = y.shape[1:3]
     if sh or sw:
         y = torch.roll(y, shifts=(-sh, -sw), dims=(1, 2))
-    y = F.pad(y, (0, 0, 0, (ww - W % ww) % ww, 0, (wh - H % wh) % wh))
-    Hp, Wp = y.shape[1:3]
     windows = window_partition(y, (wh, ww)).view(B, -1, wh * ww, C)
     out_x, out_p = window_attention(block.attn, windows, None if p is None else block.norm1(p),
                                     _shift_mask(block, y))
-    y = window_reverse(out_x.reshape(-1, wh, ww, C), (wh, ww), Hp, Wp)[:, :H, :W]
+    y = window_reverse(out_x.reshape(-1, wh, ww, C), (wh, ww), Hp, Wp)
     if sh or sw:
         y = torch.roll(y, shifts=(sh, sw), dims=(1, 2))
+    y = y[:, :H, :W]
     y, out_p = _drop_path(block.drop_path1, y, out_p)
     x = x + y
     if p is not None:
@@ -153,7 +159,12 @@ class PromptedSwin(nn.Module):
     (shallow: inserted after patch embedding, travel through all stages), a list of one tensor
     (B, P, C_s) per stage (deep: inserted at the stage input after merging, removed at its
     output) or a list per stage of lists with one tensor per block (deep, per block).
-    Returns a list of (B, C_s, H/stride_s, W/stride_s) maps after each stage's output norm.
+    Any image size is accepted, as in the released detection Swin: the image is zero-padded
+    bottom/right to a multiple of the patch size, and a map with an odd side is zero-padded
+    bottom/right before each patch merging. Stage s returns a (B, C_s, h_s, w_s) map after the
+    stage's output norm, with h_0 = ceil(H / patch), h_s = ceil(h_{s-1} / 2): it covers the
+    padded image, so its top-left token is anchored at pixel (0, 0) and its last row/column may
+    extend past the image by less than one stride.
     """
 
     def __init__(self, model_name: str = "swin_tiny_patch4_window7_224", pretrained: bool = False,
@@ -170,6 +181,7 @@ class PromptedSwin(nn.Module):
         self.depths = [len(stage.blocks) for stage in body.layers]
         self.out_indices = tuple(out_indices)
         self.patch_size = tuple(body.patch_embed.patch_size)
+        self.input_multiple = (1, 1)  # any size: padded bottom/right to the patch size in forward
         # output norms of stages 1..n-1 are new (as in detection Swins); the last is timm's norm
         self.stage_norms = nn.ModuleList(nn.LayerNorm(d, eps=body.norm.eps) for d in self.dims[:-1])
 
@@ -201,9 +213,12 @@ class PromptedSwin(nn.Module):
         return None, None, [list(s) for s in prompts]
 
     def forward(self, images: torch.Tensor, prompts=None) -> list[torch.Tensor]:
-        check_images(images, self.patch_size, "images")
+        check_images(images, self.input_multiple, "images")
         p, per_stage, per_block = self._prompt_plan(prompts, images.shape[0])
-        x = self.body.patch_embed(images)  # B, h, w, C
+        ph, pw = self.patch_size
+        H, W = images.shape[-2:]
+        images = F.pad(images, (0, (pw - W % pw) % pw, 0, (ph - H % ph) % ph))
+        x = self.body.patch_embed(images)  # B, ceil(H/ph), ceil(W/pw), C
         outs = []
         for s, stage in enumerate(self.body.layers):
             if not isinstance(stage.downsample, nn.Identity):

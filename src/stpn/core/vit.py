@@ -48,6 +48,7 @@ class PromptedViT(nn.Module):
             raise ValueError(f"out_indices must be increasing block indices < {depth}, got {out_indices}")
         self.norm = norm
         self.patch_size = tuple(body.patch_embed.patch_size)
+        self.input_multiple = self.patch_size  # image sides must divide by the patch size
         self.dims = [body.embed_dim] * len(self.out_indices)
         self.strides = [self.patch_size[0]] * len(self.out_indices)
         starts = (0,) + tuple(i + 1 for i in self.out_indices[:-1])
@@ -64,7 +65,7 @@ class PromptedViT(nn.Module):
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """Patch tokens with prefix tokens and position embedding: (B, prefix + h*w, D)."""
-        check_images(images, self.patch_size, "images")
+        check_images(images, self.input_multiple, "images")
         x = self.body.patch_embed(images)
         x = self.body._pos_embed(x)
         x = self.body.patch_drop(x)
