@@ -18,8 +18,29 @@ from .task import DetectionTask, detections_table, predict_video, read_split
 
 
 def load_detector(weights: str | Path, config: str | Path | None = None, overrides=()):
-    """(detector, config) from a run's ``model.safetensors`` (or a run folder) and its config."""
-    return load_run_model(weights, config, overrides, "detection", "detector", DetectionTask().build_model)
+    """(detector, config) on the config's ``run.device``: from a run's ``model.safetensors`` (or a
+    run folder) and its config, or from an mmdetection checkpoint (``.pth``, e.g. the released
+    ``stpn_swint_adam_9x.pth``) with a config that describes it (``vid_swin_t_released``)."""
+    import dataclasses
+
+    from ..engine.config import load_config
+    from ..engine.trainer import resolve_device
+    from .released import load_detector_checkpoint
+    if Path(weights).suffix in (".pth", ".pt", ".bin"):
+        if not Path(weights).is_file():
+            raise FileNotFoundError(f"weights file not found: {weights}")
+        if config is None:
+            raise ValueError(f"{weights} is an mmdetection checkpoint and carries no stpn config: pass one "
+                             "(for the released model: vid_swin_t_released)")
+        cfg = load_config(config, overrides)
+        if cfg.task != "detection":
+            raise ValueError(f"{config} is a {cfg.task} config, not a detector's")
+        start = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, pretrained=False, weights=None))
+        det = DetectionTask().build_model(start)
+        load_detector_checkpoint(det, weights, strict=True)
+    else:
+        det, cfg = load_run_model(weights, config, overrides, "detection", "detector", DetectionTask().build_model)
+    return det.to(resolve_device(cfg.run.device)).eval(), cfg
 
 
 def evaluate_run(det, cfg: Config, out: Path, mode: str | None = None, console: Console | None = None) -> dict:
@@ -75,6 +96,7 @@ def cmd_detect(args) -> None:
     from .draw import IoUTracker, draw
     from .task import predict_stream
     det, cfg = load_detector(args.weights, args.config)
+    device = next(det.parameters()).device.type
     video, frames, count, fps = open_source(args.video)
     mode = args.mode
     if video is None and mode != "causal":
@@ -84,9 +106,9 @@ def cmd_detect(args) -> None:
     sizes = (cfg.model.test_min_size, cfg.model.test_max_size)
     if mode == "causal" or not det.stpn.prompting:
         frames, mine = itertools.tee(frames)
-        preds = predict_stream(det, mine, K, args.stride, args.refresh_every, "cpu", *sizes)
+        preds = predict_stream(det, mine, K, args.stride, args.refresh_every, device, *sizes)
     else:
-        preds = predict_video(det, video, mode, K, args.stride, args.refresh_every, "cpu", *sizes)
+        preds = predict_video(det, video, mode, K, args.stride, args.refresh_every, device, *sizes)
     tracker, records = IoUTracker(), []
 
     def annotated():

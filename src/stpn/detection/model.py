@@ -18,6 +18,7 @@ from torchvision.ops import FeaturePyramidNetwork
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from ..core import STPN
+from .conventions import MMDetTransform, use_mmdet_conventions
 
 
 class STPNFPN(nn.Module):
@@ -44,11 +45,16 @@ class STPNDetector(FasterRCNN):
 
     Anchors as the released model: scale 8 at strides 4..64 (32..512 px), ratios 0.5/1/2;
     ``anchor_scale`` changes the scale (small generated frames use 4).
+    ``conventions``: ``torchvision`` (its parts as they are) or ``mmdet`` (the released model's
+    resize, normalisation, padding, anchors, box coding, RoIAlign and post-processing; see
+    ``stpn.detection.conventions``).
     """
 
     def __init__(self, stpn: STPN, num_classes: int, fpn_channels: int = 256, box_head_dim: int = 1024,
                  anchor_scale: int = 8, min_size=(480, 512, 544, 576, 608, 640, 672, 704, 736, 768, 800),
-                 max_size: int = 1333, **kwargs):
+                 max_size: int = 1333, conventions: str = "torchvision", **kwargs):
+        if conventions not in ("torchvision", "mmdet"):
+            raise ValueError(f"conventions must be 'torchvision' or 'mmdet', got {conventions!r}")
         backbone = STPNFPN(stpn, fpn_channels)
         strides = (4, 8, 16, 32, 64)
         anchors = AnchorGenerator(tuple((anchor_scale * s,) for s in strides), ((0.5, 1.0, 2.0),) * len(strides))
@@ -56,7 +62,9 @@ class STPNDetector(FasterRCNN):
         super().__init__(backbone, num_classes=None, rpn_anchor_generator=anchors, box_head=box_head,
                          box_predictor=FastRCNNPredictor(box_head_dim, num_classes + 1),
                          min_size=min_size, max_size=max_size, **kwargs)
-        self.num_classes = num_classes
+        self.num_classes, self.conventions = num_classes, conventions
+        if conventions == "mmdet":
+            use_mmdet_conventions(self, min_size=min_size, max_size=max_size)
 
     @property
     def stpn(self) -> STPN:
@@ -67,7 +75,10 @@ class STPNDetector(FasterRCNN):
         them like the batch -> (B, K, 3, H', W')."""
         out = []
         for frames, (h, w) in zip(support, image_sizes):
-            x = F.interpolate(self.transform.normalize(frames), size=(h, w), mode="bilinear", align_corners=False)
+            if isinstance(self.transform, MMDetTransform):
+                x = self.transform.prepare(frames, (h, w))
+            else:
+                x = F.interpolate(self.transform.normalize(frames), size=(h, w), mode="bilinear", align_corners=False)
             out.append(F.pad(x, (0, padded_shape[1] - w, 0, padded_shape[0] - h)))
         return torch.stack(out)
 

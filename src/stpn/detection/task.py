@@ -14,7 +14,8 @@ from ..data.types import Video
 from ..engine.config import Config
 from ..engine.trainer import unwrap
 from .model import STPNDetector
-from .weights import load_backbone_weights
+from .released import is_mmdet_detector, load_detector_checkpoint
+from .weights import load_backbone_weights, read_state_dict
 
 
 def build_detector(cfg: Config) -> STPNDetector:
@@ -22,12 +23,16 @@ def build_detector(cfg: Config) -> STPNDetector:
     stpn = STPN(m.backbone, predictor=m.predictor, num_prompts=m.num_prompts, depth=m.depth,
                 pretrained=m.pretrained, prompting=m.prompting, support_grad=m.support_grad,
                 legacy_merge=m.legacy_merge, backbone_kwargs=m.backbone_kwargs, predictor_kwargs=m.predictor_kwargs)
+    det = STPNDetector(stpn, m.num_classes, fpn_channels=m.fpn_channels, box_head_dim=m.box_head_dim,
+                       anchor_scale=m.anchor_scale, min_size=tuple(m.min_size), max_size=m.max_size,
+                       conventions=m.conventions, rpn_batch_size_per_image=m.rpn_batch_size_per_image,
+                       box_batch_size_per_image=m.box_batch_size_per_image)
     if m.weights:
-        load_backbone_weights(stpn.backbone, m.weights)
-    return STPNDetector(stpn, m.num_classes, fpn_channels=m.fpn_channels, box_head_dim=m.box_head_dim,
-                        anchor_scale=m.anchor_scale, min_size=tuple(m.min_size), max_size=m.max_size,
-                        rpn_batch_size_per_image=m.rpn_batch_size_per_image,
-                        box_batch_size_per_image=m.box_batch_size_per_image)
+        if is_mmdet_detector(read_state_dict(m.weights)):  # e.g. the COCO Mask R-CNN Swin-T the paper starts from
+            load_detector_checkpoint(det, m.weights, strict=False)
+        else:
+            load_backbone_weights(stpn.backbone, m.weights)
+    return det
 
 
 def read_split(cfg: Config, split: str) -> list[Video]:

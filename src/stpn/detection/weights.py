@@ -37,27 +37,79 @@ def read_state_dict(path: str | Path) -> dict:
     return data
 
 
-def _mmdet_swin_to_timm(sd: dict, dims: list[int]) -> dict:
-    """mmdetection Swin keys -> timm keys; patch-merging weights from unfold (channel-major)
-    to timm's (neighbour-major) channel order."""
+def _unfold_order(C: int) -> torch.Tensor:
+    """perm[j] = the mmcv unfold channel (c-major, ``4c + k``) of timm's merge channel j
+    (neighbour-major, ``k' C + c``; neighbours (0,0), (1,0), (0,1), (1,1) are unfold k 0, 2, 1, 3)."""
+    return torch.tensor([4 * c + u for u in (0, 2, 1, 3) for c in range(C)])
+
+
+def detection_swin_to_ours(sd: dict, dims: list[int]) -> dict:
+    """A detection Swin's keys -> ``PromptedSwin`` keys. Two layouts: the original Swin
+    (``layers.i``, ``mlp.fc1``; Swin-Transformer-Object-Detection, the COCO Mask R-CNN start)
+    and mmdetection (``stages.i``, ``attn.w_msa``, ``ffn.layers``; patch-merging weights in
+    unfold order, the released STPN checkpoint). Both merge at the END of stage i (timm: at the
+    start of stage i+1) and name their output norms ``norm0..norm{n-1}``. Relative-position
+    index and mask buffers are dropped (rebuilt from the window size)."""
+    mmdet = any(k.startswith("stages.") for k in sd)
     out = {}
     for key, value in sd.items():
-        k = key.replace("patch_embed.projection", "patch_embed.proj").replace("attn.w_msa.", "attn.")
-        k = k.replace("ffn.layers.0.0", "mlp.fc1").replace("ffn.layers.1", "mlp.fc2")
-        m = re.match(r"stages\.(\d+)\.downsample\.(.*)", k)
-        if m:  # mmdet: merge at the end of stage i; timm: at the start of stage i+1
+        if key.endswith(("relative_position_index", "attn_mask")):
+            continue
+        k = key
+        if mmdet:
+            k = k.replace("patch_embed.projection", "patch_embed.proj").replace("attn.w_msa.", "attn.")
+            k = k.replace("ffn.layers.0.0", "mlp.fc1").replace("ffn.layers.1", "mlp.fc2")
+            k = re.sub(r"^stages\.", "layers.", k)
+        m = re.match(r"layers\.(\d+)\.downsample\.(.*)", k)
+        if m:
             stage = int(m.group(1))
             k = f"layers.{stage + 1}.downsample.{m.group(2)}"
-            C = dims[stage]
-            perm = torch.tensor([(4 * c + u) for u in (0, 2, 1, 3) for c in range(C)])  # timm index -> unfold index
-            value = value[:, perm] if value.dim() == 2 else value[perm]
-        k = re.sub(r"^stages\.", "layers.", k)
-        n = re.match(r"norm(\d)\.(.*)", k)
+            if mmdet:
+                perm = _unfold_order(dims[stage])
+                value = value[:, perm] if value.dim() == 2 else value[perm]
+        n = re.match(r"norm(\d+)\.(.*)", k)
         if n:
-            k = f"stage_norms.{n.group(1)}.{n.group(2)}" if int(n.group(1)) < len(dims) - 1 else f"body.norm.{n.group(2)}"
-            out[k] = value
+            stage = int(n.group(1))
+            out[f"stage_norms.{stage}.{n.group(2)}" if stage < len(dims) - 1 else f"body.norm.{n.group(2)}"] = value
+        else:
+            out[f"body.{k}"] = value
+    return out
+
+
+def relative_position_index(wh: int, ww: int) -> torch.Tensor:
+    """(A, A) index into the (2wh-1)(2ww-1) bias table: ``(r1-r2+wh-1)(2ww-1) + c1-c2+ww-1``."""
+    r, c = torch.meshgrid(torch.arange(wh), torch.arange(ww), indexing="ij")
+    r, c = r.flatten(), c.flatten()
+    return (r[:, None] - r[None] + wh - 1) * (2 * ww - 1) + (c[:, None] - c[None] + ww - 1)
+
+
+def ours_to_mmdet_swin(backbone: nn.Module) -> dict:
+    """A ``PromptedSwin``'s weights in mmdetection's Swin layout (the inverse of
+    ``detection_swin_to_ours``, with the relative-position index buffers mmdetection saves)."""
+    dims, n = list(backbone.dims), len(backbone.dims)
+    out = {}
+    for key, value in backbone.state_dict().items():
+        s = re.match(r"stage_norms\.(\d+)\.(.*)", key)
+        if s:
+            out[f"norm{s.group(1)}.{s.group(2)}"] = value
             continue
-        out[k if k.startswith("stage_norms") else f"body.{k}"] = value
+        if key.startswith("body.norm."):
+            out[f"norm{n - 1}.{key[len('body.norm.'):]}"] = value
+            continue
+        k = key[len("body."):]
+        m = re.match(r"layers\.(\d+)\.downsample\.(.*)", k)
+        if m:
+            stage = int(m.group(1)) - 1
+            inverse = torch.argsort(_unfold_order(dims[stage]))
+            out[f"stages.{stage}.downsample.{m.group(2)}"] = value[:, inverse] if value.dim() == 2 else value[inverse]
+            continue
+        k = k.replace("patch_embed.proj", "patch_embed.projection").replace("attn.", "attn.w_msa.")
+        k = k.replace("mlp.fc1", "ffn.layers.0.0").replace("mlp.fc2", "ffn.layers.1")
+        out[re.sub(r"^layers\.", "stages.", k)] = value
+        if k.endswith("attn.w_msa.relative_position_bias_table"):
+            stage, block = (int(v) for v in re.findall(r"\d+", k)[:2])
+            ws = backbone.body.layers[stage].blocks[block].window_size
+            out[re.sub(r"^layers\.", "stages.", k).replace("bias_table", "index")] = relative_position_index(*ws)
     return out
 
 
@@ -66,13 +118,14 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path) -> dict:
     {'loaded', 'missing', 'unexpected'} and raises when no key matches."""
     sd = read_state_dict(path)
     own = backbone.state_dict()
-    prefixes = [p for p in ("backbone.stpn.backbone.", "backbone.body.", "backbone.", "module.")
+    prefixes = [p for p in ("backbone.stpn.backbone.", "backbone.body.", "detector.backbone.", "backbone.", "module.")
                 if any(k.startswith(p) for k in sd)]
     if prefixes:  # the prefix under which most keys are this backbone's own (else the most specific one)
         stripped = [{k[len(p):]: v for k, v in sd.items() if k.startswith(p)} for p in prefixes]
         sd = max(stripped, key=lambda s: sum(k in own for k in s))
-    if any(k.startswith("stages.") for k in sd):  # mmdetection Swin
-        sd = _mmdet_swin_to_timm(sd, list(backbone.dims))
+    if any(k.startswith("stages.") for k in sd) or (
+            any(k.startswith("layers.") for k in sd) and any(re.match(r"norm\d+\.", k) for k in sd)):
+        sd = detection_swin_to_ours(sd, list(backbone.dims))  # a detection Swin (mmdetection or original)
     elif not any(k in own for k in sd):
         body = getattr(backbone, "body", None)
         if body is not None:  # timm or original layouts of the timm model itself

@@ -21,7 +21,7 @@ class ModelConfig:
     backbone: str = "swin_tiny_patch4_window7_224"
     backbone_kwargs: dict = field(default_factory=dict)
     pretrained: bool = False  # timm's pretrained weights (hub; honours HF_HUB_OFFLINE)
-    weights: str | None = None  # a local backbone checkpoint (timm, original Swin or mmdetection layout)
+    weights: str | None = None  # a local backbone checkpoint (timm, original Swin or mmdetection layout); detection: also a whole mmdetection detector (FPN, RPN, box head where shapes fit)
     prompting: bool = True  # False: the single-frame baseline
     predictor: str = "attention"
     predictor_kwargs: dict = field(default_factory=dict)
@@ -33,6 +33,7 @@ class ModelConfig:
     fpn_channels: int = 256
     box_head_dim: int = 1024
     anchor_scale: int = 8
+    conventions: str = "torchvision"  # detection: torchvision | mmdet (the released model's resize, anchors, RoIAlign, ...)
     min_size: list = field(default_factory=lambda: [480, 512, 544, 576, 608, 640, 672, 704, 736, 768, 800])
     max_size: int = 1333
     test_min_size: int = 600
@@ -118,6 +119,7 @@ class Config:
             (self.model.depth in ("shallow", "deep", "deep_block"), "model.depth", "must be shallow, deep or deep_block"),
             (self.data.format == {"detection": "vid", "classification": "vid", "tracking": "got10k"}.get(self.task, self.data.format),
              "data.format", f"must be 'vid' for detection and classification and 'got10k' for tracking, got {self.data.format!r}"),
+            (self.model.conventions in ("torchvision", "mmdet"), "model.conventions", "must be torchvision or mmdet"),
             (self.data.crop_size >= 1, "data.crop_size", "must be >= 1"),
             (self.data.test_policy in ("global", "local", "causal"), "data.test_policy", "must be global, local or causal"),
             (self.optim.schedule in ("step", "cosine"), "optim.schedule", "must be step or cosine"),
@@ -182,6 +184,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
     data: dict = {}
     if path is not None:
         path = Path(path)
+        if not path.is_file() and path.suffix == "" and (Path(__file__).resolve().parents[1] / "configs" / f"{path}.yaml").is_file():
+            path = packaged_config(str(path))  # a packaged config by name, e.g. vid_swin_t_released
         if not path.is_file():
             raise FileNotFoundError(f"config file not found: {path}")
         try:
