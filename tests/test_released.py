@@ -266,3 +266,95 @@ def test_a_checkpoint_for_another_detector_fails_naming_the_keys(tmp_path):
     with pytest.raises(WeightsError, match="no tensor fits this detector"):
         torch.save({"state_dict": {"something.else": torch.zeros(2)}}, tmp_path / "other.pth")
         load_detector_checkpoint(other, tmp_path / "other.pth")
+
+
+# --- RPN and R-CNN against mmdetection's test-time procedure, stated here from its code ---------
+def mmdet_decode(anchors, deltas, stds, img_shape):
+    """DeltaXYWHBBoxCoder.decode: d * std, dw/dh clamped to +-|log(16/1000)|, clip to [0, W] x [0, H]."""
+    d = deltas * torch.tensor(stds)
+    limit = abs(math.log(16 / 1000))
+    dw, dh = d[:, 2].clamp(-limit, limit), d[:, 3].clamp(-limit, limit)
+    px, py = (anchors[:, 0] + anchors[:, 2]) * 0.5, (anchors[:, 1] + anchors[:, 3]) * 0.5
+    pw, ph = anchors[:, 2] - anchors[:, 0], anchors[:, 3] - anchors[:, 1]
+    gx, gy, gw, gh = px + pw * d[:, 0], py + ph * d[:, 1], pw * dw.exp(), ph * dh.exp()
+    boxes = torch.stack([gx - gw * 0.5, gy - gh * 0.5, gx + gw * 0.5, gy + gh * 0.5], 1)
+    H, W = img_shape
+    return torch.stack([boxes[:, 0].clamp(0, W), boxes[:, 1].clamp(0, H), boxes[:, 2].clamp(0, W), boxes[:, 3].clamp(0, H)], 1)
+
+
+def mmdet_rpn_proposals(sd, features, img_shape, nms_pre, max_per_img, strides=(4, 8, 16, 32, 64), scale=8):
+    """RPNHead._get_bboxes_single + _bbox_post_process (mmdetection 2.19) with the released keys."""
+    from torchvision.ops import batched_nms
+    w = lambda name: sd[f"detector.rpn_head.{name}"]  # noqa: E731
+    all_boxes, all_scores, all_levels = [], [], []
+    for level, (fmap, stride) in enumerate(zip(features, strides)):
+        x = F.relu(F.conv2d(fmap, w("rpn_conv.weight"), w("rpn_conv.bias"), padding=1))
+        cls = F.conv2d(x, w("rpn_cls.weight"), w("rpn_cls.bias"))[0]
+        reg = F.conv2d(x, w("rpn_reg.weight"), w("rpn_reg.bias"))[0]
+        A, H, W = cls.shape
+        scores = cls.permute(1, 2, 0).reshape(-1).sigmoid()
+        deltas = reg.permute(1, 2, 0).reshape(-1, 4)
+        h_ratios = torch.tensor([0.5, 1.0, 2.0]).sqrt()
+        ws, hs = stride * scale / h_ratios, stride * scale * h_ratios
+        base = torch.stack([-0.5 * ws, -0.5 * hs, 0.5 * ws, 0.5 * hs], 1)
+        yy, xx = torch.meshgrid(torch.arange(H) * stride, torch.arange(W) * stride, indexing="ij")
+        shifts = torch.stack([xx.flatten(), yy.flatten()] * 2, 1).float()
+        anchors = (shifts[:, None] + base[None]).reshape(-1, 4)
+        if 0 < nms_pre < len(scores):
+            scores, order = scores.sort(descending=True)
+            scores, deltas, anchors = scores[:nms_pre], deltas[order[:nms_pre]], anchors[order[:nms_pre]]
+        all_boxes.append(mmdet_decode(anchors, deltas, (1.0, 1.0, 1.0, 1.0), img_shape))
+        all_scores.append(scores)
+        all_levels.append(torch.full_like(scores, level, dtype=torch.long))
+    boxes, scores, levels = torch.cat(all_boxes), torch.cat(all_scores), torch.cat(all_levels)
+    valid = (boxes[:, 2] - boxes[:, 0] > 0) & (boxes[:, 3] - boxes[:, 1] > 0)
+    boxes, scores, levels = boxes[valid], scores[valid], levels[valid]
+    keep = batched_nms(boxes, scores, levels, 0.7)[:max_per_img]
+    return boxes[keep]
+
+
+def test_rpn_proposals_equal_mmdetection_procedure(tmp_path):
+    det = tiny_released_detector(0)
+    det.rpn._pre_nms_top_n, det.rpn._post_nms_top_n = dict(testing=300, training=300), dict(testing=100, training=100)
+    det.transform.min_size, det.transform.max_size = (200,), 300  # most proposals inside the image
+    sd = torch.load(write_released_checkpoint(det, tmp_path / "m.pth"), weights_only=True)["state_dict"]
+    images, _ = det.transform([torch.rand(3, 70, 90)])
+    with torch.no_grad():
+        features = det.backbone.features(det.stpn.backbone(images.tensors))
+        ours = det.rpn(images, features)[0][0]
+        ref = mmdet_rpn_proposals(sd, list(features.values()), images.image_sizes[0], 300, 100)
+    assert len(ours) == len(ref) == 100
+    assert torch.allclose(ours, ref, atol=1e-4)
+
+
+def test_rcnn_detections_equal_mmdetection_procedure_on_released_weights(tmp_path):
+    from torchvision.ops import batched_nms
+    det = tiny_released_detector(0)
+    sd = torch.load(write_released_checkpoint(det, tmp_path / "m.pth"), weights_only=True)["state_dict"]
+    image = torch.rand(3, 70, 90)
+    images, _ = det.transform([image])
+    with torch.no_grad():
+        features = det.backbone.features(det.stpn.backbone(images.tensors))
+        proposals = det.rpn(images, features)[0]
+        ours = det.roi_heads(features, proposals, images.image_sizes)[0][0]
+        ours = det.transform.postprocess([ours], images.image_sizes, [(70, 90)])[0]
+        # mmdetection: shared fcs, fc_cls (background LAST), class-specific fc_reg, decode (stds 0.2),
+        # clip to the resized image, divide by the scale factor, score > 1e-4, class-wise NMS 0.5, 100 best
+        w = lambda name: sd[f"detector.roi_head.bbox_head.{name}"]  # noqa: E731
+        x = det.roi_heads.box_roi_pool(features, proposals, images.image_sizes).flatten(1)
+        x = F.relu(F.linear(F.relu(F.linear(x, w("shared_fcs.0.weight"), w("shared_fcs.0.bias"))),
+                            w("shared_fcs.1.weight"), w("shared_fcs.1.bias")))
+        scores = F.linear(x, w("fc_cls.weight"), w("fc_cls.bias")).softmax(-1)[:, :-1]
+        deltas = F.linear(x, w("fc_reg.weight"), w("fc_reg.bias")).reshape(-1, 4)
+        n, C = scores.shape
+        boxes = mmdet_decode(proposals[0].repeat_interleave(C, 0), deltas, (0.2, 0.2, 0.2, 0.2), images.image_sizes[0])
+        h, wd = images.image_sizes[0]
+        boxes = boxes / torch.tensor([wd / 90, h / 70, wd / 90, h / 70], dtype=torch.float32)
+        scores, labels = scores.reshape(-1), torch.arange(C).repeat(n)
+        valid = scores > 1e-4
+        boxes, scores, labels = boxes[valid], scores[valid], labels[valid]
+        keep = batched_nms(boxes, scores, labels, 0.5)[:100]
+    assert len(ours["scores"]) == len(keep) > 10
+    assert torch.equal(ours["labels"], labels[keep] + 1)
+    assert torch.allclose(ours["scores"], scores[keep], atol=1e-6)
+    assert torch.allclose(ours["boxes"], boxes[keep], atol=1e-3)
