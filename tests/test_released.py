@@ -358,3 +358,18 @@ def test_rcnn_detections_equal_mmdetection_procedure_on_released_weights(tmp_pat
     assert torch.equal(ours["labels"], labels[keep] + 1)
     assert torch.allclose(ours["scores"], scores[keep], atol=1e-6)
     assert torch.allclose(ours["boxes"], boxes[keep], atol=1e-3)
+
+
+def test_stpn_eval_runs_a_released_layout_checkpoint_with_the_packaged_config(tmp_path):
+    import json
+
+    from stpn.cli import main
+    path = write_released_checkpoint(tiny_released_detector(0), tmp_path / "stpn_swint_adam_9x.pth")
+    data = ["data.synth={train_videos: 1, val_videos: 1, frames: 6, width: 90, height: 70, classes: 3, max_objects: 2}",
+            f"data.root={tmp_path / 'data'}", "data.det_image_set=null"]
+    assert main(["eval", "vid_swin_t_released", *TINY_RELEASED, *data, "--weights", str(path),
+                 "--out", str(tmp_path / "eval")]) == 0
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["mode"] == "global" and 0 <= metrics["ap50_all"] <= 1
+    rows = (tmp_path / "eval" / "detections.txt").read_text().splitlines()
+    assert len(rows) > 0 and {int(r.split()[0]) for r in rows} <= set(range(1, 7))
