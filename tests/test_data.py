@@ -344,3 +344,13 @@ def test_det_list_and_annotation_problems_are_named(tmp_path):
     write_det(tmp_path, {"f/a": [("n02691156", (3, 4, 90, 30))]})
     with pytest.raises(AnnotationError, match="a.xml: object 0: box .* lies outside"):
         read_det(tmp_path, progress=False)
+
+
+def test_metric_files_are_valid_json_with_null_for_undefined_numbers(tmp_path):
+    import json as jsonlib
+
+    from stpn.data.types import write_json
+    write_json(tmp_path / "m.json", {"ao": float("nan"), "fps": float("inf"), "per": [1.5, float("-inf")], "n": 3})
+    text = (tmp_path / "m.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert jsonlib.loads(text) == {"ao": None, "fps": None, "per": [1.5, None], "n": 3}

@@ -112,3 +112,25 @@ def test_the_written_target_is_the_first_object_visible_in_the_first_frame(tmp_p
     hidden = [FrameTargets([[0, 0, 10, 10]], [1], [1], visible=[False])] * 2
     with pytest.raises(AnnotationError, match="video none: no object is visible in its first frame"):
         write_got10k(tmp_path, "val", [Video("none", frames, 100, 80, hidden)], progress=False)
+
+
+@pytest.mark.parametrize("lines, message", [
+    ("0,0,10,10\n1,nan,10,10\n0,0,10,10\n", r"a_001.txt:2: a value that is not a finite number \(NaN or inf\)"),
+    ("0,0,10,10\n0,0,10,10\n0,0,inf,10\n", r"a_001.txt:3: a value that is not a finite number"),
+    ("0,0,10,10\n0,0,-10,10\n0,0,10,10\n", r"a_001.txt:2: negative width or height"),
+])
+def test_results_with_non_finite_or_negative_boxes_are_refused(tmp_path, lines, message):
+    # a NaN box used to give AO = nan and a JSON file with a bare NaN
+    video = sequence("a", [[0, 0, 10, 10]] * 3)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "a_001.txt").write_text(lines)
+    with pytest.raises(AnnotationError, match=message):
+        evaluate_got10k([video], tmp_path)
+
+
+def test_non_finite_times_are_refused(tmp_path):
+    video = sequence("a", [[0, 0, 10, 10]] * 3)
+    write_got10k_results(tmp_path, "a", np.array([[0, 0, 10, 10]] * 3, float), np.full(3, 0.1))
+    (tmp_path / "a" / "a_time.txt").write_text("0.1\nnan\n0.1\n")
+    with pytest.raises(AnnotationError, match=r"a_time.txt:2: a time that is not a finite number"):
+        evaluate_got10k([video], tmp_path)

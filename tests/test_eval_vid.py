@@ -129,9 +129,26 @@ def test_detection_file_round_trip(tmp_path):
 @pytest.mark.parametrize("content, message", [
     ("1 1 0.5 0 0 9 9\n2 1 0.5 0 0 9\n", r"d.txt:2: expected 7 values"),
     ("1 1 0.5 0 0 9 9\n2 1 high 0 0 9 9\n", r"d.txt:2: not a number"),
-    ("1 1 0.5 0 0 9 9\n\n2 31 0.5 0 0 9 9\n", r"d.txt:3: class 31 is not in 1..30"),
+    ("1 1 0.5 0 0 9 9\n\n2 31 0.5 0 0 9 9\n", r"d.txt:3: detection '2 31 0.5 0 0 9 9' has a class that is not in 1..30"),
+    ("1 1 nan 0 0 9 9\n", r"d.txt:1: detection '1 1 nan 0 0 9 9' has a value that is not a finite number"),
+    ("1 1 0.5 0 0 9 9\n1 1 0.5 0 0 inf 9\n", r"d.txt:2: .* not a finite number"),
+    ("1 1 0.5 0 0 9 9\n1.5 1 0.5 0 0 9 9\n", r"d.txt:2: .* fractional frame index"),
+    ("1 1 0.5 9 0 0 9\n1 1 0.5 0 9 9 0\n", r"d.txt:1: .* inverted box \(x2 < x1 or y2 < y1\) \(2 such rows\)"),
 ])
 def test_bad_detection_files_name_the_line(tmp_path, content, message):
     (tmp_path / "d.txt").write_text(content)
     with pytest.raises(AnnotationError, match=message):
         read_vid_detections(tmp_path / "d.txt")
+
+
+@pytest.mark.parametrize("row, message", [
+    ([1, 1, np.nan, 0, 0, 9, 9], r"detection row 2: detection '1 1 nan 0 0 9 9' has a value that is not a finite number"),
+    ([1, 1, 0.5, 0, 0, np.inf, 9], r"detection row 2: .* not a finite number"),
+    ([1, 1, 0.5, 9, 0, 0, 9], r"detection row 2: .* inverted box"),
+    ([1.5, 1, 0.5, 0, 0, 9, 9], r"detection row 2: .* fractional frame index"),
+])
+def test_evaluator_refuses_rows_it_cannot_score(row, message):
+    # a NaN score would sort anywhere (here it turned AP50 1.0 into 0.5); swapped corners score 0 silently
+    gt = video([[([0, 0, 9, 9], 1, 1)]])
+    with pytest.raises(AnnotationError, match=message):
+        evaluate_vid([gt], np.array([[1, 1, 0.9, 0, 0, 9, 9], row]))

@@ -84,6 +84,9 @@ def test_bad_results_raise():
         evaluate_ytvis([gt], CATS, [{"video_id": 7, "category_id": 1, "score": 1, "segmentations": [None, None]}])
     with pytest.raises(AnnotationError, match="3 segmentations for video 1 of 2 frames"):
         evaluate_ytvis([gt], CATS, [{"video_id": 1, "category_id": 1, "score": 1, "segmentations": [None] * 3}])
+    for score in (float("nan"), float("inf"), None, "0.9"):  # a NaN score would sort anywhere
+        with pytest.raises(AnnotationError, match=r"results\[0\]: score must be a finite number"):
+            evaluate_ytvis([gt], CATS, [{"video_id": 1, "category_id": 1, "score": score, "segmentations": [None, None]}])
     with pytest.raises(AnnotationError, match="unknown category_id 9"):
         evaluate_ytvis([gt], CATS, [{"video_id": 1, "category_id": 9, "score": 1, "segmentations": [None] * 2}])
 

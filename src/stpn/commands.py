@@ -1,7 +1,6 @@
 """``stpn train`` / ``stpn eval`` dispatch by task; ``stpn evaluate`` and ``stpn data``: file in, table and JSON out."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from rich.console import Console
@@ -19,8 +18,8 @@ def _subset(path: str | None, key: str | None = None):
 
 def _write_json(path: str | None, result: dict) -> None:
     if path:
-        from .data.types import atomic_write
-        atomic_write(path, json.dumps(result, indent=1))
+        from .data.types import write_json
+        write_json(path, result)
 
 
 def evaluate(args, console: Console | None = None) -> dict:

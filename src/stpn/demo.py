@@ -9,7 +9,6 @@ unless --pretrained: this run measures the mechanism, not accuracy.
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from rich.progress import track
 from rich.table import Table
 
 from .core import STPN, causal_support
-from .data.types import atomic_write
+from .data.types import write_json
 
 TINY = dict(embed_dim=32, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8), window_size=4)
 
@@ -102,6 +101,6 @@ def run_demo(out: Path, frames: int = 24, size: int = 224, tiny: bool = False, p
     console.print(table)
     console.print(f"stage maps: {report['stage_shapes']}")
     console.print(f"causal stream vs offline batch computation: max |diff| = {diff:.2e}")
-    atomic_write(out / "report.json", json.dumps(report, indent=2))
+    write_json(out / "report.json", report, indent=2)
     console.print(f"wrote {out / 'report.json'}")
     return report

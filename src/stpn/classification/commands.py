@@ -1,13 +1,12 @@
 """``stpn eval`` for a pre-trained backbone classifier."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from ..data.types import atomic_write
+from ..data.types import write_json
 from ..engine.runs import eval_folder, load_run_model
 from .task import ClassificationTask, evaluate_classifier
 
@@ -22,7 +21,7 @@ def cmd_eval(args) -> None:
     out = Path(args.out) if args.out else eval_folder(args.weights)
     metrics = evaluate_classifier(model, cfg)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / "metrics.json", json.dumps(metrics, indent=1))
+    write_json(out / "metrics.json", metrics)
     print_metrics(metrics, f"{cfg.data.val_split}: object classification, top-1 accuracy (%)")
     print(f"wrote {out / 'metrics.json'}")
 

@@ -14,6 +14,7 @@ Boxes in ``FrameTargets`` are xyxy = (x, y, x + w, y + h).
 from __future__ import annotations
 
 import ast
+import math
 import configparser
 import zipfile
 from pathlib import Path
@@ -24,8 +25,9 @@ from rich.progress import track
 from .types import AnnotationError, FrameTargets, ImageFiles, Video, atomic_write, save_jpeg
 
 
-def read_boxes(path: Path, expected: int | None = None, name: str = "boxes") -> np.ndarray:
-    """Read comma-separated x,y,w,h lines -> (n, 4) float64, with errors naming the line."""
+def read_boxes(path: Path, expected: int | None = None, name: str = "boxes", strict: bool = False) -> np.ndarray:
+    """Read comma-separated x,y,w,h lines -> (n, 4) float64, with errors naming the line.
+    ``strict`` (results to score): every value finite, w and h >= 0."""
     rows = []
     lines = path.read_text().splitlines()
     for n, line in enumerate(lines, 1):
@@ -39,6 +41,10 @@ def read_boxes(path: Path, expected: int | None = None, name: str = "boxes") -> 
             rows.append([float(p) for p in parts])
         except ValueError:
             raise AnnotationError(f"{path}:{n}: not a number in {line!r}") from None
+        if strict and not all(math.isfinite(v) for v in rows[-1]):
+            raise AnnotationError(f"{path}:{n}: a value that is not a finite number (NaN or inf) in {line!r}")
+        if strict and (rows[-1][2] < 0 or rows[-1][3] < 0):
+            raise AnnotationError(f"{path}:{n}: negative width or height in {line!r}")
     if expected is not None and len(rows) != expected:
         raise AnnotationError(f"{path}: expected {expected} lines of {name} (one per frame), got {len(rows)}")
     return np.array(rows, dtype=np.float64).reshape(-1, 4)

@@ -6,6 +6,8 @@ is False where the object is annotated as absent or fully occluded in that frame
 """
 from __future__ import annotations
 
+import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -150,6 +152,23 @@ def atomic_write(path: str | Path, data: bytes | str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def json_safe(obj):
+    """``obj`` with every non-finite float (NaN, inf) replaced by None, so that the JSON is valid.
+    In stpn's metric files null means "not defined" (e.g. no ground truth in a group)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
+def write_json(path: str | Path, obj, indent: int | None = 1) -> None:
+    """Atomically write ``obj`` as valid JSON (non-finite numbers become null)."""
+    atomic_write(path, json.dumps(json_safe(obj), indent=indent, allow_nan=False))
 
 
 def save_jpeg(path: str | Path, frame: np.ndarray, quality: int = 95) -> None:

@@ -246,10 +246,27 @@ def read_vid_detections(path: str | Path, num_classes: int = 30) -> np.ndarray:
             except ValueError:
                 raise AnnotationError(f"{path}:{n}: not a number in {line!r}") from None
         raise
-    bad = np.flatnonzero((dets[:, 1] < 1) | (dets[:, 1] > num_classes) | (dets[:, 1] != np.round(dets[:, 1])))
-    if len(bad):
-        raise AnnotationError(f"{path}:{_line_of(text, bad[0])}: class {dets[bad[0], 1]:g} is not in 1..{num_classes}")
+    check_vid_detections(dets, lambda row: f"{path}:{_line_of(text, row)}", num_classes)
     return dets
+
+
+def check_vid_detections(dets: np.ndarray, where, num_classes: int = 30) -> None:
+    """Refuse rows a score cannot be trusted on: non-finite values, fractional frame indices or
+    classes, classes outside 1..num_classes, inverted boxes (x2 < x1 or y2 < y1). ``where(row)``
+    names a 0-based row in the error (a file and line, or a row of an array)."""
+    checks = [
+        (~np.isfinite(dets).all(1), "has a value that is not a finite number (NaN or inf)"),
+        (dets[:, 0] != np.round(dets[:, 0]), "has a fractional frame index"),
+        ((dets[:, 1] < 1) | (dets[:, 1] > num_classes) | (dets[:, 1] != np.round(dets[:, 1])),
+         f"has a class that is not in 1..{num_classes}"),
+        ((dets[:, 5] < dets[:, 3]) | (dets[:, 6] < dets[:, 4]), "has an inverted box (x2 < x1 or y2 < y1)"),
+    ]
+    for bad, message in checks:
+        rows = np.flatnonzero(bad)
+        if len(rows):
+            values = " ".join(f"{v:g}" for v in dets[rows[0]])
+            raise AnnotationError(f"{where(int(rows[0]))}: detection '{values}' {message}"
+                                  + (f" ({len(rows)} such rows)" if len(rows) > 1 else ""))
 
 
 def _line_of(text: str, row: int) -> int:

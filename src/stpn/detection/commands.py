@@ -10,7 +10,7 @@ from rich.progress import track
 from rich.table import Table
 
 from ..data.splits import read_sidecar, sidecar_path
-from ..data.types import atomic_write
+from ..data.types import atomic_write, write_json
 from ..engine.config import Config
 from ..engine.config import demo_config as engine_demo_config
 from ..engine.runs import eval_folder, load_run_model
@@ -69,7 +69,7 @@ def evaluate_run(det, cfg: Config, out: Path, mode: str | None = None, console: 
         frames = read_sidecar(sidecar, "vid")
         bad = evaluate_vid(videos, dets, frames=frames, class_names=names, num_classes=cfg.model.num_classes)
         metrics.update(ap50_deteriorated=bad["ap50"], deteriorated=bad)
-    atomic_write(out / "metrics.json", json.dumps(metrics, indent=1))
+    write_json(out / "metrics.json", metrics)
     return metrics
 
 

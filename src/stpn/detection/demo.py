@@ -8,14 +8,13 @@ bar chart and an annotated mp4. Interrupted runs resume.
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from ..data.types import atomic_write
+from ..data.types import atomic_write, write_json
 from ..engine.config import config_dict
 from ..engine.runs import finished_run, record_train_seconds, train_seconds, train_side_by_side
 from .commands import demo_config, evaluate_run, load_detector, pretrain_config
@@ -123,7 +122,7 @@ def run_detection_demo(out: Path, quick: bool = False, console: Console | None =
     report["stpn_minus_baseline_points"] = delta
     console.print(f"STPN - baseline: {delta['ap50_all']:+.1f} AP50 on all frames, "
                   f"{delta['ap50_deteriorated']:+.1f} on deteriorated frames")
-    atomic_write(out / "report.json", json.dumps(report, indent=1))
+    write_json(out / "report.json", report)
     bar_chart(report, out / "ap50.png")
     annotated_video(Path(report["config"]["run"]["out"]), demo_config(out, quick, True), out / "stpn_val0.mp4")
     console.print(f"wrote {out / 'report.json'}, {out / 'ap50.png'}, {out / 'stpn_val0.mp4'}")

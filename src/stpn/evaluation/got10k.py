@@ -69,7 +69,7 @@ def evaluate_got10k(videos: list[Video], results_dir: str | Path, frames: dict |
             chosen = np.zeros(len(video), dtype=bool)
             chosen[[int(i) for i in frames.get(video.name, []) if 0 <= int(i) < len(video)]] = True
             keep &= chosen
-        ious = [rect_iou(read_boxes(p, len(video), "result boxes")[keep], gt[keep], video.meta.get("resolution"))
+        ious = [rect_iou(read_boxes(p, len(video), "result boxes", strict=True)[keep], gt[keep], video.meta.get("resolution"))
                 for p in reps]
         seq_ious = np.concatenate(ious)
         all_ious.append(seq_ious)
@@ -80,6 +80,9 @@ def evaluate_got10k(videos: list[Video], results_dir: str | Path, frames: dict |
                 times = np.array([float(v) for v in time_path.read_text().split()], dtype=np.float64)
             except ValueError:
                 raise AnnotationError(f"{time_path}: one number (seconds) per line expected") from None
+            if not np.isfinite(times).all():
+                raise AnnotationError(f"{time_path}:{int(np.flatnonzero(~np.isfinite(times))[0]) + 1}: "
+                                      "a time that is not a finite number (NaN or inf)")
             if len(times) != len(video):
                 raise AnnotationError(f"{time_path}: expected {len(video)} lines (one per frame), got {len(times)}")
             times = times[times > 0]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..data.types import Video
+from ..data.vid import check_vid_detections
 
 GROUPS = ("fast", "medium", "slow")
 
@@ -136,6 +137,7 @@ def evaluate_vid(videos: list[Video], dets: np.ndarray, rule: str = "fixed", fra
         raise ValueError(f"rule must be 'fixed' or 'devkit', got {rule!r}")
     frames = None if frames is None else set(int(f) for f in frames)
     dets = np.asarray(dets, dtype=np.float64).reshape(-1, 7)
+    check_vid_detections(dets, lambda row: f"detection row {row + 1}", num_classes)
     gt_frame, gt_label, gt_box, gt_motion, known = _gt_table(videos, frames)
     unknown = ~np.isin(dets[:, 0].astype(np.int64), known)
     if unknown.any():

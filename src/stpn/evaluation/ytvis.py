@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +115,9 @@ def evaluate_ytvis(videos: list[Video], categories: list[dict], results: list[di
             raise AnnotationError(f"{where}: video_id {r['video_id']} is not in the ground truth")
         if r["category_id"] not in cat_ids:
             raise AnnotationError(f"{where}: unknown category_id {r['category_id']}")
+        score = r["score"]
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
+            raise AnnotationError(f"{where}: score must be a finite number, got {score!r}")
         video = by_id[r["video_id"]]
         if len(r["segmentations"]) != len(video):
             raise AnnotationError(f"{where}: {len(r['segmentations'])} segmentations for video {r['video_id']} "

@@ -1,7 +1,6 @@
 """``stpn track``, ``stpn eval`` for tracking runs, and ``stpn demo --task sot``."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +9,7 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
-from ..data.types import atomic_write
+from ..data.types import atomic_write, write_json
 from ..engine.config import Config, config_dict
 from ..engine.config import demo_config as engine_demo_config
 from ..engine.runs import eval_folder, load_run_model, train_side_by_side
@@ -151,7 +150,7 @@ def run_tracking_demo(out: Path, quick: bool = False, console: Console | None = 
                         "sr50_all": metrics["sr50_all"], "fps": metrics["fps"], "train_seconds": timings[name]}
     report["config"] = config_dict(cfg)
     report["command"] = "stpn demo --task sot" + (" --quick" if quick else "") + f" --out {out}"
-    atomic_write(out / "report.json", json.dumps(report, indent=1))
+    write_json(out / "report.json", report)
     plot_curves(results, out / "success.png")
     # an annotated validation video: both trackers' boxes, as their evaluation wrote them
     video = val[0]

@@ -3,7 +3,6 @@ and evaluation on a GOT-10k-layout split."""
 from __future__ import annotations
 
 import bisect
-import json
 import random
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from rich.progress import track
 from ..core.sampling import SupportConfig, causal_support
 from ..data.got10k import write_got10k_results
 from ..data.splits import read_sidecar, read_split, sidecar_path
-from ..data.types import Video, atomic_write
+from ..data.types import Video, write_json
 from ..engine.config import Config
 from ..engine.trainer import resolve_device, unwrap
 from .model import STPNTracker, crop_frame, crop_region, to_crop, tracking_loss
@@ -149,5 +148,5 @@ def evaluate_tracking(model: STPNTracker, cfg: Config, out: Path, console=None) 
     if "deteriorated" in metrics:
         metrics["ao_deteriorated"] = metrics["deteriorated"]["ao"]
     plot_success(metrics["all"], out / "success.png", label="STPN" if model.prompting else "baseline")
-    atomic_write(out / "metrics.json", json.dumps(metrics, indent=1))
+    write_json(out / "metrics.json", metrics)
     return metrics
