@@ -281,3 +281,30 @@ def test_training_adds_the_det_images_as_one_frame_videos(tmp_path):
     model = DetectionTask().build_model(cfg).train()
     losses = DetectionTask().loss(model, batch, "cpu")
     assert all(torch.isfinite(v) for v in losses.values())
+
+
+def test_detections_in_inclusive_pixels_are_never_inverted_nor_outside_the_image():
+    from stpn.detection.task import inclusive_detections
+    # exclusive corners from the detector: a box narrower than a pixel, one clipped onto the right
+    # border (zero width at x = W), an ordinary one
+    out = inclusive_detections({"boxes": torch.tensor([[5.0, 5.0, 5.4, 9.0], [96.0, 0.0, 96.0, 10.0], [1.0, 2.0, 11.0, 22.0]]),
+                                "labels": torch.tensor([1, 2, 3]), "scores": torch.tensor([0.9, 0.8, 0.7])}, 64, 96)
+    boxes = out["boxes"]
+    assert (boxes[:, 2] >= boxes[:, 0]).all() and (boxes[:, 3] >= boxes[:, 1]).all()
+    assert boxes[:, 0::2].max() <= 95 and boxes[:, 1::2].max() <= 63 and boxes.min() >= 0
+    assert boxes.tolist() == [[5.0, 5.0, 5.0, 8.0], [95.0, 0.0, 95.0, 9.0], [1.0, 2.0, 10.0, 21.0]]
+
+
+@pytest.mark.parametrize("mode, K, S, refresh, message", [
+    ("local", 3, 1, 1, r"symmetric around t and needs an even num_support \(K\), got K=3"),
+    ("local", 0, 1, 1, r"num_support \(K\) must be an integer >= 1, got 0"),
+    ("global", 0, 1, 1, r"num_support \(K\) must be an integer >= 1, got 0"),
+    ("causal", 2, 0, 8, r"stride \(S\) must be an integer >= 1, got 0"),
+    ("causal", 2, 1, 0, r"refresh_every must be an integer >= 1, got 0"),
+])
+def test_test_time_supports_the_core_rejects_fail_before_anything_runs(tmp_path, mode, K, S, refresh, message):
+    from stpn.detection.task import predict_video
+    det = DetectionTask().build_model(tiny_config(tmp_path))
+    video, _, _ = synth_video(SynthConfig(videos=1, frames=3, width=96, height=64, seed=1), 0)
+    with pytest.raises(ValueError, match=message):
+        predict_video(det, video, mode, K, S, refresh)  # raised on the call, not at the first frame

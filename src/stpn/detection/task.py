@@ -100,17 +100,34 @@ class DetectionTask:
         return model(images, targets, support, offsets)
 
 
-@torch.no_grad()
+def check_test_support(mode: str, num_support: int, stride: int, refresh_every: int) -> SupportConfig:
+    """The core's rules for test-time supports (K >= 1, S >= 1, even K for the symmetric
+    ``local``; refresh period >= 1 for ``causal``), before anything runs."""
+    config = SupportConfig(mode, num_support, stride)
+    if mode == "causal" and (not isinstance(refresh_every, int) or refresh_every < 1):
+        raise ValueError(f"refresh_every must be an integer >= 1, got {refresh_every!r}")
+    return config
+
+
 def predict_video(det: STPNDetector, video: Video, mode: str = "global", num_support: int = 14, stride: int = 1,
                   refresh_every: int = 1, device: str = "cpu", min_size: int | None = None, max_size: int | None = None):
-    """Detections of every frame of a video, in order: dicts of numpy boxes (xyxy, input
-    pixels), labels (1-based), scores. Support frames per ``mode``: ``global`` (prompts once per
-    video), ``local`` (K/2 before and after, stride S), ``causal`` (stream, past only)."""
+    """Detections of every frame of a video, in order (a generator; the settings are checked
+    before it is returned): dicts of numpy boxes (xyxy, inclusive input pixels), labels
+    (1-based), scores. Support frames per ``mode``: ``global`` (prompts once per video),
+    ``local`` (K/2 before and after, stride S), ``causal`` (stream, past only)."""
     if mode not in ("global", "local", "causal"):
         raise ValueError(f"inference mode must be global, local or causal, got {mode!r}")
+    if det.stpn.prompting:
+        check_test_support(mode, num_support, stride, refresh_every)
+    return _at_test_sizes(det, min_size, max_size,
+                          lambda: _predict(det, video, mode, num_support, stride, refresh_every, device))
+
+
+@torch.no_grad()
+def _at_test_sizes(det: STPNDetector, min_size: int | None, max_size: int | None, detections):
     det.eval()
     with _test_sizes(det, min_size, max_size):
-        yield from _predict(det, video, mode, num_support, stride, refresh_every, device)
+        yield from detections()
 
 
 @contextmanager
@@ -125,20 +142,25 @@ def _test_sizes(det: STPNDetector, min_size: int | None, max_size: int | None):
         det.transform.min_size, det.transform.max_size = saved
 
 
-def _numpy(d: dict) -> dict:
+def inclusive_detections(d: dict, height: int, width: int) -> dict:
+    """Detector output (exclusive corners, in [0, W] x [0, H]) -> numpy boxes with inclusive pixel
+    coordinates inside the image (x1 <= x2 <= W - 1, y1 <= y2 <= H - 1: a box narrower than a
+    pixel keeps one pixel), labels, scores."""
     boxes = d["boxes"].float().cpu().numpy().copy()
-    boxes[:, 2:] -= 1  # back to inclusive pixel coordinates
+    boxes[:, 2:] = np.maximum(boxes[:, 2:] - 1, boxes[:, :2])
+    boxes[:, 0::2] = boxes[:, 0::2].clip(0, width - 1)
+    boxes[:, 1::2] = boxes[:, 1::2].clip(0, height - 1)
     return {"boxes": boxes, "labels": d["labels"].cpu().numpy(), "scores": d["scores"].float().cpu().numpy()}
 
 
-@torch.no_grad()
 def predict_stream(det: STPNDetector, frames, num_support: int = 4, stride: int = 1, refresh_every: int = 8,
                    device: str = "cpu", min_size: int | None = None, max_size: int | None = None):
     """Online detection over any iterable of (H, W, 3) uint8 frames (a live stream): causal
-    supports for STPN, single frames for the baseline. Yields one dict per frame."""
-    det.eval()
-    with _test_sizes(det, min_size, max_size):
-        yield from _stream(det, frames, num_support, stride, refresh_every, device)
+    supports for STPN, single frames for the baseline. A generator of one dict per frame."""
+    if det.stpn.prompting:
+        check_test_support("causal", num_support, stride, refresh_every)
+    return _at_test_sizes(det, min_size, max_size,
+                          lambda: _stream(det, frames, num_support, stride, refresh_every, device))
 
 
 def _stream(det, frames, num_support, stride, refresh_every, device):
@@ -148,11 +170,11 @@ def _stream(det, frames, num_support, stride, refresh_every, device):
     for frame in frames:
         img = _image(frame).to(device)
         if state is None:
-            yield _numpy(det([img])[0])
+            yield inclusive_detections(det([img])[0], *img.shape[-2:])
             continue
         images, _ = det.transform([img])
         maps, state = stpn.step(images.tensors[0], state)
-        yield _numpy(det.detect_maps(images, maps, tuple(img.shape[-2:])))
+        yield inclusive_detections(det.detect_maps(images, maps, tuple(img.shape[-2:])), *img.shape[-2:])
 
 
 def _predict(det, video, mode, K, S, refresh, device):
@@ -180,7 +202,7 @@ def _predict(det, video, mode, K, S, refresh, device):
                 for i in [i for i in cache if i < t + 1 - (K // 2) * S]:
                     del cache[i]
         maps = stpn.backbone(images.tensors, prompts)
-        yield _numpy(det.detect_maps(images, maps, tuple(img.shape[-2:])))
+        yield inclusive_detections(det.detect_maps(images, maps, tuple(img.shape[-2:])), *img.shape[-2:])
 
 
 def detections_table(videos: list[Video], predictions: list[list[dict]]) -> np.ndarray:
