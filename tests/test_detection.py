@@ -308,3 +308,29 @@ def test_test_time_supports_the_core_rejects_fail_before_anything_runs(tmp_path,
     video, _, _ = synth_video(SynthConfig(videos=1, frames=3, width=96, height=64, seed=1), 0)
     with pytest.raises(ValueError, match=message):
         predict_video(det, video, mode, K, S, refresh)  # raised on the call, not at the first frame
+
+
+def test_detect_keeps_the_frames_before_a_frame_that_breaks(tmp_path):
+    from stpn.data.types import save_jpeg
+    cfg = tiny_config(tmp_path)
+    out = train(cfg, DetectionTask(), max_iterations=1)
+    video, _, _ = synth_video(SynthConfig(videos=1, frames=6, width=96, height=64, seed=9), 0)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for t in range(6):
+        save_jpeg(folder / f"{t:05d}.jpg", video.frames[t])
+    (folder / "00004.jpg").write_bytes(b"not a jpeg")  # the fifth frame is broken
+    ann, dets = tmp_path / "ann.mp4", tmp_path / "dets.json"
+    with pytest.raises(RuntimeError, match=r"frames: stopped at frame 4 .*00004.jpg.*kept the 4 frames before it"):
+        main(["detect", str(folder), "--weights", str(out / "model.safetensors"), "--out", str(ann),
+              "--json", str(dets), "--score-threshold", "0"])
+    assert len(open_video(ann)) == 4 and len(json.loads(dets.read_text())["frames"]) == 4
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
+
+
+def test_drawing_never_fails_on_boxes_the_detector_gives():
+    from stpn.detection.draw import draw
+    frame = np.zeros((64, 96, 3), np.uint8)
+    boxes = np.array([[5.0, 5.0, 5.0, 5.0], [95.0, 0.0, 95.0, 63.0], [0.0, 63.0, 95.0, 63.0]])  # one pixel, edges
+    out = draw(frame, boxes, np.array([1, 2, 3]), np.array([0.9, 0.5, 0.1]), np.array([1, 2, 3]), ["a", "b", "c"])
+    assert out.shape == frame.shape and out.any()

@@ -99,45 +99,63 @@ def write_video(path: str | Path, frames, fps: float = 25.0) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    with av.open(str(tmp), "w") as container:
-        stream = None
-        for frame in frames:
-            if stream is None:
-                h, w = frame.shape[:2]
-                stream = container.add_stream("libx264", rate=int(round(fps)))
-                stream.width, stream.height = w + w % 2, h + h % 2
-                stream.pix_fmt = "yuv420p"
-            if frame.shape[0] % 2 or frame.shape[1] % 2:
-                frame = np.pad(frame, ((0, frame.shape[0] % 2), (0, frame.shape[1] % 2), (0, 0)), mode="edge")
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
-                container.mux(packet)
-        if stream is not None:
-            for packet in stream.encode():
-                container.mux(packet)
+    try:
+        with av.open(str(tmp), "w") as container:
+            stream = None
+            for frame in frames:
+                if stream is None:
+                    h, w = frame.shape[:2]
+                    stream = container.add_stream("libx264", rate=int(round(fps)))
+                    stream.width, stream.height = w + w % 2, h + h % 2
+                    stream.pix_fmt = "yuv420p"
+                if frame.shape[0] % 2 or frame.shape[1] % 2:
+                    frame = np.pad(frame, ((0, frame.shape[0] % 2), (0, frame.shape[1] % 2), (0, 0)), mode="edge")
+                for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+                    container.mux(packet)
+            if stream is not None:
+                for packet in stream.encode():
+                    container.mux(packet)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # no half-written hidden file left behind
+        raise
+    if stream is None:
+        tmp.unlink(missing_ok=True)
+        raise ValueError(f"no frame to write to {path}")
     tmp.replace(path)
     return path
 
 
-def write_annotated(frames, out: str | Path | None, fps: float = 25.0) -> int:
+def write_annotated(frames, out: str | Path | None, fps: float = 25.0, source: str | None = None) -> int:
     """Run an iterator of annotated frames into ``out`` (mp4) or, without ``out``, just run it.
-    Ctrl-C stops the frames and keeps the video written so far. Returns the frames done."""
-    done = 0
+    Ctrl-C stops the frames and keeps the video written so far. An error while producing a frame
+    (a video that breaks mid-stream) also keeps the frames before it, then raises naming the
+    frame and ``source``. Returns the frames done."""
+    done, error = 0, None
 
     def guarded():
-        nonlocal done
+        nonlocal done, error
         try:
             for frame in frames:
-                done += 1
                 yield frame
+                done += 1
         except KeyboardInterrupt:
             print(f"interrupted after {done} frames; keeping what was done")
+        except Exception as err:  # noqa: BLE001 - reported below, after the video is closed
+            error = err
 
     if out:
-        write_video(out, guarded(), fps=fps)
-        print(f"wrote {out} ({done} frames)")
+        try:
+            write_video(out, guarded(), fps=fps)
+            print(f"wrote {out} ({done} frames)")
+        except ValueError:
+            if error is None:
+                raise
     else:
         for _ in guarded():
             pass
+    if error is not None:
+        kept = f"; kept the {done} frames before it in {out}" if out and done else ""
+        raise RuntimeError(f"{source or 'input'}: stopped at frame {done} ({type(error).__name__}: {error}){kept}") from error
     return done
 
 

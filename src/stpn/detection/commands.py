@@ -116,17 +116,20 @@ def cmd_detect(args) -> None:
             keep = p["scores"] >= args.score_threshold
             boxes, labels, scores = p["boxes"][keep], p["labels"][keep], p["scores"][keep]
             ids = tracker.update(boxes, labels)
+            image = draw(frame, boxes, labels, scores, ids, names)
             records.append({"frame": t, "detections": [
                 {"box": [round(float(v), 2) for v in b], "label": int(c), "class": names[int(c) - 1],
                  "score": round(float(s), 4), "track_id": int(i)}
                 for b, c, s, i in zip(boxes, labels, scores, ids)]})
-            yield draw(frame, boxes, labels, scores, ids, names)
+            yield image
 
-    write_annotated(annotated(), args.out, fps)
-    if args.json:
-        atomic_write(args.json, json.dumps({"video": str(args.video), "mode": mode, "num_support": K,
-                                            "prompting": cfg.model.prompting, "frames": records}))
-        print(f"wrote {args.json}")
+    try:
+        write_annotated(annotated(), args.out, fps, source=str(args.video))
+    finally:  # the frames done so far are kept, also when the video breaks mid-stream
+        if args.json:
+            atomic_write(args.json, json.dumps({"video": str(args.video), "mode": mode, "num_support": K,
+                                                "prompting": cfg.model.prompting, "frames": records}))
+            print(f"wrote {args.json} ({len(records)} frames)")
 
 
 QUICK_DATA = ["data.synth.train_videos=16", "data.synth.val_videos=4"]
