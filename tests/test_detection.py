@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -208,7 +209,7 @@ def test_weights_of_another_architecture_or_a_pickle_are_refused(tmp_path):
         load_backbone_weights(swin, tmp_path / "evil.pth")
 
 
-def test_quick_demo_writes_report_chart_and_video_and_resumes(tmp_path):
+def test_quick_demo_writes_report_chart_and_video_and_resumes(tmp_path, capsys):
     assert main(["demo", "--quick", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
     for name in ("stpn", "baseline"):
@@ -227,6 +228,22 @@ def test_quick_demo_writes_report_chart_and_video_and_resumes(tmp_path):
     again = json.loads((tmp_path / "report.json").read_text())
     assert again["stpn"]["ap50_all"] == first and again["stpn"]["train_seconds"] == report["stpn"]["train_seconds"]
     assert again["pretrain"] == report["pretrain"]
+    # the full demo never reuses a quick demo's folder (it reported the quick runs as its own)
+    assert main(["demo", "--out", str(tmp_path)]) == 2
+    assert "holds a demo with other settings (stpn demo --task det --quick; this one: stpn demo --task det)" \
+        in capsys.readouterr().err
+    assert json.loads((tmp_path / "report.json").read_text()) == again  # and leaves it as it was
+
+
+def test_quick_demos_default_to_their_own_folders(monkeypatch):
+    import stpn.detection.demo
+    import stpn.tracking.commands
+    seen = []
+    monkeypatch.setattr(stpn.detection.demo, "run_detection_demo", lambda out, quick: seen.append((str(out), quick)))
+    monkeypatch.setattr(stpn.tracking.commands, "run_tracking_demo", lambda out, quick: seen.append((str(out), quick)))
+    for argv in (["demo"], ["demo", "--quick"], ["demo", "--task", "sot"], ["demo", "--task", "sot", "--quick"]):
+        assert main(argv) == 0
+    assert seen == [("runs/demo", False), ("runs/demo_quick", True), ("runs/demo_sot", False), ("runs/demo_sot_quick", True)]
 
 
 def test_support_swap_diagnostic_swaps_only_the_supports(tmp_path):
@@ -310,7 +327,7 @@ def test_test_time_supports_the_core_rejects_fail_before_anything_runs(tmp_path,
         predict_video(det, video, mode, K, S, refresh)  # raised on the call, not at the first frame
 
 
-def test_detect_keeps_the_frames_before_a_frame_that_breaks(tmp_path):
+def test_detect_keeps_the_frames_before_a_frame_that_breaks(tmp_path, capsys):
     from stpn.data.types import save_jpeg
     cfg = tiny_config(tmp_path)
     out = train(cfg, DetectionTask(), max_iterations=1)
@@ -321,9 +338,10 @@ def test_detect_keeps_the_frames_before_a_frame_that_breaks(tmp_path):
         save_jpeg(folder / f"{t:05d}.jpg", video.frames[t])
     (folder / "00004.jpg").write_bytes(b"not a jpeg")  # the fifth frame is broken
     ann, dets = tmp_path / "ann.mp4", tmp_path / "dets.json"
-    with pytest.raises(RuntimeError, match=r"frames: stopped at frame 4 .*00004.jpg.*kept the 4 frames before it"):
-        main(["detect", str(folder), "--weights", str(out / "model.safetensors"), "--out", str(ann),
-              "--json", str(dets), "--score-threshold", "0"])
+    assert main(["detect", str(folder), "--weights", str(out / "model.safetensors"), "--out", str(ann),
+                 "--json", str(dets), "--score-threshold", "0"]) == 2
+    assert re.search(r"stpn detect: error: .*frames: stopped at frame 4 .*00004.jpg.*kept the 4 frames before it",
+                     capsys.readouterr().err)
     assert len(open_video(ann)) == 4 and len(json.loads(dets.read_text())["frames"]) == 4
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
 

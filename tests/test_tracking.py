@@ -313,6 +313,9 @@ def test_quick_sot_demo_writes_report_plot_and_video(tmp_path, monkeypatch):
         for key in ("ao_all", "ao_deteriorated", "sr50_all"):
             assert 0 <= saved[name][key] <= 1
         assert saved[name]["ao_all"] == report[name]["ao_all"]
+    assert saved["quick"] is True
+    with pytest.raises(ValueError, match=r"holds a demo with other settings \(stpn demo --task sot --quick; this one: stpn demo --task sot\)"):
+        commands.run_tracking_demo(tmp_path / "demo", quick=False)
     assert (tmp_path / "demo" / "success.png").stat().st_size > 0
     from stpn.data.video import open_video
     assert len(open_video(tmp_path / "demo" / "stpn_val0.mp4")) == 8

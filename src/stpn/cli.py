@@ -15,7 +15,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="det: train and score both detectors; sot: both single-object trackers; "
                            "features: feature-extraction timing only")
     demo.add_argument("--out", type=Path, help="folder for report.json and figures (default: runs/demo, "
-                                                "runs/demo_sot for --task sot)")
+                                                "runs/demo_sot for --task sot; with --quick runs/demo_quick, "
+                                                "runs/demo_sot_quick)")
     demo.add_argument("--quick", action="store_true", help="a smaller dataset and one epoch (minutes)")
     demo.add_argument("--frames", type=int, default=24, help="features: clip length")
     demo.add_argument("--size", type=int, default=224, help="features: frame side in pixels (multiple of 32)")
@@ -107,6 +108,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.command == "demo" and args.out is None:
         args.out = Path("runs/demo_sot" if args.task == "sot" else "runs/demo")
+        if args.quick:  # never the full demo's folder
+            args.out = args.out.with_name(args.out.name + "_quick")
     if args.command == "demo" and args.task == "features":
         if args.size % 32 or args.size < 64:
             parser.error(f"--size must be a multiple of 32 and >= 64, got {args.size}")

@@ -155,7 +155,7 @@ def write_annotated(frames, out: str | Path | None, fps: float = 25.0, source: s
             pass
     if error is not None:
         kept = f"; kept the {done} frames before it in {out}" if out and done else ""
-        raise RuntimeError(f"{source or 'input'}: stopped at frame {done} ({type(error).__name__}: {error}){kept}") from error
+        raise ValueError(f"{source or 'input'}: stopped at frame {done} ({type(error).__name__}: {error}){kept}") from error
     return done
 
 

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from ..data.types import atomic_write, write_json
 from ..engine.config import config_dict
-from ..engine.runs import finished_run, record_train_seconds, train_seconds, train_side_by_side
+from ..engine.runs import claim_demo_folder, finished_run, record_train_seconds, train_seconds, train_side_by_side
 from .commands import demo_config, evaluate_run, load_detector, pretrain_config
 from .task import predict_video, read_split, train_clips, train_videos
 
@@ -82,7 +82,9 @@ def run_detection_demo(out: Path, quick: bool = False, console: Console | None =
     console = console or Console(width=100)
     out = Path(out)
     configs = {"stpn": demo_config(out, quick, True), "baseline": demo_config(out, quick, False)}
-    out.mkdir(parents=True, exist_ok=True)
+    claim_demo_folder(out, {"summary": f"stpn demo --task det{' --quick' if quick else ''}", "quick": quick,
+                            "configs": {k: config_dict(c) for k, c in configs.items()},
+                            "pretrain": config_dict(pretrain_config(out, quick))})
     import yaml
     atomic_write(out / "demo_config.yaml", yaml.safe_dump(config_dict(configs["stpn"])))
     cfg = configs["stpn"]

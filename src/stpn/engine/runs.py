@@ -114,6 +114,24 @@ def train_side_by_side(configs: dict, config_file: Path, iterations: int, consol
     return timings
 
 
+def claim_demo_folder(out: Path, settings: dict) -> None:
+    """A demo folder belongs to one set of settings (task, quick, configurations): a demo with
+    other settings refuses it instead of reusing its data and runs (``--quick`` then the full
+    demo into one folder used to report the quick runs as the full demo's)."""
+    import hashlib
+    out.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(settings, sort_keys=True)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    path = out / "demo_settings.json"
+    if path.is_file():
+        held = json.loads(path.read_text())
+        if held.get("digest") != digest:
+            raise ValueError(f"{out} holds a demo with other settings ({held.get('summary')}; this one: "
+                             f"{settings.get('summary')}); use another --out or remove {out}")
+        return
+    atomic_write(path, json.dumps({"digest": digest, "summary": settings.get("summary"), "settings": settings}, indent=1))
+
+
 def train_seconds(run: Path) -> float:
     """Training seconds a demo recorded for ``run`` (``timing.json``; 0 before any)."""
     timing = run / "timing.json"

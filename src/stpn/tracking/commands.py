@@ -12,7 +12,7 @@ from rich.table import Table
 from ..data.types import atomic_write, write_json
 from ..engine.config import Config, config_dict
 from ..engine.config import demo_config as engine_demo_config
-from ..engine.runs import eval_folder, load_run_model, train_side_by_side
+from ..engine.runs import claim_demo_folder, eval_folder, load_run_model, train_side_by_side
 from .model import STPNTracker
 from .task import TrackingTask, evaluate_tracking
 from .tracker import check_box, track_frames
@@ -134,8 +134,9 @@ def run_tracking_demo(out: Path, quick: bool = False, console: Console | None = 
     from ..data.video import write_video
     console = console or Console()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     configs = {"stpn": demo_config(out, quick, True), "baseline": demo_config(out, quick, False)}
+    claim_demo_folder(out, {"summary": f"stpn demo --task sot{' --quick' if quick else ''}", "quick": quick,
+                            "configs": {k: config_dict(c) for k, c in configs.items()}})
     cfg = configs["stpn"]
     atomic_write(out / "demo_config.yaml", yaml.safe_dump(config_dict(cfg)))
     dataset = TrackingTask().train_dataset(cfg)  # generates the training data before both runs
@@ -151,6 +152,7 @@ def run_tracking_demo(out: Path, quick: bool = False, console: Console | None = 
         report[name] = {"ao_all": metrics["ao_all"], "ao_deteriorated": metrics.get("ao_deteriorated"),
                         "sr50_all": metrics["sr50_all"], "fps": metrics["fps"], "train_seconds": timings[name]}
     report["config"] = config_dict(cfg)
+    report["quick"] = quick
     report["command"] = "stpn demo --task sot" + (" --quick" if quick else "") + f" --out {out}"
     write_json(out / "report.json", report)
     plot_curves(results, out / "success.png")
