@@ -113,7 +113,7 @@ def test_detect_writes_an_annotated_video_with_every_frame(tmp_path):
         assert all({"box", "label", "class", "score", "track_id"} <= set(d) for d in boxes)
 
 
-def test_eval_scores_the_validation_split(tmp_path):
+def test_eval_scores_the_validation_split(tmp_path, capsys):
     cfg = tiny_config(tmp_path)
     out = train(cfg, DetectionTask(), max_iterations=1)
     for mode in ("global", "local", "causal"):
@@ -121,6 +121,14 @@ def test_eval_scores_the_validation_split(tmp_path):
                      "--out", str(tmp_path / mode)]) == 0
         metrics = json.loads((tmp_path / mode / "metrics.json").read_text())
         assert metrics["mode"] == mode and 0 <= metrics["ap50_all"] <= 1 and "ap50_deteriorated" in metrics
+    # overrides without a config (they were taken for a config path); the settings used are recorded
+    assert main(["eval", "--weights", str(out), "data.test_num_support=4", "--mode", "local",
+                 "--out", str(tmp_path / "k4")]) == 0
+    assert json.loads((tmp_path / "k4" / "metrics.json").read_text())["num_support"] == 4
+    assert main(["eval", "--weights", str(out), "data.test_num_support=3", "--mode", "local",
+                 "--out", str(tmp_path / "k3")]) == 2
+    assert "needs an even num_support (K), got K=3" in capsys.readouterr().err
+    assert not (tmp_path / "k3" / "metrics.json").exists()
 
 
 def test_bad_input_gives_clear_errors(tmp_path, capsys):

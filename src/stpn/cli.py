@@ -106,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "eval" and args.config and "=" in args.config and not Path(args.config).exists():
+        args.config, args.overrides = None, [args.config, *args.overrides]  # an override, not a config file
     if args.command == "demo" and args.out is None:
         args.out = Path("runs/demo_sot" if args.task == "sot" else "runs/demo")
         if args.quick:  # never the full demo's folder

@@ -62,7 +62,8 @@ def evaluate_run(det, cfg: Config, out: Path, mode: str | None = None, console: 
     write_vid_detections(out / "detections.txt", dets)
     names = d.class_names or [str(c) for c in range(1, cfg.model.num_classes + 1)]
     all_frames = evaluate_vid(videos, dets, class_names=names, num_classes=cfg.model.num_classes)
-    metrics = {"mode": mode, "ap50_all": all_frames["ap50"], "all": all_frames,
+    metrics = {"mode": mode, "num_support": d.test_num_support, "stride": d.test_stride,
+               "refresh_every": d.test_refresh_every, "ap50_all": all_frames["ap50"], "all": all_frames,
                "ms_per_frame": 1e3 * seconds / max(1, sum(len(v) for v in videos))}
     sidecar = sidecar_path(d, d.val_split)
     if sidecar.is_file():
