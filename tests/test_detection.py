@@ -18,19 +18,9 @@ from stpn.detection.weights import WeightsError, load_backbone_weights
 from stpn.engine.config import ConfigError, load_config, packaged_config
 from stpn.engine.trainer import train
 
-TINY = [
-    "model.backbone_kwargs={embed_dim: 16, depths: [1, 1, 1, 1], num_heads: [1, 1, 2, 2], window_size: 4}",
-    "model.fpn_channels=16", "model.box_head_dim=32", "model.min_size=[64]", "model.max_size=96",
-    "model.test_min_size=64", "model.test_max_size=96", "model.rpn_batch_size_per_image=16",
-    "model.box_batch_size_per_image=16",
-    "data.synth={train_videos: 2, val_videos: 1, frames: 6, width: 96, height: 64, classes: 3, max_objects: 2}",
-    "optim.batch_size=2", "optim.epochs=2", "optim.warmup_iters=2", "run.checkpoint_every=3", "run.log_every=1",
-]
+from conftest import TINY_DETECTION, tiny_config
 
-
-def tiny_config(tmp_path, *extra):
-    return load_config(packaged_config("demo_cpu"),
-                       TINY + [f"data.root={tmp_path / 'data'}", f"run.out={tmp_path / 'run'}", *extra])
+TINY = TINY_DETECTION
 
 
 @pytest.mark.parametrize("extra", [["model.depth=shallow"], ["model.depth=deep"], ["model.prompting=false"], ["model.predictor=decoder", "model.predictor_kwargs={}"]])

@@ -26,7 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="train a model from a YAML config (torchrun for several processes)")
     tr.add_argument("config", help="YAML config (see src/stpn/configs/)")
     tr.add_argument("overrides", nargs="*", help="section.key=value overrides, e.g. optim.lr=1e-4")
-    tr.add_argument("--resume", help="'auto' (the run's latest checkpoint) or a checkpoint folder")
+    tr.add_argument("--resume", help="'auto' (the run's newest readable checkpoint) or a checkpoint folder")
+    tr.add_argument("--overwrite", action="store_true",
+                    help="replace the run in run.out (a folder holding a run is refused otherwise)")
     evl = sub.add_parser("eval", help="detect, track or classify on the validation split and score it")
     evl.add_argument("config", nargs="?", help="YAML config (default: config.json beside the weights)")
     evl.add_argument("overrides", nargs="*")
@@ -148,6 +150,9 @@ def main(argv=None) -> int:
     except (AnnotationError, ConfigError, WeightsError, FileNotFoundError, ValueError) as err:
         print(f"stpn {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"stpn {args.command}: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -119,7 +119,7 @@ def run_task_command(args) -> None:
             from .classification.task import ClassificationTask as Task
         else:
             from .detection.task import DetectionTask as Task
-        out = train(cfg, Task(), resume=args.resume)
+        out = train(cfg, Task(), resume=args.resume, overwrite=args.overwrite)
         print(f"trained: {out / 'model.safetensors'}")
         return
     from .engine.runs import resolve_run

@@ -114,6 +114,117 @@ def train_side_by_side(configs: dict, config_file: Path, iterations: int, consol
     return timings
 
 
+# Settings that do not change what a run computes: a run may continue with other values.
+_NOT_IDENTITY = {"run": ("threads", "num_workers", "log_every", "device", "checkpoint_every", "keep_checkpoints")}
+
+
+def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(old) | set(new)):
+        if key in _NOT_IDENTITY.get(prefix.rstrip("."), ()):
+            continue
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict) and not prefix:
+            out += _differences(a, b, f"{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} there, {b!r} here")
+    return out
+
+
+def claim_run_folder(out: Path, config: dict, resume: str | None, overwrite: bool = False) -> Path | None:
+    """Check that ``out`` may take this training and return the checkpoint to resume from.
+
+    A run folder belongs to the configuration in its ``config.json``. Another configuration is
+    refused (naming the keys that differ) unless ``overwrite`` (the old run's files are removed);
+    the same configuration is refused without ``resume`` (continue it with ``resume='auto'``).
+    ``resume='auto'`` says which checkpoint it resumes from, skips an unreadable newest one (named)
+    for the previous one, and says so when there is nothing to resume.
+    """
+    import shutil
+    has_run = any((out / name).exists() for name in ("config.json", "checkpoints", "model.safetensors"))
+    if overwrite:
+        for name in ("checkpoints", "eval"):
+            shutil.rmtree(out / name, ignore_errors=True)
+        for name in ("model.safetensors", "log.jsonl", "config.json", "ranks.json", "timing.json", "train.log"):
+            (out / name).unlink(missing_ok=True)
+        if has_run:
+            print(f"--overwrite: removed the earlier run in {out}")
+        return None
+    if has_run and (out / "config.json").is_file():
+        try:
+            old = json.loads((out / "config.json").read_text())
+        except json.JSONDecodeError:
+            old = {}
+        diff = _differences(old, config)
+        if diff:
+            raise ValueError(f"{out} holds a run of another configuration ({'; '.join(diff[:4])}"
+                             f"{'; ...' if len(diff) > 4 else ''}): pass --overwrite to replace it or choose another run.out")
+    if has_run and resume is None:
+        raise ValueError(f"{out} already holds a run of this configuration: --resume auto continues it, "
+                         "--overwrite starts it again")
+    if resume is None:
+        return None
+    if resume != "auto":
+        path = Path(resume)
+        if not (path / "state.pt").is_file():
+            raise FileNotFoundError(f"not a checkpoint folder (no state.pt): {path}")
+        return path
+    return newest_readable_checkpoint(out)
+
+
+def newest_readable_checkpoint(out: Path) -> Path | None:
+    """The newest ``checkpoints/iter_*`` whose files read back, with a line about each one skipped."""
+    import torch
+    from safetensors import safe_open
+    ckpts = out / "checkpoints"
+    pointer = ckpts / "latest"
+    if pointer.is_file():
+        named = pointer.read_text().strip()
+        if not named or not (ckpts / named).is_dir():
+            print(f"{pointer} names {named!r}, which is not a checkpoint folder; looking at the folders themselves")
+    for path in sorted((p for p in ckpts.glob("iter_*") if p.is_dir()), reverse=True):
+        try:
+            with safe_open(str(path / "model.safetensors"), "pt"):
+                pass
+            position = torch.load(path / "state.pt", weights_only=True, map_location="cpu")["position"]
+        except Exception as err:  # noqa: BLE001 - any truncated or missing file
+            print(f"checkpoint {path} cannot be read ({type(err).__name__}); trying the previous one")
+            continue
+        print(f"resuming from {path} (iteration {position['iteration']})")
+        return path
+    print(f"nothing to resume in {ckpts}: starting from iteration 0")
+    return None
+
+
+def run_lock(out: Path):
+    """A lock file that keeps a second training out of ``out`` (a stale lock of a dead process is taken over)."""
+    import contextlib
+    import os
+
+    @contextlib.contextmanager
+    def lock():
+        path = out / ".lock"
+        if path.is_file():
+            try:
+                pid = int(path.read_text().strip() or 0)
+                os.kill(pid, 0)
+                alive = pid != os.getpid()
+            except (ValueError, ProcessLookupError):
+                alive = False
+            except PermissionError:
+                alive = True
+            if alive:
+                raise ValueError(f"{out} is being written by another training (pid {pid}, lock {path}); "
+                                 "wait for it to end or choose another run.out")
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, str(os.getpid()))
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
+    return lock()
+
+
 def claim_demo_folder(out: Path, settings: dict) -> None:
     """A demo folder belongs to one set of settings (task, quick, configurations): a demo with
     other settings refuses it instead of reusing its data and runs (``--quick`` then the full

@@ -24,6 +24,7 @@ from torch import nn
 
 from ..data.types import atomic_write
 from .config import Config, config_dict
+from .runs import claim_run_folder, newest_readable_checkpoint, run_lock
 
 
 # distributed ---------------------------------------------------------------------------------
@@ -132,15 +133,33 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 # the loop ------------------------------------------------------------------------------------
 def train(cfg: Config, task, resume: str | None = None, max_iterations: int | None = None,
-          console=None) -> Path:
+          console=None, overwrite: bool = False) -> Path:
     """Train ``task`` under ``cfg``; returns the run folder. ``resume``: 'auto' continues from
-    the run's latest checkpoint (exactly: same weights as an uninterrupted run), a path resumes
-    from that checkpoint folder. ``max_iterations`` stops early (tests, interruption drills)."""
+    the run's latest readable checkpoint (exactly: same weights as an uninterrupted run), a path
+    resumes from that checkpoint folder. A folder holding another run is refused unless
+    ``overwrite`` (see ``claim_run_folder``); a lock keeps a second training out.
+    ``max_iterations`` stops early (tests, interruption drills)."""
+    out = Path(cfg.run.out)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return _train(cfg, task, resume, max_iterations, console, overwrite)
+    out.mkdir(parents=True, exist_ok=True)
+    with run_lock(out):
+        try:
+            return _train(cfg, task, resume, max_iterations, console, overwrite)
+        except KeyboardInterrupt:
+            last = latest_checkpoint(out)
+            print(f"interrupted; {f'the last checkpoint, {last}, is intact' if last else 'no checkpoint was written yet'}"
+                  f"{': continue with --resume auto' if last else ''}")
+            raise
+
+
+def _train(cfg: Config, task, resume, max_iterations, console, overwrite) -> Path:
     device = resolve_device(cfg.run.device)
     rank, world = init_distributed(device)
     out = Path(cfg.run.out)
+    ckpt = claim_run_folder(out, config_dict(cfg), resume, overwrite) if rank == 0 else \
+        (newest_readable_checkpoint(out) if resume == "auto" else (Path(resume) if resume else None))
     if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
         atomic_write(out / "config.json", json.dumps(config_dict(cfg), indent=1))
     if cfg.run.threads:
         torch.set_num_threads(cfg.run.threads)
@@ -154,7 +173,6 @@ def train(cfg: Config, task, resume: str | None = None, max_iterations: int | No
     iters_per_epoch = math.ceil(len(sampler.indices(0)) / per_step / cfg.optim.accumulate)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: lr_factor(it, iters_per_epoch, cfg.optim))
     position = {"epoch": 0, "iteration": 0, "epoch_iteration": 0}
-    ckpt = latest_checkpoint(out) if resume == "auto" else (Path(resume) if resume else None)
     if ckpt is not None:
         if not (ckpt / "state.pt").is_file():
             raise FileNotFoundError(f"not a checkpoint folder (no state.pt): {ckpt}")

@@ -1,0 +1,93 @@
+"""Run folders are owned: another configuration, a second training, a corrupt checkpoint and
+Ctrl-C each get a clear answer instead of a silently wrong run."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from stpn.detection.task import DetectionTask
+from stpn.engine.trainer import train
+
+from conftest import TINY_DETECTION, tiny_config
+
+
+def test_a_folder_holding_another_configuration_is_refused_naming_the_key(tmp_path):
+    train(tiny_config(tmp_path), DetectionTask(), max_iterations=2)
+    other = tiny_config(tmp_path, "optim.lr=1e-4")
+    with pytest.raises(ValueError, match=r"holds a run of another configuration \(optim.lr: 0.0005 there, 0.0001 here\)"
+                                         r": pass --overwrite"):
+        train(other, DetectionTask(), max_iterations=1)
+    with pytest.raises(ValueError, match="holds a run of another configuration"):
+        train(other, DetectionTask(), resume="auto", max_iterations=1)  # --resume is only for the same configuration
+    train(other, DetectionTask(), max_iterations=1, overwrite=True)
+    log = (tmp_path / "run" / "log.jsonl").read_text().splitlines()
+    assert len(log) == 1 and json.loads((tmp_path / "run" / "config.json").read_text())["optim"]["lr"] == 1e-4
+
+
+def test_the_same_configuration_needs_resume_or_overwrite(tmp_path, capsys):
+    cfg = tiny_config(tmp_path)
+    train(cfg, DetectionTask(), resume="auto", max_iterations=1)
+    assert "nothing to resume in" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="already holds a run of this configuration: --resume auto continues it"):
+        train(cfg, DetectionTask(), max_iterations=2)
+    # threads do not change what a run computes: a resume may use other values
+    train(tiny_config(tmp_path, "run.threads=1"), DetectionTask(), resume="auto", max_iterations=2)
+    assert "resuming from" in capsys.readouterr().out
+
+
+def test_resume_auto_skips_an_unreadable_newest_checkpoint_and_says_so(tmp_path, capsys):
+    cfg = tiny_config(tmp_path)
+    train(cfg, DetectionTask(), max_iterations=4)  # checkpoints at iterations 3 and 4
+    ckpts = tmp_path / "run" / "checkpoints"
+    assert sorted(p.name for p in ckpts.glob("iter_*")) == ["iter_00000003", "iter_00000004"]
+    (ckpts / "iter_00000004" / "state.pt").write_bytes(b"truncated")
+    capsys.readouterr()
+    train(cfg, DetectionTask(), resume="auto", max_iterations=4)
+    out = capsys.readouterr().out
+    assert f"checkpoint {ckpts / 'iter_00000004'} cannot be read" in out
+    assert f"resuming from {ckpts / 'iter_00000003'} (iteration 3)" in out
+    (ckpts / "latest").write_text("")  # an empty pointer is reported, the folders are still found
+    train(cfg, DetectionTask(), resume="auto", max_iterations=4)
+    assert "names '', which is not a checkpoint folder" in capsys.readouterr().out
+
+
+def test_a_second_training_into_the_folder_is_kept_out(tmp_path):
+    cfg = tiny_config(tmp_path)
+    (tmp_path / "run").mkdir(parents=True)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / "run" / ".lock").write_text(str(other.pid))
+        with pytest.raises(ValueError, match=rf"being written by another training \(pid {other.pid}"):
+            train(cfg, DetectionTask(), max_iterations=1)
+    finally:
+        other.kill()
+        other.wait()
+    train(cfg, DetectionTask(), max_iterations=1)  # the lock of a process that ended is taken over
+    assert not (tmp_path / "run" / ".lock").exists()
+
+
+def test_ctrl_c_ends_training_with_one_line_and_an_intact_checkpoint(tmp_path):
+    from stpn.engine.config import packaged_config
+    args = [sys.executable, "-m", "stpn", "train", str(packaged_config("demo_cpu")), *TINY_DETECTION,
+            f"data.root={tmp_path / 'data'}", f"run.out={tmp_path / 'run'}", "run.checkpoint_every=1",
+            "optim.epochs=50", "run.threads=1"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"})
+    latest = tmp_path / "run" / "checkpoints" / "latest"
+    deadline = time.time() + 240
+    while not latest.is_file() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert latest.is_file(), proc.communicate()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == "stpn train: interrupted"
+    assert "is intact: continue with --resume auto" in out
+    ckpt = tmp_path / "run" / "checkpoints" / latest.read_text().strip()
+    state = torch.load(ckpt / "state.pt", weights_only=True)
+    assert state["position"]["iteration"] >= 1 and not (tmp_path / "run" / ".lock").exists()
