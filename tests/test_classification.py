@@ -106,7 +106,8 @@ def test_stpn_eval_scores_a_classification_run_and_a_detector_run_loads_without_
     assert 0 <= metrics["accuracy_all"] <= 1
     det_cfg = load_config(packaged_config("demo_cpu"), [
         TINY_BACKBONE, "model.fpn_channels=16", "model.box_head_dim=32", "model.min_size=[64]", "model.max_size=96",
-        f"data.root={tmp_path / 'data'}", f"run.out={tmp_path / 'det'}", "optim.batch_size=2",
+        f"data.root={tmp_path / 'data'}", f"data.synth={json.dumps(cfg.data.synth)}",  # the pre-training's data
+        f"run.out={tmp_path / 'det'}", "optim.batch_size=2",
         f"model.weights={out / 'model.safetensors'}"])
     det_run = train(det_cfg, DetectionTask(), max_iterations=1)
     (out / "model.safetensors").unlink()  # the trained detector replaces its starting weights

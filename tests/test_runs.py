@@ -91,3 +91,13 @@ def test_ctrl_c_ends_training_with_one_line_and_an_intact_checkpoint(tmp_path):
     ckpt = tmp_path / "run" / "checkpoints" / latest.read_text().strip()
     state = torch.load(ckpt / "state.pt", weights_only=True)
     assert state["position"]["iteration"] >= 1 and not (tmp_path / "run" / ".lock").exists()
+
+
+def test_generated_data_made_with_other_settings_is_refused(tmp_path):
+    from stpn.data.splits import read_split
+    cfg = tiny_config(tmp_path)
+    assert len(read_split(cfg.data, "train")) == 2
+    more = tiny_config(tmp_path, "data.synth.train_videos=3")
+    with pytest.raises(ValueError, match=r"split 'train' was generated with other settings \(videos=2 there, 3 here\)"):
+        read_split(more.data, "train")
+    assert len(read_split(cfg.data, "train")) == 2  # the same settings read it as it is

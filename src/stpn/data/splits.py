@@ -19,14 +19,27 @@ def read_split(data, split: str) -> list[Video]:
     ``root`` first (SynthConfig fields, plus ``<split>_videos`` / ``<split>_seed``), with its
     sidecar ``deteriorated_<split>.json``."""
     root = Path(data.root)
-    if data.synth is not None and not _present(root, data.format, split):
+    if data.synth is not None:
+        from dataclasses import asdict
+
         from .synth import SynthConfig, write_synth
         splits = (f"{data.train_split}_", f"{data.val_split}_")
         synth = {k: v for k, v in data.synth.items() if not k.startswith(splits)}
         synth["videos"] = data.synth.get(f"{split}_videos", synth.get("videos", 8))
         synth["seed"] = data.synth.get(f"{split}_seed", 0 if split == data.train_split else 1)
-        write_synth(root, data.format, SynthConfig(**synth), split=split)
-        (root / "deteriorated.json").rename(sidecar_path(data, split))
+        settings = json.loads(json.dumps({"format": data.format, **asdict(SynthConfig(**synth))}))  # as stored
+        record = root / f"synth_{split}.json"
+        if not _present(root, data.format, split):
+            write_synth(root, data.format, SynthConfig(**synth), split=split)
+            (root / "deteriorated.json").rename(sidecar_path(data, split))
+            from .types import atomic_write
+            atomic_write(record, json.dumps(settings, indent=1))
+        elif record.is_file():  # generated before: by these settings?
+            made = json.loads(record.read_text())
+            diff = [f"{k}={made.get(k)!r} there, {v!r} here" for k, v in settings.items() if made.get(k) != v]
+            if diff:
+                raise ValueError(f"{root}: split {split!r} was generated with other settings ({'; '.join(diff[:4])}); "
+                                 "remove it to generate it again, or set data.root elsewhere")
     if data.format == "vid":
         from .vid import read_vid
         return read_vid(root, split, progress=False)
