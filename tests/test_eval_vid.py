@@ -152,3 +152,17 @@ def test_evaluator_refuses_rows_it_cannot_score(row, message):
     gt = video([[([0, 0, 9, 9], 1, 1)]])
     with pytest.raises(AnnotationError, match=message):
         evaluate_vid([gt], np.array([[1, 1, 0.9, 0, 0, 9, 9], row]))
+
+
+def test_a_results_path_that_is_a_folder_is_named(tmp_path):
+    import json
+
+    from stpn.evaluation.got10k import evaluate_got10k
+    from stpn.evaluation.ytvis import load_results
+    with pytest.raises(FileNotFoundError, match=r"a folder; expected a devkit detection file"):
+        read_vid_detections(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"a folder; expected results.json"):
+        load_results(tmp_path)
+    (tmp_path / "r.json").write_text(json.dumps([]))
+    with pytest.raises(FileNotFoundError, match=r"r.json: a file; expected a results folder"):
+        evaluate_got10k([], tmp_path / "r.json")

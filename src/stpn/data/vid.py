@@ -229,6 +229,9 @@ def write_vid(root: str | Path, split: str, videos: list[Video], wnids=VID_WNIDS
 def read_vid_detections(path: str | Path, num_classes: int = 30) -> np.ndarray:
     """Read a devkit detection file -> (n, 7) float64: frame index, class, score, x1, y1, x2, y2."""
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: {'a folder' if path.is_dir() else 'no such file'}; expected a devkit "
+                                "detection file (lines '<frame> <class> <score> <x1> <y1> <x2> <y2>')")
     text = path.read_text()
     tokens = text.split()
     try:

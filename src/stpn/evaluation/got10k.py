@@ -49,10 +49,12 @@ def evaluate_got10k(videos: list[Video], results_dir: str | Path, frames: dict |
     indices (0-based)} restricting the scored frames (e.g. deteriorated frames only)."""
     results_dir = Path(results_dir)
     known = {v.name for v in videos}
-    if results_dir.is_dir():
-        extra = sorted(p.name for p in results_dir.iterdir() if p.is_dir() and p.name not in known)
-        if extra:
-            raise ValueError(f"{results_dir}: results for sequences not in the ground truth: {extra[:5]}")
+    if not results_dir.is_dir():
+        raise FileNotFoundError(f"{results_dir}: {'a file' if results_dir.exists() else 'no such folder'}; expected "
+                                "a results folder (<seq>/<seq>_001.txt, <seq>_time.txt; unzip a submission first)")
+    extra = sorted(p.name for p in results_dir.iterdir() if p.is_dir() and p.name not in known)
+    if extra:
+        raise ValueError(f"{results_dir}: results for sequences not in the ground truth: {extra[:5]}")
     all_ious, per_sequence, speeds = [], {}, []
     for video in videos:
         if video.meta.get("first_box_only"):

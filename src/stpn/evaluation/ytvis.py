@@ -165,6 +165,9 @@ class _Table:
 
 def load_results(path: str | Path) -> list[dict]:
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: {'a folder' if path.is_dir() else 'no such file'}; expected results.json "
+                                "(a JSON list of tracks)")
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as err:
