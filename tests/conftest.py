@@ -1,11 +1,14 @@
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# One thread for every torch in the suite, the subprocesses it starts included: on a busy 2-core
+# machine two threads per process oversubscribe the cores and slow a test many times over.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)
 
 # A Swin with a 32-dim embedding and 4x4 windows: every mechanism of Swin-T at a tiny cost.
 TINY_SWIN = dict(embed_dim=32, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8), window_size=4)
