@@ -110,6 +110,8 @@ class STPN(nn.Module):
         if support_frames.dim() != 5 or support_frames.shape[0] != frames.shape[0]:
             raise ValueError(f"support_frames must have shape (B={frames.shape[0]}, K, 3, H, W), "
                              f"got {tuple(support_frames.shape)}")
+        if support_frames.shape[1] < 1:
+            raise ValueError(f"support_frames must hold K >= 1 frames per clip, got shape {tuple(support_frames.shape)}")
         check_images(support_frames.flatten(0, 1), self.backbone.input_multiple, "support_frames")
         tokens, grids = self.encode_support(support_frames)
         return self.backbone(frames, self.predict_prompts(tokens, grids, support_offsets))
