@@ -71,7 +71,7 @@ def test_a_second_training_into_the_folder_is_kept_out(tmp_path):
     assert not (tmp_path / "run" / ".lock").exists()
 
 
-def test_ctrl_c_ends_training_with_one_line_and_an_intact_checkpoint(tmp_path):
+def test_a_second_trainer_is_kept_out_and_ctrl_c_ends_training_with_one_line_and_an_intact_checkpoint(tmp_path):
     from stpn.engine.config import packaged_config
     args = [sys.executable, "-m", "stpn", "train", str(packaged_config("demo_cpu")), *TINY_DETECTION,
             f"data.root={tmp_path / 'data'}", f"run.out={tmp_path / 'run'}", "run.checkpoint_every=1",
@@ -83,6 +83,10 @@ def test_ctrl_c_ends_training_with_one_line_and_an_intact_checkpoint(tmp_path):
     while not latest.is_file() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
     assert latest.is_file(), proc.communicate()
+    # a second training into the folder while the first one runs is kept out
+    with pytest.raises(ValueError, match=rf"being written by another training \(pid {proc.pid}"):
+        train(tiny_config(tmp_path, "run.checkpoint_every=1", "optim.epochs=50", "run.threads=1"), DetectionTask(),
+              resume="auto", max_iterations=1)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
