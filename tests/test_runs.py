@@ -76,8 +76,11 @@ def test_a_second_trainer_is_kept_out_and_ctrl_c_ends_training_with_one_line_and
     args = [sys.executable, "-m", "stpn", "train", str(packaged_config("demo_cpu")), *TINY_DETECTION,
             f"data.root={tmp_path / 'data'}", f"run.out={tmp_path / 'run'}", "run.checkpoint_every=1",
             "optim.epochs=50", "run.threads=1"]
+    # a shell that starts the suite in the background makes its children ignore SIGINT, and Python
+    # keeps an ignored SIGINT ignored: give the trainer the default disposition, as a terminal would
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"})
+                            env={**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     latest = tmp_path / "run" / "checkpoints" / "latest"
     deadline = time.time() + 240
     while not latest.is_file() and time.time() < deadline and proc.poll() is None:
