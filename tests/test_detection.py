@@ -237,11 +237,22 @@ def test_quick_demos_default_to_their_own_folders(monkeypatch):
     import stpn.detection.demo
     import stpn.tracking.commands
     seen = []
-    monkeypatch.setattr(stpn.detection.demo, "run_detection_demo", lambda out, quick: seen.append((str(out), quick)))
-    monkeypatch.setattr(stpn.tracking.commands, "run_tracking_demo", lambda out, quick: seen.append((str(out), quick)))
-    for argv in (["demo"], ["demo", "--quick"], ["demo", "--task", "sot"], ["demo", "--task", "sot", "--quick"]):
+    monkeypatch.setattr(stpn.detection.demo, "run_detection_demo", lambda out, quick, seed: seen.append((str(out), quick, seed)))
+    monkeypatch.setattr(stpn.tracking.commands, "run_tracking_demo", lambda out, quick, seed: seen.append((str(out), quick, seed)))
+    for argv in (["demo"], ["demo", "--quick"], ["demo", "--task", "sot"], ["demo", "--task", "sot", "--quick"],
+                 ["demo", "--seed", "2"], ["demo", "--task", "sot", "--quick", "--seed", "1"]):
         assert main(argv) == 0
-    assert seen == [("runs/demo", False), ("runs/demo_quick", True), ("runs/demo_sot", False), ("runs/demo_sot_quick", True)]
+    assert seen == [("runs/demo", False, 0), ("runs/demo_quick", True, 0), ("runs/demo_sot", False, 0),
+                    ("runs/demo_sot_quick", True, 0), ("runs/demo_seed2", False, 2), ("runs/demo_sot_quick_seed1", True, 1)]
+
+
+def test_demo_seed_0_is_the_default_and_other_seeds_change_data_and_training_seeds(tmp_path):
+    from stpn.detection.commands import demo_config, pretrain_config
+    from stpn.engine.config import config_dict
+    assert config_dict(demo_config(tmp_path, False, True, 0)) == config_dict(demo_config(tmp_path, False, True))
+    cfg, pre = demo_config(tmp_path, False, True, 3), pretrain_config(tmp_path, False, 3)
+    assert cfg.run.seed == 3 and cfg.data.synth["train_seed"] == 6 and cfg.data.synth["val_seed"] == 7
+    assert pre.data.synth == cfg.data.synth  # the pre-training reads the same data
 
 
 def test_support_swap_diagnostic_swaps_only_the_supports(tmp_path):

@@ -166,3 +166,17 @@ def test_a_results_path_that_is_a_folder_is_named(tmp_path):
     (tmp_path / "r.json").write_text(json.dumps([]))
     with pytest.raises(FileNotFoundError, match=r"r.json: a file; expected a results folder"):
         evaluate_got10k([], tmp_path / "r.json")
+
+
+def test_margin_over_seeds_hand_worked(tmp_path):
+    from stpn.evaluation.margins import margin_summary, strip_plot
+    reports = {0: {"stpn": {"ap50_deteriorated": 0.321}, "baseline": {"ap50_deteriorated": 0.311}},
+               1: {"stpn": {"ap50_deteriorated": 0.777}, "baseline": {"ap50_deteriorated": 0.313}},
+               2: {"stpn": {"ap50_deteriorated": 0.350}, "baseline": {"ap50_deteriorated": 0.303}}}
+    s = margin_summary(reports, ["ap50_deteriorated"])["ap50_deteriorated"]
+    assert [round(r["margin"], 1) for r in s["per_seed"].values()] == [1.0, 46.4, 4.7]
+    assert s["mean"] == pytest.approx((1.0 + 46.4 + 4.7) / 3) and s["min"] == pytest.approx(1.0)
+    assert s["max"] == pytest.approx(46.4) and s["all_positive"]
+    assert strip_plot({"ap50_deteriorated": s}, tmp_path / "m.png").stat().st_size > 1000
+    with pytest.raises(ValueError, match="seed 0: the report has no 'ao_all'"):
+        margin_summary(reports, ["ao_all"])

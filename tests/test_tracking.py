@@ -305,8 +305,8 @@ def test_track_command_bad_input(trained_run, tmp_path, capsys):
 def test_quick_sot_demo_writes_report_plot_and_video(tmp_path, monkeypatch):
     from stpn.tracking import commands
     real = commands.demo_config
-    monkeypatch.setattr(commands, "demo_config", lambda out, quick, prompting: load_config(
-        None, [f"{k}={v}" for k, v in _flat(real(out, quick, prompting))] + TINY))
+    monkeypatch.setattr(commands, "demo_config", lambda out, quick, prompting, seed=0: load_config(
+        None, [f"{k}={v}" for k, v in _flat(real(out, quick, prompting, seed))] + TINY))
     report = commands.run_tracking_demo(tmp_path / "demo", quick=True)
     saved = json.loads((tmp_path / "demo" / "report.json").read_text())
     for name in ("stpn", "baseline"):

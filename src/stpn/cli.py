@@ -18,6 +18,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "runs/demo_sot for --task sot; with --quick runs/demo_quick, "
                                                 "runs/demo_sot_quick)")
     demo.add_argument("--quick", action="store_true", help="a smaller dataset and one epoch (minutes)")
+    demo.add_argument("--seed", type=int, default=0,
+                      help="det, sot: data seeds 2N / 2N+1 and training seed N (default 0: the README's run)")
     demo.add_argument("--frames", type=int, default=24, help="features: clip length")
     demo.add_argument("--size", type=int, default=224, help="features: frame side in pixels (multiple of 32)")
     demo.add_argument("--tiny", action="store_true", help="features: a 32-dim Swin instead of Swin-T")
@@ -114,6 +116,8 @@ def main(argv=None) -> int:
         args.out = Path("runs/demo_sot" if args.task == "sot" else "runs/demo")
         if args.quick:  # never the full demo's folder
             args.out = args.out.with_name(args.out.name + "_quick")
+        if args.seed:
+            args.out = args.out.with_name(f"{args.out.name}_seed{args.seed}")
     if args.command == "demo" and args.task == "features":
         if args.size % 32 or args.size < 64:
             parser.error(f"--size must be a multiple of 32 and >= 64, got {args.size}")
@@ -128,10 +132,10 @@ def main(argv=None) -> int:
     try:
         if args.command == "demo" and args.task == "sot":
             from .tracking.commands import run_tracking_demo
-            run_tracking_demo(args.out, quick=args.quick)
+            run_tracking_demo(args.out, quick=args.quick, seed=args.seed)
         elif args.command == "demo":
             from .detection.demo import run_detection_demo
-            run_detection_demo(args.out, quick=args.quick)
+            run_detection_demo(args.out, quick=args.quick, seed=args.seed)
         elif args.command in ("train", "eval"):
             from .commands import run_task_command
             run_task_command(args)

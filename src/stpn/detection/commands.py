@@ -13,6 +13,7 @@ from ..data.splits import read_sidecar, sidecar_path
 from ..data.types import atomic_write, write_json
 from ..engine.config import Config
 from ..engine.config import demo_config as engine_demo_config
+from ..engine.config import seed_overrides
 from ..engine.runs import eval_folder, load_run_model
 from .task import DetectionTask, detections_table, predict_video, read_split
 
@@ -136,16 +137,16 @@ def cmd_detect(args) -> None:
 QUICK_DATA = ["data.synth.train_videos=16", "data.synth.val_videos=4"]
 
 
-def demo_config(out: Path, quick: bool, prompting: bool) -> Config:
+def demo_config(out: Path, quick: bool, prompting: bool, seed: int = 0) -> Config:
     """A detector of the demo: it starts from the demo's pre-trained backbone (``pretrain_config``)."""
     overrides = [f"model.weights={Path(out) / 'pretrain' / 'model.safetensors'}",
-                 *(["optim.epochs=1", *QUICK_DATA] if quick else [])]
+                 *(["optim.epochs=1", *QUICK_DATA] if quick else []), *seed_overrides(seed)]
     return engine_demo_config("demo_cpu", out, prompting, overrides)
 
 
-def pretrain_config(out: Path, quick: bool) -> Config:
+def pretrain_config(out: Path, quick: bool, seed: int = 0) -> Config:
     """The demo's backbone pre-training (an object classifier on the same data) in ``out/pretrain``."""
     from ..engine.config import load_config, packaged_config
     overrides = [f"data.root={Path(out) / 'data'}", f"run.out={Path(out) / 'pretrain'}",
-                 *(QUICK_DATA if quick else [])]
+                 *(QUICK_DATA if quick else []), *seed_overrides(seed)]
     return load_config(packaged_config("demo_cpu_pretrain"), overrides)

@@ -78,19 +78,19 @@ def pretrain_backbone(cfg, console: Console) -> dict:
     return {"train_seconds": train_seconds(run), **evaluate_classifier(model, cfg)}
 
 
-def run_detection_demo(out: Path, quick: bool = False, console: Console | None = None) -> dict:
+def run_detection_demo(out: Path, quick: bool = False, console: Console | None = None, seed: int = 0) -> dict:
     console = console or Console(width=100)
     out = Path(out)
-    configs = {"stpn": demo_config(out, quick, True), "baseline": demo_config(out, quick, False)}
-    claim_demo_folder(out, {"summary": f"stpn demo --task det{' --quick' if quick else ''}", "quick": quick,
+    configs = {"stpn": demo_config(out, quick, True, seed), "baseline": demo_config(out, quick, False, seed)}
+    claim_demo_folder(out, {"summary": f"stpn demo --task det{' --quick' if quick else ''}{f' --seed {seed}' if seed else ''}", "quick": quick,
                             "configs": {k: config_dict(c) for k, c in configs.items()},
-                            "pretrain": config_dict(pretrain_config(out, quick))})
+                            "pretrain": config_dict(pretrain_config(out, quick, seed))})
     import yaml
     atomic_write(out / "demo_config.yaml", yaml.safe_dump(config_dict(configs["stpn"])))
     cfg = configs["stpn"]
     videos = train_videos(cfg)  # generate the data once, before every run
     read_split(cfg, cfg.data.val_split)
-    pretrain_cfg = pretrain_config(out, quick)
+    pretrain_cfg = pretrain_config(out, quick, seed)
     pretrain = pretrain_backbone(pretrain_cfg, console)
     items = len(train_clips(cfg, videos))
     iterations = cfg.optim.epochs * math.ceil(items / cfg.optim.batch_size / cfg.optim.accumulate)
@@ -107,7 +107,7 @@ def run_detection_demo(out: Path, quick: bool = False, console: Console | None =
     report["pretrain"] = pretrain
     report["config"] = config_dict(configs["stpn"])
     report["pretrain_config"] = config_dict(pretrain_cfg)
-    report["quick"] = quick
+    report["quick"], report["seed"] = quick, seed
     table = Table(title="stpn demo: Faster R-CNN on generated deteriorated video (AP50, %)")
     for col in ("model", "all frames", "deteriorated frames", "train s", "ms/frame"):
         table.add_column(col, justify="left" if col == "model" else "right")
@@ -126,6 +126,6 @@ def run_detection_demo(out: Path, quick: bool = False, console: Console | None =
                   f"{delta['ap50_deteriorated']:+.1f} on deteriorated frames")
     write_json(out / "report.json", report)
     bar_chart(report, out / "ap50.png")
-    annotated_video(Path(report["config"]["run"]["out"]), demo_config(out, quick, True), out / "stpn_val0.mp4")
+    annotated_video(Path(report["config"]["run"]["out"]), configs["stpn"], out / "stpn_val0.mp4")
     console.print(f"wrote {out / 'report.json'}, {out / 'ap50.png'}, {out / 'stpn_val0.mp4'}")
     return report

@@ -221,6 +221,14 @@ def packaged_config(name: str) -> Path:
     return path
 
 
+def seed_overrides(seed: int) -> list[str]:
+    """A demo's data and training seeds: generated training/validation data from seeds 2N / 2N+1
+    and ``run.seed=N``. Seed 0 is the demos' default and adds nothing."""
+    if seed == 0:
+        return []
+    return [f"run.seed={seed}", f"data.synth.train_seed={2 * seed}", f"data.synth.val_seed={2 * seed + 1}"]
+
+
 def demo_config(name: str, out: Path, prompting: bool, quick_overrides: list[str] | None = None) -> Config:
     """One of the two runs of a demo: packaged config ``name`` with data in ``out/data`` and the
     run in ``out/stpn`` (prompting) or ``out/baseline``; ``quick_overrides`` for ``--quick``."""

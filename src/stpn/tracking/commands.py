@@ -10,7 +10,7 @@ from rich.progress import track
 from rich.table import Table
 
 from ..data.types import atomic_write, write_json
-from ..engine.config import Config, config_dict
+from ..engine.config import Config, config_dict, seed_overrides
 from ..engine.config import demo_config as engine_demo_config
 from ..engine.runs import claim_demo_folder, eval_folder, load_run_model, train_side_by_side
 from .model import STPNTracker
@@ -103,9 +103,9 @@ def cmd_track(args) -> None:
 
 
 # the demo ---------------------------------------------------------------------------------------
-def demo_config(out: Path, quick: bool, prompting: bool) -> Config:
-    quick_overrides = ["optim.epochs=2", "data.synth.train_videos=16", "data.synth.val_videos=4"] if quick else None
-    return engine_demo_config("sot_demo_cpu", out, prompting, quick_overrides)
+def demo_config(out: Path, quick: bool, prompting: bool, seed: int = 0) -> Config:
+    quick_overrides = ["optim.epochs=2", "data.synth.train_videos=16", "data.synth.val_videos=4"] if quick else []
+    return engine_demo_config("sot_demo_cpu", out, prompting, [*quick_overrides, *seed_overrides(seed)])
 
 
 def plot_curves(results: dict, path: Path) -> Path:
@@ -126,7 +126,7 @@ def plot_curves(results: dict, path: Path) -> Path:
     return path
 
 
-def run_tracking_demo(out: Path, quick: bool = False, console: Console | None = None) -> dict:
+def run_tracking_demo(out: Path, quick: bool = False, console: Console | None = None, seed: int = 0) -> dict:
     """Train the STPN tracker and the no-prompt baseline with the same budget on generated
     deteriorated video, score both (all frames, deteriorated frames), write the report."""
     from ..data.got10k import read_boxes
@@ -134,8 +134,8 @@ def run_tracking_demo(out: Path, quick: bool = False, console: Console | None = 
     from ..data.video import write_video
     console = console or Console()
     out = Path(out)
-    configs = {"stpn": demo_config(out, quick, True), "baseline": demo_config(out, quick, False)}
-    claim_demo_folder(out, {"summary": f"stpn demo --task sot{' --quick' if quick else ''}", "quick": quick,
+    configs = {"stpn": demo_config(out, quick, True, seed), "baseline": demo_config(out, quick, False, seed)}
+    claim_demo_folder(out, {"summary": f"stpn demo --task sot{' --quick' if quick else ''}{f' --seed {seed}' if seed else ''}", "quick": quick,
                             "configs": {k: config_dict(c) for k, c in configs.items()}})
     cfg = configs["stpn"]
     atomic_write(out / "demo_config.yaml", yaml.safe_dump(config_dict(cfg)))
@@ -152,8 +152,8 @@ def run_tracking_demo(out: Path, quick: bool = False, console: Console | None = 
         report[name] = {"ao_all": metrics["ao_all"], "ao_deteriorated": metrics.get("ao_deteriorated"),
                         "sr50_all": metrics["sr50_all"], "fps": metrics["fps"], "train_seconds": timings[name]}
     report["config"] = config_dict(cfg)
-    report["quick"] = quick
-    report["command"] = "stpn demo --task sot" + (" --quick" if quick else "") + f" --out {out}"
+    report["quick"], report["seed"] = quick, seed
+    report["command"] = "stpn demo --task sot" + (" --quick" if quick else "") + f" --seed {seed} --out {out}"
     write_json(out / "report.json", report)
     plot_curves(results, out / "success.png")
     # an annotated validation video: both trackers' boxes, as their evaluation wrote them

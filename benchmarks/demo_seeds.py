@@ -1,0 +1,70 @@
+"""STPN's margin over the single-frame baseline on several seeds of a demo.
+
+    python benchmarks/demo_seeds.py --task det --seeds 3 [--quick] [--out runs/demo_seeds]
+
+Each seed runs the whole demo (``stpn demo --task TASK --seed N``: generated data from seeds
+2N / 2N+1, pre-training where the demo has it, both models trained with seed N) in its own
+folder, then prints every seed's numbers and the margin's mean, min and max, and writes
+``summary.json`` and ``margins.png``. Finished seeds are read back, not run again.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from stpn.data.types import write_json
+from stpn.evaluation.margins import margin_summary, strip_plot
+
+KEYS = {"det": ["ap50_all", "ap50_deteriorated"], "sot": ["ao_all", "ao_deteriorated"]}
+MINUTES = {"det": (1, 16), "sot": (1, 12)}  # per seed on a 2-core CPU: quick, full (measured, busy machine)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", choices=("det", "sot"), required=True)
+    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (0 is the README's demo run)")
+    parser.add_argument("--quick", action="store_true", help="the quick demos (pipeline check, not accuracy)")
+    parser.add_argument("--out", type=Path, default=Path("runs/demo_seeds"))
+    args = parser.parse_args(argv)
+    console = Console(width=110)
+    minutes = MINUTES[args.task][0 if args.quick else 1] * args.seeds
+    console.print(f"{args.seeds} seeds of the {args.task} demo{' (quick)' if args.quick else ''}: about "
+                  f"{minutes} min on 2 CPU cores; finished seeds in {args.out} are read back")
+    from stpn.cli import main as stpn
+    reports = {}
+    for seed in range(args.seeds):
+        out = args.out / f"{args.task}{'_quick' if args.quick else ''}_seed{seed}"
+        if not (out / "report.json").is_file():
+            start = time.perf_counter()
+            code = stpn(["demo", "--task", args.task, "--seed", str(seed), "--out", str(out),
+                         *(["--quick"] if args.quick else [])])
+            if code:
+                console.print(f"seed {seed} failed (exit {code})")
+                return code
+            console.print(f"seed {seed}: {(time.perf_counter() - start) / 60:.1f} min")
+        reports[seed] = json.loads((out / "report.json").read_text())
+    summary = margin_summary(reports, KEYS[args.task])
+    table = Table(title=f"{args.task} demo over {args.seeds} seeds (points)")
+    for col in ("metric", "seed", "single frame", "STPN", "STPN - single frame"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    for key, s in summary.items():
+        for seed, r in s["per_seed"].items():
+            table.add_row(key, str(seed), f"{r['baseline']:.1f}", f"{r['stpn']:.1f}", f"{r['margin']:+.1f}")
+        table.add_row(key, "mean (min, max)", "", "", f"{s['mean']:+.1f} ({s['min']:+.1f}, {s['max']:+.1f})",
+                      end_section=True)
+    console.print(table)
+    write_json(args.out / f"{args.task}{'_quick' if args.quick else ''}_summary.json", summary)
+    plot = strip_plot(summary, args.out / f"{args.task}{'_quick' if args.quick else ''}_margins.png",
+                      f"{args.task} demo: STPN - single frame, {args.seeds} seeds")
+    console.print(f"wrote {plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
