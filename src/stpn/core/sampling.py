@@ -43,6 +43,19 @@ class SupportConfig:
             raise ValueError(f"max_offset must be >= 1, got {self.max_offset}")
 
 
+def check_test_support(policy: str, num_support: int, stride: int, refresh_every=1, allow_once: bool = False):
+    """Test-time supports by the rules of ``SupportConfig`` (K >= 1, S >= 1, even K for ``local``)
+    and a refresh period that is an integer >= 1 (or ``'once'`` where ``allow_once``). Returns the
+    refresh period (None for ``'once'``), for every entry point to check the same way."""
+    SupportConfig(policy, num_support, stride)
+    if allow_once and refresh_every == "once":
+        return None
+    if isinstance(refresh_every, bool) or not isinstance(refresh_every, int) or refresh_every < 1:
+        accepted = "an integer >= 1 or 'once'" if allow_once else "an integer >= 1"
+        raise ValueError(f"refresh_every must be {accepted}, got {refresh_every!r}")
+    return refresh_every
+
+
 def _check_frame(t: int, num_frames: int) -> None:
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")

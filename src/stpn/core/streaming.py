@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .sampling import SupportConfig, causal_support, global_support
+from .sampling import causal_support, check_test_support, global_support
 
 
 @dataclass
@@ -43,13 +43,7 @@ def new_stream(model, policy: str, num_support: int, stride: int, refresh_every,
         raise ValueError("new_stream needs an STPN built with prompting=True")
     if policy not in ("causal", "global"):
         raise ValueError(f"stream policy must be 'causal' (online) or 'global' (offline), got {policy!r}")
-    SupportConfig("causal", num_support, stride)  # validates K and S
-    if refresh_every == "once":
-        refresh = None
-    elif isinstance(refresh_every, int) and refresh_every >= 1:
-        refresh = refresh_every
-    else:
-        raise ValueError(f"refresh_every must be an integer >= 1 or 'once', got {refresh_every!r}")
+    refresh = check_test_support("causal", num_support, stride, refresh_every, allow_once=True)
     state = StreamState(policy, num_support, stride, refresh, cache=deque(maxlen=num_support))
     if policy == "global":
         if video is None:

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from ..core import STPN
-from ..core.sampling import SupportConfig, global_support, local_support
+from ..core.sampling import SupportConfig, check_test_support, global_support, local_support
 from ..data.clips import ClipDataset
 from ..data.splits import deteriorated_frames, read_split as _read_split
 from ..data.types import Video
@@ -98,15 +98,6 @@ class DetectionTask:
         support = [s.to(device) for s in batch["support"]] if prompting else None
         offsets = batch["offsets"].to(device) if prompting else None
         return model(images, targets, support, offsets)
-
-
-def check_test_support(mode: str, num_support: int, stride: int, refresh_every: int) -> SupportConfig:
-    """The core's rules for test-time supports (K >= 1, S >= 1, even K for the symmetric
-    ``local``; refresh period >= 1 for ``causal``), before anything runs."""
-    config = SupportConfig(mode, num_support, stride)
-    if mode == "causal" and (not isinstance(refresh_every, int) or refresh_every < 1):
-        raise ValueError(f"refresh_every must be an integer >= 1, got {refresh_every!r}")
-    return config
 
 
 def predict_video(det: STPNDetector, video: Video, mode: str = "global", num_support: int = 14, stride: int = 1,

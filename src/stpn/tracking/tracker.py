@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..core.sampling import SupportConfig, causal_support
+from ..core.sampling import causal_support, check_test_support
 from .model import STPNTracker, crop_frame, crop_region, decode, from_crop
 
 
@@ -75,9 +75,7 @@ def sanitize(box: np.ndarray, last: np.ndarray, width: int, height: int, min_sid
 def start(model: STPNTracker, frame: np.ndarray, box, num_support: int = 4, stride: int = 4,
           refresh_every: int = 4, device: str = "cpu") -> TrackState:
     """A fresh state from the first frame (H, W, 3) uint8 and the target's x,y,w,h box."""
-    SupportConfig("causal", num_support, stride)  # validates K and S
-    if not isinstance(refresh_every, int) or refresh_every < 1:
-        raise ValueError(f"refresh_every must be an integer >= 1, got {refresh_every!r}")
+    check_test_support("causal", num_support, stride, refresh_every)
     H, W = frame.shape[:2]
     box = check_box(box, W, H)
     template = crop_frame(frame, crop_region(box, model.template_factor), model.template_size, device)
