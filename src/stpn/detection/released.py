@@ -119,16 +119,17 @@ def write_released_checkpoint(det: nn.Module, path: str | Path, meta: dict | Non
     return path
 
 
-def load_detector_checkpoint(det: nn.Module, path: str | Path, strict: bool = True) -> dict:
+def load_detector_checkpoint(det: nn.Module, path: str | Path, strict: bool = True,
+                             state_dict: dict | None = None) -> dict:
     """Load an mmdetection detector checkpoint (the released STPN, or a detector to start from).
 
     Returns {'loaded', 'missing', 'unexpected', 'wrong_shape'} (key lists are ours, but
     'unexpected' lists the file's keys). ``strict``: every key of ``det`` must be loaded and every
     key of the file used, else ``WeightsError`` naming them. Not strict: tensors whose shape does
     not fit (e.g. an 81-class COCO head for 30 classes) are left out and reported; an error when
-    nothing fits.
+    nothing fits. ``state_dict``: the file's contents when the caller has read them already.
     """
-    sd = read_state_dict(path)
+    sd = read_state_dict(path) if state_dict is None else state_dict
     mapped, unmapped = released_to_ours(sd, det)
     own = det.state_dict()
     fits = {k: v for k, v in mapped.items() if k in own and own[k].shape == v.shape}

@@ -28,10 +28,11 @@ def build_detector(cfg: Config) -> STPNDetector:
                        conventions=m.conventions, rpn_batch_size_per_image=m.rpn_batch_size_per_image,
                        box_batch_size_per_image=m.box_batch_size_per_image)
     if m.weights:
-        if is_mmdet_detector(read_state_dict(m.weights)):  # e.g. the COCO Mask R-CNN Swin-T the paper starts from
-            load_detector_checkpoint(det, m.weights, strict=False)
+        sd = read_state_dict(m.weights)  # read once: a COCO detector checkpoint is hundreds of MB
+        if is_mmdet_detector(sd):  # e.g. the COCO Mask R-CNN Swin-T the paper starts from
+            load_detector_checkpoint(det, m.weights, strict=False, state_dict=sd)
         else:
-            load_backbone_weights(stpn.backbone, m.weights)
+            load_backbone_weights(stpn.backbone, m.weights, state_dict=sd)
     return det
 
 

@@ -113,10 +113,11 @@ def ours_to_mmdet_swin(backbone: nn.Module) -> dict:
     return out
 
 
-def load_backbone_weights(backbone: nn.Module, path: str | Path) -> dict:
+def load_backbone_weights(backbone: nn.Module, path: str | Path, state_dict: dict | None = None) -> dict:
     """Load a backbone checkpoint into a ``PromptedSwin``/``PromptedViT``; returns
-    {'loaded', 'missing', 'unexpected'} and raises when no key matches."""
-    sd = read_state_dict(path)
+    {'loaded', 'missing', 'unexpected'} and raises when no key matches. ``state_dict``: the
+    file's contents when the caller has read them already."""
+    sd = read_state_dict(path) if state_dict is None else state_dict
     own = backbone.state_dict()
     prefixes = [p for p in ("backbone.stpn.backbone.", "backbone.body.", "detector.backbone.", "backbone.", "module.")
                 if any(k.startswith(p) for k in sd)]
