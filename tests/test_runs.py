@@ -69,6 +69,8 @@ def test_a_second_training_into_the_folder_is_kept_out(tmp_path):
         other.wait()
     train(cfg, DetectionTask(), max_iterations=1)  # the lock of a process that ended is taken over
     assert not (tmp_path / "run" / ".lock").exists()
+    (tmp_path / "run" / ".lock").write_text("0")  # no process: stale (kill(0) would probe our own group)
+    train(cfg, DetectionTask(), resume="auto", max_iterations=1)
 
 
 def test_a_second_trainer_is_kept_out_and_ctrl_c_ends_training_with_one_line_and_an_intact_checkpoint(tmp_path):

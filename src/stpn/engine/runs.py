@@ -207,6 +207,8 @@ def run_lock(out: Path):
         if path.is_file():
             try:
                 pid = int(path.read_text().strip() or 0)
+                if pid <= 0:  # os.kill(0, ...) would test our own process group
+                    raise ProcessLookupError
                 os.kill(pid, 0)
                 alive = pid != os.getpid()
             except (ValueError, ProcessLookupError):
