@@ -27,10 +27,11 @@ def read_split(data, split: str) -> list[Video]:
         synth = {k: v for k, v in data.synth.items() if not k.startswith(splits)}
         synth["videos"] = data.synth.get(f"{split}_videos", synth.get("videos", 8))
         synth["seed"] = data.synth.get(f"{split}_seed", 0 if split == data.train_split else 1)
-        settings = json.loads(json.dumps({"format": data.format, **asdict(SynthConfig(**synth))}))  # as stored
+        config = SynthConfig(**synth)
+        settings = json.loads(json.dumps({"format": data.format, **asdict(config)}))  # as stored
         record = root / f"synth_{split}.json"
         if not _present(root, data.format, split):
-            write_synth(root, data.format, SynthConfig(**synth), split=split)
+            write_synth(root, data.format, config, split=split)
             (root / "deteriorated.json").rename(sidecar_path(data, split))
             from .types import atomic_write
             atomic_write(record, json.dumps(settings, indent=1))

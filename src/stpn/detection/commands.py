@@ -1,7 +1,6 @@
 """``stpn eval`` and ``stpn detect`` for detectors, and the detection demo's configuration."""
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -10,7 +9,7 @@ from rich.progress import track
 from rich.table import Table
 
 from ..data.splits import read_sidecar, sidecar_path
-from ..data.types import atomic_write, write_json
+from ..data.types import write_json
 from ..engine.config import Config
 from ..engine.config import demo_config as engine_demo_config
 from ..engine.config import seed_overrides
@@ -129,8 +128,8 @@ def cmd_detect(args) -> None:
         write_annotated(annotated(), args.out, fps, source=str(args.video))
     finally:  # the frames done so far are kept, also when the video breaks mid-stream
         if args.json:
-            atomic_write(args.json, json.dumps({"video": str(args.video), "mode": mode, "num_support": K,
-                                                "prompting": cfg.model.prompting, "frames": records}))
+            write_json(args.json, {"video": str(args.video), "mode": mode, "num_support": K,
+                                   "prompting": cfg.model.prompting, "frames": records}, indent=None)
             print(f"wrote {args.json} ({len(records)} frames)")
 
 
