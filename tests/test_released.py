@@ -263,6 +263,11 @@ def test_a_checkpoint_for_another_detector_fails_naming_the_keys(tmp_path):
         load_detector_checkpoint(other, path)
     with pytest.raises(ValueError, match="carries no stpn config: pass one"):
         load_detector(path)
+    plain_merge = DetectionTask().build_model(load_config("vid_swin_t_released", TINY_RELEASED + ["model.legacy_merge=false"]))
+    with pytest.raises(WeightsError, match="needs the released prompt widening: build the detector with model.legacy_merge: true"):
+        load_detector_checkpoint(plain_merge, path)  # its prompts would be silently different
+    with pytest.raises(WeightsError, match="needs the released prompt widening"):
+        write_released_checkpoint(plain_merge, tmp_path / "other_widening.pth")
     with pytest.raises(WeightsError, match="no tensor fits this detector"):
         torch.save({"state_dict": {"something.else": torch.zeros(2)}}, tmp_path / "other.pth")
         load_detector_checkpoint(other, tmp_path / "other.pth")

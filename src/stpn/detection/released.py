@@ -89,6 +89,7 @@ def ours_to_released(det: nn.Module) -> dict:
     if stpn.prompting and not isinstance(stpn.predictor, AttentionPredictor):
         raise ValueError("the released layout holds one (shallow) attention predictor; this detector has "
                          f"depth={stpn.depth!r}, predictor={stpn.predictor_name!r}")
+    _check_prompt_widening(det, "written in the released layout")
     out = {f"detector.backbone.{k}": v for k, v in ours_to_mmdet_swin(stpn.backbone).items()}
     released_names = {v: k for k, v in AttentionPredictor.RELEASED_KEYS.items()}
     for key, value in det.state_dict().items():
@@ -107,6 +108,14 @@ def ours_to_released(det: nn.Module) -> dict:
             value = value[4:]  # drop the background rows
         out[f"detector.{name}"] = value
     return {k: v.detach().clone().contiguous() for k, v in out.items()}
+
+
+def _check_prompt_widening(det: nn.Module, what: str) -> None:
+    """The released code widens prompts at patch merging in its own layout; prompts computed the
+    other way with its weights would be silently different."""
+    if det.stpn.prompting and not det.stpn.backbone.legacy_merge:
+        raise WeightsError(f"a released STPN checkpoint {what} needs the released prompt widening: "
+                           "build the detector with model.legacy_merge: true (as vid_swin_t_released does)")
 
 
 def write_released_checkpoint(det: nn.Module, path: str | Path, meta: dict | None = None) -> Path:
@@ -130,6 +139,8 @@ def load_detector_checkpoint(det: nn.Module, path: str | Path, strict: bool = Tr
     nothing fits. ``state_dict``: the file's contents when the caller has read them already.
     """
     sd = read_state_dict(path) if state_dict is None else state_dict
+    if any(k.startswith("prompt_predictor.") for k in sd):
+        _check_prompt_widening(det, f"loaded from {path}")
     mapped, unmapped = released_to_ours(sd, det)
     own = det.state_dict()
     fits = {k: v for k, v in mapped.items() if k in own and own[k].shape == v.shape}
