@@ -47,3 +47,25 @@ def tiny_config(tmp_path, *extra):
     from stpn.engine.config import load_config, packaged_config
     return load_config(packaged_config("demo_cpu"),
                        TINY_DETECTION + [f"data.root={tmp_path / 'data'}", f"run.out={tmp_path / 'run'}", *extra])
+
+
+DET_XML = """<annotation><folder>ILSVRC2013_train</folder><filename>{name}</filename>
+<size><width>64</width><height>48</height></size>{objects}</annotation>"""
+DET_OBJECT = "<object><name>{wnid}</name><bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin><xmax>{x2}</xmax><ymax>{y2}</ymax></bndbox></object>"
+
+
+def write_det(root, images):
+    """A tiny ImageNet DET layout: {image path under train/: [(wnid, box)]} -> the 30-class list."""
+    import numpy as np
+    from PIL import Image
+    lines = []
+    for i, (name, objects) in enumerate(images.items(), 1):
+        for kind, ext in (("Data", "JPEG"), ("Annotations", "xml")):
+            (root / kind / "DET" / "train" / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((48, 64, 3), 40 * i, np.uint8)).save(root / "Data" / "DET" / "train" / f"{name}.JPEG")
+        xml = DET_XML.format(name=name, objects="".join(DET_OBJECT.format(wnid=w, x1=b[0], y1=b[1], x2=b[2], y2=b[3])
+                                                       for w, b in objects))
+        (root / "Annotations" / "DET" / "train" / f"{name}.xml").write_text(xml)
+        lines.append(f"train/{name} {i}")
+    (root / "ImageSets").mkdir(exist_ok=True)
+    (root / "ImageSets" / "DET_train_30classes.txt").write_text("\n".join(lines) + "\n")

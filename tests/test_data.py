@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from conftest import write_det
 from stpn.cli import main
 from stpn.core.sampling import SupportConfig
 from stpn.data import (AnnotationError, ArrayFrames, CORRUPTIONS, FrameTargets, SynthConfig, Video, corrupt,
@@ -291,27 +292,6 @@ def test_cli_writes_a_corrupted_copy(tmp_path):
     assert np.allclose(clean.targets[1].boxes, blurred.targets[1].boxes)
     diff = np.abs(np.diff(blurred.frames[0].astype(float), axis=1)).mean()
     assert diff < np.abs(np.diff(clean.frames[0].astype(float), axis=1)).mean()
-
-
-DET_XML = """<annotation><folder>ILSVRC2013_train</folder><filename>{name}</filename>
-<size><width>64</width><height>48</height></size>{objects}</annotation>"""
-DET_OBJECT = "<object><name>{wnid}</name><bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin><xmax>{x2}</xmax><ymax>{y2}</ymax></bndbox></object>"
-
-
-def write_det(root, images):
-    """A tiny ImageNet DET layout: {image path under train/: [(wnid, box)]} -> the 30-class list."""
-    from PIL import Image
-    lines = []
-    for i, (name, objects) in enumerate(images.items(), 1):
-        for kind, ext in (("Data", "JPEG"), ("Annotations", "xml")):
-            (root / kind / "DET" / "train" / name).parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(np.full((48, 64, 3), 40 * i, np.uint8)).save(root / "Data" / "DET" / "train" / f"{name}.JPEG")
-        xml = DET_XML.format(name=name, objects="".join(DET_OBJECT.format(wnid=w, x1=b[0], y1=b[1], x2=b[2], y2=b[3])
-                                                       for w, b in objects))
-        (root / "Annotations" / "DET" / "train" / f"{name}.xml").write_text(xml)
-        lines.append(f"train/{name} {i}")
-    (root / "ImageSets").mkdir(exist_ok=True)
-    (root / "ImageSets" / "DET_train_30classes.txt").write_text("\n".join(lines) + "\n")
 
 
 def test_det_images_read_as_one_frame_videos_keeping_the_vid_classes(tmp_path):

@@ -14,11 +14,11 @@ from stpn.cli import main
 from stpn.data import open_video, write_video
 from stpn.data.synth import SynthConfig, synth_video
 from stpn.detection.task import DetectionTask
-from stpn.detection.weights import WeightsError, load_backbone_weights
+from stpn.core.weights import WeightsError, load_backbone_weights
 from stpn.engine.config import ConfigError, load_config, packaged_config
 from stpn.engine.trainer import train
 
-from conftest import TINY_DETECTION, tiny_config
+from conftest import TINY_DETECTION, tiny_config, write_det
 
 TINY = TINY_DETECTION
 
@@ -257,13 +257,13 @@ def test_demo_seed_0_is_the_default_and_other_seeds_change_data_and_training_see
 
 def test_support_swap_diagnostic_swaps_only_the_supports(tmp_path):
     import copy
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("support_swap", Path(__file__).resolve().parents[1] / "benchmarks" / "support_swap.py")
-    swap = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(swap)
+
+    from stpn.detection import diagnostics as swap
+    from stpn.detection.task import _image, inclusive_detections, predict_video
     cfg = tiny_config(tmp_path)
     torch.manual_seed(0)
     det = DetectionTask().build_model(cfg).eval()
+    det.roi_heads.score_thresh = 0.0  # random weights: every frame has a top detection
     video, chosen, _ = synth_video(SynthConfig(videos=1, frames=7, width=96, height=64, max_objects=1, deteriorated=0.5, seed=9), 0)
     twin = copy.copy(video)  # the same pixels, another class: swapped supports equal the own ones
     twin.name = "twin"
@@ -273,20 +273,16 @@ def test_support_swap_diagnostic_swaps_only_the_supports(tmp_path):
     counts = swap.swap_test(det, [video, twin], {video.name: chosen, "twin": chosen})
     assert counts["frames"] == 2 * len(chosen) > 0
     assert counts["swapped_right"] == counts["own_right"]  # the same supports give the same top class
-    calls = []
-    real = swap.top_class
-    swap.top_class = lambda d, image, support: calls.append((image, support)) or real(d, image, support)
     other, _, _ = synth_video(SynthConfig(videos=1, frames=7, width=96, height=64, max_objects=1, seed=11), 0)
-    other.targets = [copy.copy(tg) for tg in other.targets]
-    for tg in other.targets:
-        tg.labels = video.targets[0].labels % 3 + 1
-    swap.swap_test(det, [video, other], {video.name: chosen[:1], other.name: []})
     t = chosen[0]
-    as_image = lambda frame: torch.from_numpy(np.array(frame)).permute(2, 0, 1).float() / 255  # noqa: E731
-    (image, own), (image2, swapped) = calls
-    assert torch.equal(image, as_image(video.frames[t])) and torch.equal(image2, image)  # the key frame stays
-    assert torch.equal(own, torch.stack([as_image(video.frames[j]) for j in (t - 1, t + 1)]))
-    assert torch.equal(swapped, torch.stack([as_image(other.frames[j]) for j in (t - 1, t + 1)]))
+    # own supports: what stpn eval's local inference gives; swapped: the batch computation with
+    # the other video's frames t-1, t+1 as supports of this key frame
+    local = list(predict_video(det, video, "local", 2, 1))[t]
+    assert swap.top_class(det, video, t, video) == int(local["labels"][0])
+    with torch.no_grad():
+        out = det([_image(video.frames[t])], support=[torch.stack([_image(other.frames[j]) for j in (t - 1, t + 1)])],
+                  support_offsets=torch.tensor([[-1, 1]]))[0]
+    assert swap.top_class(det, video, t, other) == int(inclusive_detections(out, 64, 96)["labels"][0])
     mixed = copy.copy(twin)
     mixed.name, mixed.targets = "mixed", twin.targets[:1] + video.targets[1:]
     with pytest.raises(ValueError, match="video mixed: the swap test needs one class per video"):
@@ -294,7 +290,6 @@ def test_support_swap_diagnostic_swaps_only_the_supports(tmp_path):
 
 
 def test_training_adds_the_det_images_as_one_frame_videos(tmp_path):
-    from test_data import write_det
     cfg = tiny_config(tmp_path, "data.det_image_set=DET_train_30classes")
     plain = DetectionTask().train_dataset(tiny_config(tmp_path))  # generates the VID-layout data
     write_det(tmp_path / "data", {"f/a": [("n02691156", (3, 4, 40, 30))], "f/b": [("n02419796", (5, 5, 30, 40))]})
@@ -361,3 +356,36 @@ def test_drawing_never_fails_on_boxes_the_detector_gives():
     boxes = np.array([[5.0, 5.0, 5.0, 5.0], [95.0, 0.0, 95.0, 63.0], [0.0, 63.0, 95.0, 63.0]])  # one pixel, edges
     out = draw(frame, boxes, np.array([1, 2, 3]), np.array([0.9, 0.5, 0.1]), np.array([1, 2, 3]), ["a", "b", "c"])
     assert out.shape == frame.shape and out.any()
+
+
+@pytest.mark.parametrize("mode, K, S, refresh", [("global", 3, 1, 1), ("local", 2, 2, 1), ("causal", 2, 2, 3),
+                                                 ("causal", 3, 1, 1)])
+def test_video_and_stream_inference_equal_the_batch_computation_for_every_policy(tmp_path, mode, K, S, refresh):
+    """Frame t's detections == det([frame_t], support=[frames[support(t)]], offsets) in one call."""
+    from stpn.core.sampling import causal_support, global_support, local_support
+    from stpn.detection.task import _image, inclusive_detections, predict_stream, predict_video
+    det = DetectionTask().build_model(tiny_config(tmp_path, "model.predictor=decoder", "model.predictor_kwargs={}")).eval()
+    det.roi_heads.score_thresh = 0.0  # random weights: keep every box, so the comparison sees them all
+    video, _, _ = synth_video(SynthConfig(videos=1, frames=7, width=96, height=64, seed=3), 0)
+    N = len(video)
+    got = list(predict_video(det, video, mode, K, S, refresh))
+    if mode == "causal":
+        streamed = list(predict_stream(det, (video.frames[t] for t in range(N)), K, S, refresh))
+    for t in range(N):
+        if mode == "global":
+            index, origin = global_support(N, K), None
+        elif mode == "local":
+            index, origin = local_support(t, N, K, S), t
+        else:
+            origin = (t // refresh) * refresh
+            index = causal_support(origin, N, K, S)
+        offsets = None if origin is None else torch.tensor([[i - origin for i in index]])
+        with torch.no_grad():
+            out = det([_image(video.frames[t])], support=[torch.stack([_image(video.frames[i]) for i in index])],
+                      support_offsets=offsets)[0]
+        expected = inclusive_detections(out, 64, 96)
+        assert len(expected["scores"]) > 0
+        for result in [got[t]] + ([streamed[t]] if mode == "causal" else []):
+            np.testing.assert_allclose(result["boxes"], expected["boxes"], atol=1e-3)
+            np.testing.assert_allclose(result["scores"], expected["scores"], atol=1e-5)
+            np.testing.assert_array_equal(result["labels"], expected["labels"])

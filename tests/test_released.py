@@ -18,7 +18,7 @@ from stpn.detection.conventions import (MMDetAnchorGenerator, MMDetBoxCoder, MMD
                                         mmdet_resized_size, mmdet_roi_levels)
 from stpn.detection.released import load_detector_checkpoint, released_to_ours, write_released_checkpoint
 from stpn.detection.task import DetectionTask, predict_video
-from stpn.detection.weights import WeightsError
+from stpn.core.weights import WeightsError
 from stpn.engine.config import load_config
 
 TINY_RELEASED = [  # the released config with a tiny Swin and heads, at small test sizes

@@ -65,7 +65,8 @@ def test_long_stream_keeps_the_cache_at_k():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(policy="local"), "'causal' \\(online\\) or 'global'"),
+    (dict(policy="local"), "needs the whole video"),
+    (dict(policy="sideways"), "global, local or causal"),
     (dict(policy="causal", refresh_every=0), "refresh_every"),
     (dict(policy="causal", stride=0), "stride"),
     (dict(policy="global"), "needs the whole video"),
@@ -78,3 +79,39 @@ def test_bad_stream_configuration_raises(kwargs, message):
 def test_single_frame_model_has_no_stream():
     with pytest.raises(ValueError, match="prompting=True"):
         tiny_stpn(prompting=False).new_stream()
+
+
+@pytest.mark.parametrize("num_support, stride", [(2, 1), (4, 2)])
+def test_local_stream_equals_offline_computation_and_embeds_each_frame_once(num_support, stride):
+    from stpn.core.sampling import local_support
+    model = tiny_stpn(predictor="decoder").eval()
+    video = torch.randn(9, 3, 32, 32)
+    state = model.new_stream("local", num_support=num_support, stride=stride, video=video)
+    for t in range(len(video)):
+        feats, state = model.step(video[t], state)
+        index = local_support(t, len(video), num_support, stride)
+        assert state.support_index == index
+        for a, b in zip(feats, offline(model, video, t, index, t)):
+            assert (a - b).abs().max() < 1e-5
+        assert len(state.cache) <= num_support * stride  # frames t-KS/2+1 .. t+KS/2 at most
+    assert state.embedded == len(video) and state.refreshes == len(video)
+
+
+def test_a_short_video_embeds_a_repeated_support_frame_once():
+    model = tiny_stpn().eval()
+    video = torch.randn(3, 3, 32, 32)
+    state = model.new_stream("global", num_support=6, video=video)
+    feats, state = model.step(video[0], state)
+    assert state.support_index == global_support(3, 6) and state.embedded == 3
+    for a, b in zip(feats, offline(model, video, 0, global_support(3, 6), 0)):
+        assert (a - b).abs().max() < 1e-5
+
+
+def test_causal_stream_refuses_frames_out_of_order():
+    from stpn.core.streaming import SupportStream
+    model = tiny_stpn().eval()
+    stream = SupportStream("causal", 2, 1, 1)
+    frame = torch.randn(1, 3, 32, 32)
+    stream.prompts_at(model, 0, lambda i: frame)
+    with pytest.raises(ValueError, match="expected frame 1, got 2"):
+        stream.prompts_at(model, 2, lambda i: frame)

@@ -150,10 +150,10 @@ def test_streaming_equals_the_offline_computation_for_the_same_supports(K, S, R)
         with torch.no_grad():
             out = model(template[None], search_of(t)[None], support, torch.tensor([[tau - r for tau in index]]))
         expected, _ = sanitize(from_crop(decode(out)[0][0].double().numpy(), region), boxes[t - 1], 96, 64)
-        assert state.support_index == index
+        assert state.stream.support_index == index
         np.testing.assert_allclose(box, expected, rtol=1e-4, atol=1e-3)
         boxes.append(box)
-    assert len(state.cache) <= K  # memory stays O(K)
+    assert len(state.stream.cache) <= K  # memory stays O(K)
 
 
 def test_a_target_leaving_the_image_never_gives_nan_or_a_box_outside():

@@ -127,7 +127,7 @@ def main(argv=None) -> int:
         run_demo(args.out, frames=args.frames, size=args.size, tiny=args.tiny, pretrained=args.pretrained)
         return 0
     from .data.types import AnnotationError
-    from .detection.weights import WeightsError
+    from .core.weights import WeightsError
     from .engine.config import ConfigError
     try:
         if args.command == "demo" and args.task == "sot":

@@ -22,7 +22,7 @@ from ..core.backbones import create_backbone
 from ..data.splits import deteriorated_frames, read_split, sidecar_path
 from ..data.types import Video
 from ..engine.config import Config
-from ..detection.weights import load_backbone_weights
+from ..core.weights import load_backbone_weights
 
 MEAN = torch.tensor(IMAGENET_DEFAULT_MEAN)[:, None, None]  # the detector's normalisation
 STD = torch.tensor(IMAGENET_DEFAULT_STD)[:, None, None]

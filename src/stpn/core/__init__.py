@@ -8,12 +8,12 @@ from .predictors import (PREDICTORS, AttentionPredictor, DecoderPredictor, Mixer
                          TopKMeanPredictor, build_predictor)
 from .sampling import (POLICIES, SupportConfig, causal_support, global_support, local_support,
                        support_indices, train_bilateral_support)
-from .streaming import StreamState
+from .streaming import SupportStream
 from .swin import PromptedSwin
 from .vit import PromptedViT
 
 __all__ = [
-    "STPN", "PromptedSwin", "PromptedViT", "create_backbone", "StreamState",
+    "STPN", "PromptedSwin", "PromptedViT", "create_backbone", "SupportStream",
     "PREDICTORS", "AttentionPredictor", "TopKMeanPredictor", "MixerPredictor", "DecoderPredictor",
     "build_predictor", "POLICIES", "SupportConfig", "support_indices", "global_support",
     "local_support", "causal_support", "train_bilateral_support",

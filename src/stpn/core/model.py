@@ -119,7 +119,7 @@ class STPN(nn.Module):
     # streaming -----------------------------------------------------------------------------
     def new_stream(self, policy: str = "causal", num_support: int = 4, stride: int = 1,
                    refresh_every: int | str = 8, video: Sequence[torch.Tensor] | torch.Tensor | None = None):
-        """A fresh per-video state for ``step``. See ``stpn.core.streaming.StreamState``."""
+        """A fresh per-video state for ``step``. See ``stpn.core.streaming.SupportStream``."""
         from .streaming import new_stream
         return new_stream(self, policy, num_support, stride, refresh_every, video)
 

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..core.predictors import AttentionPredictor
-from .weights import WeightsError, detection_swin_to_ours, ours_to_mmdet_swin, read_state_dict
+from ..core.weights import WeightsError, detection_swin_to_ours, ours_to_mmdet_swin, read_state_dict
 
 _RENAMES = [  # (ours, theirs) prefixes below the backbone; {} is a level index
     ("backbone.fpn.inner_blocks.{}.0.", "neck.lateral_convs.{}.conv."),

@@ -7,7 +7,8 @@ import numpy as np
 import torch
 
 from ..core import STPN
-from ..core.sampling import SupportConfig, check_test_support, global_support, local_support
+from ..core.sampling import SupportConfig, check_test_support
+from ..core.streaming import SupportStream
 from ..data.clips import ClipDataset
 from ..data.splits import deteriorated_frames, read_split as _read_split
 from ..data.types import Video
@@ -15,7 +16,7 @@ from ..engine.config import Config
 from ..engine.trainer import unwrap
 from .model import STPNDetector
 from .released import is_mmdet_detector, load_detector_checkpoint
-from .weights import load_backbone_weights, read_state_dict
+from ..core.weights import load_backbone_weights, read_state_dict
 
 
 def build_detector(cfg: Config) -> STPNDetector:
@@ -111,8 +112,9 @@ def predict_video(det: STPNDetector, video: Video, mode: str = "global", num_sup
         raise ValueError(f"inference mode must be global, local or causal, got {mode!r}")
     if det.stpn.prompting:
         check_test_support(mode, num_support, stride, refresh_every)
-    return _at_test_sizes(det, min_size, max_size,
-                          lambda: _predict(det, video, mode, num_support, stride, refresh_every, device))
+    stream = SupportStream(mode, num_support, stride, refresh_every, len(video)) if det.stpn.prompting else None
+    frames = (video.frames[i] for i in range(len(video)))
+    return _at_test_sizes(det, min_size, max_size, lambda: _detect(det, frames, stream, device, video.frames.__getitem__))
 
 
 @torch.no_grad()
@@ -151,49 +153,26 @@ def predict_stream(det: STPNDetector, frames, num_support: int = 4, stride: int 
     supports for STPN, single frames for the baseline. A generator of one dict per frame."""
     if det.stpn.prompting:
         check_test_support("causal", num_support, stride, refresh_every)
-    return _at_test_sizes(det, min_size, max_size,
-                          lambda: _stream(det, frames, num_support, stride, refresh_every, device))
+    stream = SupportStream("causal", num_support, stride, refresh_every) if det.stpn.prompting else None
+    return _at_test_sizes(det, min_size, max_size, lambda: _detect(det, frames, stream, device))
 
 
-def _stream(det, frames, num_support, stride, refresh_every, device):
-    stpn = det.stpn
-    state = stpn.new_stream("causal", num_support=num_support, stride=stride,
-                            refresh_every=refresh_every) if stpn.prompting else None
-    for frame in frames:
+def _detect(det: STPNDetector, frames, stream: SupportStream | None, device, frame_at=None, first: int = 0):
+    """Detections of ``frames`` (frame numbers from ``first``) in order, prompts from ``stream``.
+    The support frames are the unprompted backbone's input of the key frame (causal: the current
+    frame) or, offline, frame ``frame_at(i)`` through the key frame's transform."""
+    for t, frame in enumerate(frames, start=first):
         img = _image(frame).to(device)
-        if state is None:
+        if stream is None:
             yield inclusive_detections(det([img])[0], *img.shape[-2:])
             continue
         images, _ = det.transform([img])
-        maps, state = stpn.step(images.tensors[0], state)
-        yield inclusive_detections(det.detect_maps(images, maps, tuple(img.shape[-2:])), *img.shape[-2:])
-
-
-def _predict(det, video, mode, K, S, refresh, device):
-    N = len(video)
-    frame = lambda i: _image(video.frames[i]).to(device)  # noqa: E731
-    stpn = det.stpn
-    if mode == "causal" or not stpn.prompting:
-        yield from _stream(det, (video.frames[i] for i in range(N)), K, S, refresh, device)
-        return
-    cache: dict[int, dict] = {}  # frame index -> support tokens; each frame embedded once
-    prompts, grids = None, {}
-    for t in range(N):
-        img = frame(t)
-        images, _ = det.transform([img])
-        if mode == "global" and prompts is None or mode == "local":
-            index = global_support(N, K) if mode == "global" else local_support(t, N, K, S)
-            for i in index:
-                if i not in cache:
-                    sup = det.transform_support([frame(i)[None]], images.image_sizes, images.tensors.shape[-2:])
-                    cache[i], grids = stpn.encode_support(sup)
-            tokens = {s: torch.cat([cache[i][s] for i in index], dim=1) for s in cache[index[0]]}
-            offsets = torch.tensor([[i - t for i in index]], device=device) if mode == "local" else None
-            prompts = stpn.predict_prompts(tokens, grids, offsets)
-            if mode == "local":  # keep only what later frames can still use
-                for i in [i for i in cache if i < t + 1 - (K // 2) * S]:
-                    del cache[i]
-        maps = stpn.backbone(images.tensors, prompts)
+        if stream.policy == "causal":
+            image_of = lambda i: images.tensors  # noqa: E731 - the current frame
+        else:
+            image_of = lambda i: det.transform_support(  # noqa: E731
+                [_image(frame_at(i)).to(device)[None]], images.image_sizes, images.tensors.shape[-2:])[:, 0]
+        maps = det.stpn.backbone(images.tensors, stream.prompts_at(det.stpn, t, image_of))
         yield inclusive_detections(det.detect_maps(images, maps, tuple(img.shape[-2:])), *img.shape[-2:])
 
 

@@ -28,7 +28,7 @@ def build_tracker(cfg: Config) -> STPNTracker:
                         search_factor=m.search_factor, head_channels=m.head_channels,
                         backbone_kwargs=m.backbone_kwargs, predictor_kwargs=m.predictor_kwargs)
     if m.weights:
-        from ..detection.weights import load_backbone_weights
+        from ..core.weights import load_backbone_weights
         load_backbone_weights(model.stpn.backbone, m.weights)
     return model
 

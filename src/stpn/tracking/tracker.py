@@ -1,23 +1,24 @@
 """The tracking loop: an explicit per-video state, a functional ``start``/``step`` and a class
 that the official GOT-10k toolkit runs (``init(image, box)``, ``update(image)``, ``track``).
 
-Causal prompts: the search crop of every S-th frame (the stride grid, frame 0 included) is run
-once through the unprompted backbone and kept, at most K of them. Every ``refresh_every``
-frames (and at frame 1) the prompts are recomputed from the K most recent grid frames before
-the refresh frame r (``stpn.core.sampling.causal_support``), with offsets tau - r; frames in
-between reuse them. Per frame: one joint pass of template + search (+ prompts), plus one
-unprompted pass per grid frame and one predictor call per refresh.
+Causal prompts through the core's ``SupportStream``: the search crop of every S-th frame (the
+stride grid, frame 0 included) is run once through the unprompted backbone when a later refresh
+reads it, at most K of them are kept. The first frame only gives the box, so prompts are asked
+for from frame 1: they are computed at frame 1 and at every frame r with r % refresh_every == 0,
+from the K most recent grid frames before r (``stpn.core.sampling.causal_support``), with
+offsets tau - r; frames in between reuse them. Per frame: one joint pass of template + search
+(+ prompts), plus one unprompted pass per needed grid frame and one predictor call per refresh.
 """
 from __future__ import annotations
 
 import time
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from ..core.sampling import causal_support, check_test_support
+from ..core.sampling import check_test_support
+from ..core.streaming import SupportStream
 from .model import STPNTracker, crop_frame, crop_region, decode, from_crop
 
 
@@ -29,14 +30,8 @@ class TrackState:
     box: np.ndarray  # last box x, y, w, h (frame pixels, inside the image)
     width: int
     height: int
-    num_support: int
-    stride: int
-    refresh_every: int
+    stream: SupportStream | None  # the support frames' prompts (None: the baseline)
     t: int = 1  # index of the next frame
-    cache: deque = field(default_factory=deque)  # (frame index, {stage: tokens (1, n, d)})
-    grids: dict | None = None
-    prompts: object = None
-    support_index: list[int] | None = None  # frames behind the current prompts
     score: float = 1.0  # heat-map peak of the last frame
 
 
@@ -79,16 +74,12 @@ def start(model: STPNTracker, frame: np.ndarray, box, num_support: int = 4, stri
     H, W = frame.shape[:2]
     box = check_box(box, W, H)
     template = crop_frame(frame, crop_region(box, model.template_factor), model.template_size, device)
-    state = TrackState(model.embed_template(template[None]), box, W, H, num_support, stride, refresh_every,
-                       cache=deque(maxlen=num_support))
-    if model.prompting:
-        _remember(model, state, 0, crop_frame(frame, crop_region(box, model.search_factor), model.search_size, device))
+    stream = SupportStream("causal", num_support, stride, refresh_every) if model.prompting else None
+    state = TrackState(model.embed_template(template[None]), box, W, H, stream)
+    if stream is not None:
+        search = crop_frame(frame, crop_region(box, model.search_factor), model.search_size, device)
+        stream.observe(model.stpn, 0, lambda i: search[None])
     return state
-
-
-def _remember(model: STPNTracker, state: TrackState, t: int, search: torch.Tensor) -> None:
-    tokens, state.grids = model.stpn.encode_support(search[None, None])
-    state.cache.append((t, {s: v[:, 0] for s, v in tokens.items()}))
 
 
 @torch.no_grad()
@@ -98,24 +89,12 @@ def step(model: STPNTracker, frame: np.ndarray, state: TrackState) -> tuple[np.n
         raise ValueError(f"frame {state.t} is {frame.shape[1]}x{frame.shape[0]}, the video is "
                          f"{state.width}x{state.height}")
     t = state.t
-    device = state.template.device
-    if model.prompting and (state.prompts is None or t % state.refresh_every == 0):
-        index = causal_support(t, t + 1, state.num_support, state.stride)
-        cached = dict(state.cache)
-        missing = [i for i in index if i not in cached]
-        if missing:
-            raise RuntimeError(f"the support cache lacks frames {missing} at frame {t}")
-        tokens = {s: torch.stack([cached[i][s] for i in index], dim=1) for s in cached[index[0]]}
-        offsets = torch.tensor([[i - t for i in index]], device=device)
-        state.prompts = model.stpn.predict_prompts(tokens, state.grids, offsets)
-        state.support_index = index
     region = crop_region(state.box, model.search_factor)
-    search = crop_frame(frame, region, model.search_size, device)
-    out = model.head_forward(state.template, search[None], state.prompts)
+    search = crop_frame(frame, region, model.search_size, state.template.device)
+    prompts = None if state.stream is None else state.stream.prompts_at(model.stpn, t, lambda i: search[None])
+    out = model.head_forward(state.template, search[None], prompts)
     cxcywh, score = decode(out)
     box, _ = sanitize(from_crop(cxcywh[0].double().cpu().numpy(), region), state.box, state.width, state.height)
-    if model.prompting and t % state.stride == 0:
-        _remember(model, state, t, search)
     state.box, state.score, state.t = box, float(score[0]), t + 1
     return box, state.score, state
 

@@ -1,13 +1,14 @@
 """Do a trained STPN detector's prompts carry the class of the video? A support-swap test.
 
-    python benchmarks/support_swap.py --weights runs/demo/stpn/model.safetensors [--clean]
+    python -m stpn.detection.diagnostics --weights runs/demo/stpn/model.safetensors [--clean]
 
 On generated data with one object per video (the demo's), each deteriorated validation frame
-(``--clean``: the first 4 clean frames of each video) is detected twice: with its own local
-supports (t-1, t+1) and with the same-numbered frames of the next video whose object has another
-class. Printed: how often the top detection's class is right with its own supports, and with
-swapped supports how often it follows the swapped video's class or stays right. Prompts that
-carry the class make the swapped class win; prompts that the detector ignores leave it unchanged.
+(``--clean``: the first 4 clean frames of each video) is detected twice through the same support
+stream as ``stpn eval`` (local supports t-1, t+1): once with its own video's frames as supports
+and once with the same-numbered frames of the next video whose object has another class.
+Printed: how often the top detection's class is right with its own supports, and with swapped
+supports how often it follows the swapped video's class or stays right. Prompts that carry the
+class make the swapped class win; prompts that the detector ignores leave it unchanged.
 """
 from __future__ import annotations
 
@@ -15,27 +16,23 @@ import argparse
 import json
 
 import torch
-from rich.console import Console
-from rich.table import Table
 
-from stpn.core.sampling import local_support
-from stpn.data.splits import deteriorated_frames, read_split
-from stpn.detection.commands import load_detector
-from stpn.detection.task import _image
+from ..core.streaming import SupportStream
+from ..data.types import Video
+from .task import _at_test_sizes, _detect
 
 
-@torch.no_grad()
-def top_class(det, image: torch.Tensor, support: torch.Tensor) -> int:
-    """Class of the highest-scoring detection of ``image`` with these support frames (0: none)."""
-    images, _ = det.transform([image])
-    sup = det.transform_support([support], images.image_sizes, images.tensors.shape[-2:])
-    tokens, grids = det.stpn.encode_support(sup)
-    maps = det.stpn.backbone(images.tensors, det.stpn.predict_prompts(tokens, grids))
-    labels = det.detect_maps(images, maps, tuple(image.shape[-2:]))["labels"]
-    return int(labels[0]) if len(labels) else 0
+def top_class(det, video: Video, t: int, support_video: Video, num_support: int = 2) -> int:
+    """Class of the highest-scoring detection of frame t of ``video`` when its local supports are
+    read from ``support_video`` (the same frame numbers, clipped to its length); 0: none."""
+    stream = SupportStream("local", num_support, 1, num_frames=len(video))
+    frame_at = lambda i: support_video.frames[min(i, len(support_video) - 1)]  # noqa: E731
+    device = next(det.parameters()).device
+    out = next(_at_test_sizes(det, None, None, lambda: _detect(det, [video.frames[t]], stream, device, frame_at, t)))
+    return int(out["labels"][0]) if len(out["labels"]) else 0
 
 
-def swap_test(det, videos, frames_of: dict[str, list[int]], num_support: int = 2) -> dict:
+def swap_test(det, videos: list[Video], frames_of: dict[str, list[int]], num_support: int = 2) -> dict:
     classes = {}
     for v in videos:
         labels = {int(c) for tg in v.targets for c in tg.labels}
@@ -48,11 +45,7 @@ def swap_test(det, videos, frames_of: dict[str, list[int]], num_support: int = 2
         if other is None:
             raise ValueError("the swap test needs videos of at least two classes")
         for t in frames_of[v.name]:
-            index = local_support(t, len(v), num_support, 1)
-            own = torch.stack([_image(v.frames[j]) for j in index])
-            swapped = torch.stack([_image(other.frames[min(j, len(other) - 1)]) for j in index])
-            image = _image(v.frames[t])
-            a, b = top_class(det, image, own), top_class(det, image, swapped)
+            a, b = top_class(det, v, t, v, num_support), top_class(det, v, t, other, num_support)
             counts["frames"] += 1
             counts["own_right"] += a == classes[v.name]
             counts["swapped_follows"] += b == classes[other.name]
@@ -61,7 +54,13 @@ def swap_test(det, videos, frames_of: dict[str, list[int]], num_support: int = 2
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..data.splits import deteriorated_frames, read_split
+    from .commands import load_detector
+    parser = argparse.ArgumentParser(prog="python -m stpn.detection.diagnostics", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", required=True, help="an STPN detection run's model.safetensors (or the run folder)")
     parser.add_argument("--clean", action="store_true", help="test clean frames instead of deteriorated ones")
     args = parser.parse_args(argv)
@@ -69,7 +68,6 @@ def main(argv=None):
     det, cfg = load_detector(args.weights, None, [])
     if not det.stpn.prompting:
         raise SystemExit(f"{args.weights}: a run without prompts has no supports to swap")
-    det.eval()
     videos = read_split(cfg.data, cfg.data.val_split)
     bad = deteriorated_frames(cfg.data, cfg.data.val_split)
     frames_of = {v.name: ([t for t in range(len(v)) if t not in bad[v.name]][:4] if args.clean else bad[v.name])
