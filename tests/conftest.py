@@ -34,9 +34,9 @@ def tiny_stpn(**kwargs):
 
 TINY_DETECTION = [  # the demo detector, tiny and fast
     "model.backbone_kwargs={embed_dim: 16, depths: [1, 1, 1, 1], num_heads: [1, 1, 2, 2], window_size: 4}",
-    "model.fpn_channels=16", "model.box_head_dim=32", "model.min_size=[64]", "model.max_size=96",
-    "model.test_min_size=64", "model.test_max_size=96", "model.rpn_batch_size_per_image=16",
-    "model.box_batch_size_per_image=16",
+    "detection.fpn_channels=16", "detection.box_head_dim=32", "detection.min_size=[64]", "detection.max_size=96",
+    "detection.test_min_size=64", "detection.test_max_size=96", "detection.rpn_batch_size_per_image=16",
+    "detection.box_batch_size_per_image=16",
     "data.synth={train_videos: 2, val_videos: 1, frames: 6, width: 96, height: 64, classes: 3, max_objects: 2}",
     "optim.batch_size=2", "optim.epochs=2", "optim.warmup_iters=2", "run.checkpoint_every=3", "run.log_every=1",
 ]

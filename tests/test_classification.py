@@ -19,7 +19,7 @@ TINY_BACKBONE = "model.backbone_kwargs={embed_dim: 16, depths: [1, 1, 1, 1], num
 
 def pretrain_config(tmp_path, *extra):
     return load_config(packaged_config("demo_cpu_pretrain"), [
-        TINY_BACKBONE, f"data.root={tmp_path / 'data'}", f"run.out={tmp_path / 'pre'}", "data.crop_size=24",
+        TINY_BACKBONE, f"data.root={tmp_path / 'data'}", f"run.out={tmp_path / 'pre'}", "classification.crop_size=24",
         "data.synth={train_videos: 60, val_videos: 8, frames: 3, width: 64, height: 48, classes: 3, max_objects: 1, "
         "deteriorated: 0.3, object_size: [0.5, 0.7]}",
         "optim.batch_size=16", "run.log_every=1", "run.checkpoint_every=1000", *extra])
@@ -69,8 +69,8 @@ def test_object_crops_take_every_nth_frame_jitter_reproducibly_and_name_bad_inpu
 
 
 def test_classification_config_is_validated(tmp_path):
-    with pytest.raises(ConfigError, match="data.crop_size"):
-        pretrain_config(tmp_path, "data.crop_size=0")
+    with pytest.raises(ConfigError, match="classification.crop_size"):
+        pretrain_config(tmp_path, "classification.crop_size=0")
     with pytest.raises(ConfigError, match="data.format"):
         pretrain_config(tmp_path, "data.format=got10k")
 
@@ -105,7 +105,7 @@ def test_stpn_eval_scores_a_classification_run_and_a_detector_run_loads_without_
     assert set(metrics) >= {"accuracy_all", "accuracy_clean", "accuracy_deteriorated", "crops"}
     assert 0 <= metrics["accuracy_all"] <= 1
     det_cfg = load_config(packaged_config("demo_cpu"), [
-        TINY_BACKBONE, "model.fpn_channels=16", "model.box_head_dim=32", "model.min_size=[64]", "model.max_size=96",
+        TINY_BACKBONE, "detection.fpn_channels=16", "detection.box_head_dim=32", "detection.min_size=[64]", "detection.max_size=96",
         f"data.root={tmp_path / 'data'}", f"data.synth={json.dumps(cfg.data.synth)}",  # the pre-training's data
         f"run.out={tmp_path / 'det'}", "optim.batch_size=2",
         f"model.weights={out / 'model.safetensors'}"])
@@ -121,7 +121,7 @@ def test_stpn_eval_scores_a_classification_run_and_a_detector_run_loads_without_
 def test_demo_pretraining_config_has_the_detectors_backbone_and_data():
     pre = load_config(packaged_config("demo_cpu_pretrain"))
     det = load_config(packaged_config("demo_cpu"))
-    assert (pre.model.backbone, pre.model.backbone_kwargs, pre.model.num_classes) == \
-        (det.model.backbone, det.model.backbone_kwargs, det.model.num_classes)
+    assert (pre.model.backbone, pre.model.backbone_kwargs, pre.classification.num_classes) == \
+        (det.model.backbone, det.model.backbone_kwargs, det.detection.num_classes)
     assert (pre.data.root, pre.data.synth, pre.data.train_split, pre.data.val_split) == \
         (det.data.root, det.data.synth, det.data.train_split, det.data.val_split)

@@ -23,7 +23,7 @@ from conftest import TINY_DETECTION, tiny_config, write_det
 TINY = TINY_DETECTION
 
 
-@pytest.mark.parametrize("extra", [["model.depth=shallow"], ["model.depth=deep"], ["model.prompting=false"], ["model.predictor=decoder", "model.predictor_kwargs={}"]])
+@pytest.mark.parametrize("extra", [["model.prompt_depth=shallow"], ["model.prompt_depth=deep"], ["model.prompting=false"], ["model.predictor=decoder", "model.predictor_kwargs={}"]])
 def test_one_training_step_in_each_mode_updates_the_weights(tmp_path, extra):
     cfg = tiny_config(tmp_path, *extra)
     out = train(cfg, DetectionTask(), max_iterations=1)
@@ -49,15 +49,15 @@ def test_deteriorated_repeat_lists_deteriorated_key_frames_more_often(tmp_path):
     sidecar = json.loads((tmp_path / "data" / "deteriorated_train.json").read_text())
     bad = {(v.name, t) for v in plain.videos for t in sidecar["videos"][v.name]["frames"]}
     assert bad, "the generated training split should have deteriorated frames"
-    repeated = DetectionTask().train_dataset(tiny_config(tmp_path, "data.deteriorated_repeat=3"))
+    repeated = DetectionTask().train_dataset(tiny_config(tmp_path, "detection.deteriorated_repeat=3"))
     counts = {(plain.videos[v].name, t): repeated.items.count((v, t)) for v, t in plain.items}
     assert counts == {key: 3 if key in bad else 1 for key in counts}
     assert len(repeated) == len(plain) + 2 * len(bad)
     (tmp_path / "data" / "deteriorated_train.json").unlink()
     with pytest.raises(FileNotFoundError, match="deteriorated_train.json: no deteriorated-frames sidecar"):
-        DetectionTask().train_dataset(tiny_config(tmp_path, "data.deteriorated_repeat=3"))
-    with pytest.raises(ConfigError, match="data.deteriorated_repeat"):
-        tiny_config(tmp_path, "data.deteriorated_repeat=0")
+        DetectionTask().train_dataset(tiny_config(tmp_path, "detection.deteriorated_repeat=3"))
+    with pytest.raises(ConfigError, match="detection.deteriorated_repeat"):
+        tiny_config(tmp_path, "detection.deteriorated_repeat=0")
 
 
 def test_resume_continues_exactly(tmp_path):
@@ -71,6 +71,35 @@ def test_resume_continues_exactly(tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     iterations = [json.loads(line)["iteration"] for line in (resumed / "log.jsonl").read_text().splitlines()]
     assert iterations == list(range(1, 13))  # the log continues where it stopped
+
+
+def test_data_loader_workers_and_a_resume_with_workers_give_the_same_weights(tmp_path):
+    """Decoding in 2 worker processes changes nothing: same items, same order, same weights,
+    also when the run stops mid-epoch and resumes with the workers."""
+    base = train(tiny_config(tmp_path / "a", "optim.accumulate=2"), DetectionTask())
+    cfg = tiny_config(tmp_path / "b", "optim.accumulate=2", "run.num_workers=2")
+    train(cfg, DetectionTask(), max_iterations=2)  # 3 iterations per epoch of 2 x 2 key frames
+    workers = train(cfg, DetectionTask(), resume="auto")
+    a, b = load_file(str(base / "model.safetensors")), load_file(str(workers / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_sampler_is_a_torch_sampler_of_whole_videos_that_starts_mid_epoch():
+    from stpn.engine.trainer import VideoShardSampler
+    video_of_item = [0, 0, 0, 1, 1, 2, 2, 2, 2, 3]
+    ranks = [VideoShardSampler(video_of_item, r, 2, seed=5, batch_size=2) for r in range(2)]
+    for s in ranks:
+        s.set_epoch(3)
+    seen = [[i for b in s for i in b] for s in ranks]
+    assert len(seen[0]) == len(seen[1])  # lockstep
+    videos = [{video_of_item[i] for i in items} for items in seen]
+    assert not videos[0] & videos[1] and videos[0] | videos[1] == {0, 1, 2, 3}  # whole videos per rank
+    full = list(ranks[0])
+    ranks[0].set_epoch(3, start=1)
+    assert list(ranks[0]) == full[1:] and len(ranks[0]) == len(full) - 1
+    assert isinstance(ranks[0], torch.utils.data.Sampler)
+    ranks[0].set_epoch(4)
+    assert list(ranks[0]) != full  # another epoch, another order
 
 
 def test_two_process_torchrun_ends_with_identical_weights(tmp_path):
@@ -234,11 +263,10 @@ def test_quick_demo_writes_report_chart_and_video_and_resumes(tmp_path, capsys):
 
 
 def test_quick_demos_default_to_their_own_folders(monkeypatch):
-    import stpn.detection.demo
-    import stpn.tracking.commands
+    import stpn.engine.demo
     seen = []
-    monkeypatch.setattr(stpn.detection.demo, "run_detection_demo", lambda out, quick, seed: seen.append((str(out), quick, seed)))
-    monkeypatch.setattr(stpn.tracking.commands, "run_tracking_demo", lambda out, quick, seed: seen.append((str(out), quick, seed)))
+    monkeypatch.setattr(stpn.engine.demo, "run_paired_demo",
+                        lambda task, out, quick, seed: seen.append((str(out), quick, seed)) or task)
     for argv in (["demo"], ["demo", "--quick"], ["demo", "--task", "sot"], ["demo", "--task", "sot", "--quick"],
                  ["demo", "--seed", "2"], ["demo", "--task", "sot", "--quick", "--seed", "1"]):
         assert main(argv) == 0
@@ -247,7 +275,7 @@ def test_quick_demos_default_to_their_own_folders(monkeypatch):
 
 
 def test_demo_seed_0_is_the_default_and_other_seeds_change_data_and_training_seeds(tmp_path):
-    from stpn.detection.commands import demo_config, pretrain_config
+    from stpn.detection.demo import demo_config, pretrain_config
     from stpn.engine.config import config_dict
     assert config_dict(demo_config(tmp_path, False, True, 0)) == config_dict(demo_config(tmp_path, False, True))
     cfg, pre = demo_config(tmp_path, False, True, 3), pretrain_config(tmp_path, False, 3)
@@ -290,7 +318,7 @@ def test_support_swap_diagnostic_swaps_only_the_supports(tmp_path):
 
 
 def test_training_adds_the_det_images_as_one_frame_videos(tmp_path):
-    cfg = tiny_config(tmp_path, "data.det_image_set=DET_train_30classes")
+    cfg = tiny_config(tmp_path, "detection.det_image_set=DET_train_30classes")
     plain = DetectionTask().train_dataset(tiny_config(tmp_path))  # generates the VID-layout data
     write_det(tmp_path / "data", {"f/a": [("n02691156", (3, 4, 40, 30))], "f/b": [("n02419796", (5, 5, 30, 40))]})
     mixed = DetectionTask().train_dataset(cfg)

@@ -23,9 +23,9 @@ from stpn.engine.config import load_config
 
 TINY_RELEASED = [  # the released config with a tiny Swin and heads, at small test sizes
     "model.backbone_kwargs={embed_dim: 16, depths: [1, 1, 2, 1], num_heads: [1, 1, 2, 2], window_size: 4}",
-    "model.predictor_kwargs={num_groups: 4}", "model.num_classes=3", "model.fpn_channels=16",
-    "model.box_head_dim=32", "model.min_size=[64]", "model.max_size=100", "model.test_min_size=64",
-    "model.test_max_size=100",
+    "model.predictor_kwargs={num_groups: 4}", "detection.num_classes=3", "detection.fpn_channels=16",
+    "detection.box_head_dim=32", "detection.min_size=[64]", "detection.max_size=100", "detection.test_min_size=64",
+    "detection.test_max_size=100",
 ]
 
 
@@ -177,7 +177,7 @@ def test_released_layout_round_trips_to_identical_detections(tmp_path):
             assert np.array_equal(p[key], q[key])
     # the command-line path: the .pth with the packaged config (and the tiny overrides)
     det, cfg = load_detector(path, "vid_swin_t_released", TINY_RELEASED)
-    assert cfg.model.conventions == "mmdet" and cfg.model.legacy_merge
+    assert cfg.detection.conventions == "mmdet" and cfg.model.legacy_merge
     c = list(predict_video(det, video, "global", 14))
     assert all(np.array_equal(p["boxes"], q["boxes"]) for p, q in zip(a, c))
 
@@ -258,7 +258,7 @@ def test_the_coco_mask_rcnn_start_loads_backbone_fpn_rpn_and_box_head_where_shap
 
 def test_a_checkpoint_for_another_detector_fails_naming_the_keys(tmp_path):
     path = write_released_checkpoint(tiny_released_detector(0), tmp_path / "stpn.pth")
-    other = DetectionTask().build_model(load_config("vid_swin_t_released", TINY_RELEASED + ["model.num_classes=5"]))
+    other = DetectionTask().build_model(load_config("vid_swin_t_released", TINY_RELEASED + ["detection.num_classes=5"]))
     with pytest.raises(WeightsError, match=r"0 missing.*4 of another shape.*cls_score.weight: file \(4, 32\), model \(6, 32\)"):
         load_detector_checkpoint(other, path)
     with pytest.raises(ValueError, match="carries no stpn config: pass one"):
@@ -371,7 +371,7 @@ def test_stpn_eval_runs_a_released_layout_checkpoint_with_the_packaged_config(tm
     from stpn.cli import main
     path = write_released_checkpoint(tiny_released_detector(0), tmp_path / "stpn_swint_adam_9x.pth")
     data = ["data.synth={train_videos: 1, val_videos: 1, frames: 6, width: 90, height: 70, classes: 3, max_objects: 2}",
-            f"data.root={tmp_path / 'data'}", "data.det_image_set=null"]
+            f"data.root={tmp_path / 'data'}", "detection.det_image_set=null"]
     assert main(["eval", "vid_swin_t_released", *TINY_RELEASED, *data, "--weights", str(path),
                  "--out", str(tmp_path / "eval")]) == 0
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())

@@ -110,3 +110,47 @@ def test_generated_data_made_with_other_settings_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"split 'train' was generated with other settings \(videos=2 there, 3 here\)"):
         read_split(more.data, "train")
     assert len(read_split(cfg.data, "train")) == 2  # the same settings read it as it is
+
+
+# configs and tasks ---------------------------------------------------------------------------
+def test_a_task_owns_its_section_and_old_flat_keys_move_there_with_a_warning(tmp_path):
+    import warnings
+
+    from stpn.engine.config import ConfigError, config_dict, config_from_dict, load_config, packaged_config
+    cfg = load_config(packaged_config("demo_cpu"))
+    assert cfg.detection is cfg.section and cfg.detection.num_classes == 3 and cfg.model.prompt_depth == "deep"
+    data = config_dict(cfg)
+    assert "num_classes" not in data["model"] and data["detection"]["num_classes"] == 3
+    assert config_dict(config_from_dict(data)) == data  # the dict form round-trips
+    old = {**data, "model": {**data["model"], "num_classes": 7, "depth": "shallow"}}
+    old["model"].pop("prompt_depth")
+    old.pop("detection")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        moved = config_from_dict(old)
+    assert moved.detection.num_classes == 7 and moved.model.prompt_depth == "shallow"
+    assert any("model.num_classes -> detection.num_classes" in str(w.message) for w in caught)
+    with pytest.raises(ConfigError, match="config key tracking: a section of another task"):
+        config_from_dict({**data, "tracking": {"search_size": 64}})
+    with pytest.raises(ConfigError, match=r"unknown config key detection.num_clases \(did you mean detection.num_classes"):
+        config_from_dict(data, ["detection.num_clases=3"])
+    with pytest.raises(ConfigError, match=r"task: must be one of detection, tracking, classification, got 'detektion'"):
+        config_from_dict(data, ["task=detektion"])
+    with pytest.raises(ConfigError, match="detection.conventions: must be torchvision or mmdet"):
+        config_from_dict(data, ["detection.conventions=detectron"])
+    with pytest.raises(AttributeError):
+        cfg.tracking  # another task's section is not there
+
+
+def test_every_registered_task_implements_the_interface():
+    from stpn.engine.tasks import TASKS, Task, demo_tasks, get_task
+    for name in TASKS:
+        task = get_task(name)
+        assert isinstance(task, Task) and task.name == name and task.data_formats
+        for hook in ("build_model", "train_dataset", "loss", "evaluate", "print_metrics"):
+            assert getattr(type(task), hook) is not getattr(Task, hook), (name, hook)
+    for short, name in demo_tasks().items():
+        task = get_task(name)
+        for hook in ("demo_config", "demo_iterations", "demo_row", "demo_table"):
+            assert getattr(type(task), hook) is not getattr(Task, hook), (name, hook)
+    assert demo_tasks() == {"det": "detection", "sot": "tracking"}

@@ -15,9 +15,9 @@ from stpn.tracking.tracker import Tracker, sanitize, start, step
 
 TINY = [
     "model.backbone_kwargs={embed_dim: 32, depth: 2, num_heads: 2, patch_size: 8}",
-    "model.head_channels=8", "model.template_size=32", "model.search_size=64",
+    "tracking.head_channels=8", "tracking.template_size=32", "tracking.search_size=64",
     "data.synth={train_videos: 3, val_videos: 2, frames: 8, width: 96, height: 64, classes: 2, max_objects: 2, deteriorated: 0.4}",
-    "data.samples_per_video=2", "optim.batch_size=2", "optim.epochs=1", "optim.warmup_iters=1",
+    "tracking.samples_per_video=2", "optim.batch_size=2", "optim.epochs=1", "optim.warmup_iters=1",
     "run.checkpoint_every=2", "run.log_every=1",
 ]
 
@@ -194,7 +194,7 @@ def test_bad_first_boxes_are_refused_with_clear_errors():
 
 
 # training, evaluation, toolkit, CLI ----------------------------------------------------------------
-@pytest.mark.parametrize("extra", [[], ["model.prompting=false"], ["model.depth=shallow"]])
+@pytest.mark.parametrize("extra", [[], ["model.prompting=false"], ["model.prompt_depth=shallow"]])
 def test_one_training_step_updates_the_weights(tmp_path, extra):
     cfg = tiny_config(tmp_path, *extra)
     task = TrackingTask()
@@ -307,7 +307,8 @@ def test_quick_sot_demo_writes_report_plot_and_video(tmp_path, monkeypatch):
     real = commands.demo_config
     monkeypatch.setattr(commands, "demo_config", lambda out, quick, prompting, seed=0: load_config(
         None, [f"{k}={v}" for k, v in _flat(real(out, quick, prompting, seed))] + TINY))
-    report = commands.run_tracking_demo(tmp_path / "demo", quick=True)
+    from stpn.engine.demo import run_paired_demo
+    report = run_paired_demo("tracking", tmp_path / "demo", quick=True)
     saved = json.loads((tmp_path / "demo" / "report.json").read_text())
     for name in ("stpn", "baseline"):
         for key in ("ao_all", "ao_deteriorated", "sr50_all"):
@@ -315,7 +316,7 @@ def test_quick_sot_demo_writes_report_plot_and_video(tmp_path, monkeypatch):
         assert saved[name]["ao_all"] == report[name]["ao_all"]
     assert saved["quick"] is True
     with pytest.raises(ValueError, match=r"holds a demo with other settings \(stpn demo --task sot --quick; this one: stpn demo --task sot\)"):
-        commands.run_tracking_demo(tmp_path / "demo", quick=False)
+        run_paired_demo("tracking", tmp_path / "demo", quick=False)
     assert (tmp_path / "demo" / "success.png").stat().st_size > 0
     from stpn.data.video import open_video
     assert len(open_video(tmp_path / "demo" / "stpn_val0.mp4")) == 8

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
+
+from .engine.tasks import command_modules, demo_tasks
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -11,12 +14,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="the main job: STPN vs the same model without prompts on generated video")
-    demo.add_argument("--task", choices=("det", "sot", "features"), default="det",
-                      help="det: train and score both detectors; sot: both single-object trackers; "
-                           "features: feature-extraction timing only")
-    demo.add_argument("--out", type=Path, help="folder for report.json and figures (default: runs/demo, "
-                                                "runs/demo_sot for --task sot; with --quick runs/demo_quick, "
-                                                "runs/demo_sot_quick)")
+    demo.add_argument("--task", choices=(*demo_tasks(), "features"), default="det",
+                      help=", ".join(f"{k}: {v}" for k, v in demo_tasks().items())
+                      + " (train and score STPN and the baseline); features: feature-extraction timing only")
+    demo.add_argument("--out", type=Path, help="folder for report.json and figures (default: runs/demo for det, "
+                                                "runs/demo_<task> otherwise; with --quick a _quick suffix)")
     demo.add_argument("--quick", action="store_true", help="a smaller dataset and one epoch (minutes)")
     demo.add_argument("--seed", type=int, default=0,
                       help="det, sot: data seeds 2N / 2N+1 and training seed N (default 0: the README's run)")
@@ -36,31 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     evl.add_argument("overrides", nargs="*")
     evl.add_argument("--weights", required=True, help="model.safetensors of a run (or the run folder)")
     evl.add_argument("--mode", choices=("global", "local", "causal"),
-                     help="detection: support frames at test time (tracking is always causal)")
+                     help="support frames at test time (default: the config's data.test_policy; a tracker is always causal)")
     evl.add_argument("--out", help="folder for the results and metrics.json (default: <run>/eval)")
-    det = sub.add_parser("detect", help="detect objects in a video file, a frame folder or a webcam")
-    det.add_argument("video", help="video file, folder of frames, or webcam index (0, 1, ...)")
-    det.add_argument("--weights", required=True)
-    det.add_argument("--config", help="YAML config (default: config.json beside the weights)")
-    det.add_argument("--out", help="annotated video (mp4)")
-    det.add_argument("--json", help="detections per frame (JSON)")
-    det.add_argument("--mode", choices=("global", "local", "causal"), default="causal",
-                     help="causal: online, past frames only (default); global/local: offline, uses future frames")
-    det.add_argument("--num-support", type=int, help="K (default: the config's test_num_support)")
-    det.add_argument("--stride", type=int, default=1)
-    det.add_argument("--refresh-every", type=int, default=8)
-    det.add_argument("--score-threshold", type=float, default=0.5)
-
-    trk = sub.add_parser("track", help="track one target (first box given) in a video file, a frame folder or a webcam")
-    trk.add_argument("video", help="video file, folder of frames, or webcam index (0, 1, ...)")
-    trk.add_argument("--box", required=True, help="the target in the first frame: x,y,w,h (pixels)")
-    trk.add_argument("--weights", required=True)
-    trk.add_argument("--config", help="YAML config (default: config.json beside the weights)")
-    trk.add_argument("--out", help="annotated video (mp4)")
-    trk.add_argument("--txt", help="boxes x,y,w,h per frame (GOT-10k results format)")
-    trk.add_argument("--num-support", type=int, help="K (default: the config's test_num_support)")
-    trk.add_argument("--stride", type=int, help="S (default: the config's test_stride)")
-    trk.add_argument("--refresh-every", type=int, help="prompt refresh period (default: the config's)")
+    for module in command_modules():  # each task's own commands (stpn detect, stpn track, ...)
+        importlib.import_module(module).add_commands(sub)
 
     ev = sub.add_parser("evaluate", help="score results files against a benchmark's ground truth")
     evs = ev.add_subparsers(dest="benchmark", required=True)
@@ -113,7 +94,7 @@ def main(argv=None) -> int:
     if args.command == "eval" and args.config and "=" in args.config and not Path(args.config).exists():
         args.config, args.overrides = None, [args.config, *args.overrides]  # an override, not a config file
     if args.command == "demo" and args.out is None:
-        args.out = Path("runs/demo_sot" if args.task == "sot" else "runs/demo")
+        args.out = Path("runs/demo" if args.task == "det" else f"runs/demo_{args.task}")
         if args.quick:  # never the full demo's folder
             args.out = args.out.with_name(args.out.name + "_quick")
         if args.seed:
@@ -130,21 +111,15 @@ def main(argv=None) -> int:
     from .core.weights import WeightsError
     from .engine.config import ConfigError
     try:
-        if args.command == "demo" and args.task == "sot":
-            from .tracking.commands import run_tracking_demo
-            run_tracking_demo(args.out, quick=args.quick, seed=args.seed)
-        elif args.command == "demo":
-            from .detection.demo import run_detection_demo
-            run_detection_demo(args.out, quick=args.quick, seed=args.seed)
+        if args.command == "demo":
+            from .engine.demo import run_paired_demo
+            run_paired_demo(demo_tasks()[args.task], args.out, quick=args.quick, seed=args.seed)
         elif args.command in ("train", "eval"):
             from .commands import run_task_command
             run_task_command(args)
-        elif args.command == "detect":
-            from .detection.commands import cmd_detect
-            cmd_detect(args)
-        elif args.command == "track":
-            from .tracking.commands import cmd_track
-            cmd_track(args)
+        elif hasattr(args, "handler"):  # a task's own command
+            module, name = args.handler.split(":")
+            getattr(importlib.import_module(module), name)(args)
         elif args.command == "evaluate":
             from .commands import evaluate
             evaluate(args)

@@ -108,26 +108,20 @@ def data(args, console: Console | None = None) -> None:
 
 
 def run_task_command(args) -> None:
-    """``stpn train`` and ``stpn eval`` for the config's task (detection, tracking or classification)."""
+    """``stpn train`` and ``stpn eval`` through the config's task (``stpn.engine.tasks``)."""
     from .engine.config import load_config
+    from .engine.tasks import get_task
     if args.command == "train":
         from .engine.trainer import train
         cfg = load_config(args.config, args.overrides)
-        if cfg.task == "tracking":
-            from .tracking.task import TrackingTask as Task
-        elif cfg.task == "classification":
-            from .classification.task import ClassificationTask as Task
-        else:
-            from .detection.task import DetectionTask as Task
-        out = train(cfg, Task(), resume=args.resume, overwrite=args.overwrite)
+        out = train(cfg, get_task(cfg.task), resume=args.resume, overwrite=args.overwrite)
         print(f"trained: {out / 'model.safetensors'}")
         return
-    from .engine.runs import resolve_run
+    from .engine.runs import eval_folder, resolve_run
     _, cfg = resolve_run(args.weights, args.config, args.overrides)
-    if cfg.task == "tracking":
-        from .tracking.commands import cmd_eval
-    elif cfg.task == "classification":
-        from .classification.commands import cmd_eval
-    else:
-        from .detection.commands import cmd_eval
-    cmd_eval(args)
+    task = get_task(cfg.task)
+    model, cfg = task.load(args.weights, args.config, args.overrides)
+    out = Path(args.out) if args.out else eval_folder(args.weights)
+    metrics = task.evaluate(model, cfg, out, args.mode)
+    task.print_metrics(metrics, cfg)
+    print(f"wrote {out / 'metrics.json'} and the results beside it in {out}")

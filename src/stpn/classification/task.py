@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -22,6 +23,7 @@ from ..core.backbones import create_backbone
 from ..data.splits import deteriorated_frames, read_split, sidecar_path
 from ..data.types import Video
 from ..engine.config import Config
+from ..engine.tasks import Section, Task
 from ..core.weights import load_backbone_weights
 
 MEAN = torch.tensor(IMAGENET_DEFAULT_MEAN)[:, None, None]  # the detector's normalisation
@@ -101,17 +103,50 @@ class ObjectClassifier(nn.Module):
         return self.head(self.backbone(images)[-1].mean((2, 3)))
 
 
-class ClassificationTask:
+@dataclass
+class ClassificationSection(Section):
+    """``classification:`` in a config."""
+
+    num_classes: int = 30
+    crop_size: int = 48  # side of the square crops around objects, at the frame's scale
+
+    def problems(self):
+        return [(k, m) for ok, k, m in ((self.crop_size >= 1, "crop_size", "must be >= 1"),
+                                        (self.num_classes >= 1, "num_classes", "must be >= 1")) if not ok]
+
+
+class ClassificationTask(Task):
+    """Backbone pre-training: classify crops around the annotated objects of a VID-layout split."""
+
+    name, what, data_formats, Section = "classification", "classifier", ("vid",), ClassificationSection
+
     def build_model(self, cfg: Config) -> ObjectClassifier:
         m = cfg.model
         backbone = create_backbone(m.backbone, pretrained=m.pretrained, **m.backbone_kwargs)
         if m.weights:
             load_backbone_weights(backbone, m.weights)
-        return ObjectClassifier(backbone, m.num_classes)
+        return ObjectClassifier(backbone, cfg.classification.num_classes)
 
     def train_dataset(self, cfg: Config) -> ObjectCrops:
-        d = cfg.data
-        return crops(cfg, d.train_split, jitter=d.crop_size / 8)
+        return crops(cfg, cfg.data.train_split, jitter=cfg.classification.crop_size / 8)
+
+    def evaluate(self, model, cfg: Config, out, mode=None, console=None) -> dict:
+        from ..data.types import write_json
+        metrics = evaluate_classifier(model, cfg)
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "metrics.json", metrics)
+        return metrics
+
+    def print_metrics(self, metrics: dict, cfg: Config, console=None) -> None:
+        f = lambda v: "-" if v is None else f"{100 * v:.1f}"  # noqa: E731
+        from rich.console import Console
+        from rich.table import Table
+        table = Table(title=f"{cfg.data.val_split}: object classification, top-1 accuracy (%)")
+        for col in ("all crops", "clean frames", "deteriorated frames", "crops"):
+            table.add_column(col, justify="right")
+        table.add_row(f(metrics["accuracy_all"]), f(metrics.get("accuracy_clean")),
+                      f(metrics.get("accuracy_deteriorated")), str(metrics["crops"]))
+        (console or Console(width=100)).print(table)
 
     def loss(self, model, batch: dict, device: str) -> dict:
         logits = model(batch["images"].to(device))
@@ -121,7 +156,7 @@ class ClassificationTask:
 def crops(cfg: Config, split: str, jitter: float = 0.0) -> ObjectCrops:
     """Object crops of every annotated frame of a split (generated first when the config says so)."""
     d = cfg.data
-    return ObjectCrops(read_split(d, split), d.crop_size, d.key_stride, jitter, cfg.run.seed)
+    return ObjectCrops(read_split(d, split), cfg.classification.crop_size, d.key_stride, jitter, cfg.run.seed)
 
 
 @torch.no_grad()

@@ -1,4 +1,4 @@
-"""``stpn eval`` and ``stpn detect`` for detectors, and the detection demo's configuration."""
+"""Detectors on disk and at work: loading, evaluation on a split, ``stpn detect``."""
 from __future__ import annotations
 
 import time
@@ -11,9 +11,7 @@ from rich.table import Table
 from ..data.splits import read_sidecar, sidecar_path
 from ..data.types import write_json
 from ..engine.config import Config
-from ..engine.config import demo_config as engine_demo_config
-from ..engine.config import seed_overrides
-from ..engine.runs import eval_folder, load_run_model
+from ..engine.runs import load_run_model
 from .task import DetectionTask, detections_table, predict_video, read_split
 
 
@@ -53,31 +51,28 @@ def evaluate_run(det, cfg: Config, out: Path, mode: str | None = None, console: 
     device = next(det.parameters()).device.type
     start = time.perf_counter()
     preds = [list(predict_video(det, v, mode, d.test_num_support, d.test_stride, d.test_refresh_every, device,
-                                cfg.model.test_min_size, cfg.model.test_max_size))
+                                cfg.detection.test_min_size, cfg.detection.test_max_size))
              for v in track(videos, f"detecting ({mode})", console=console)]
     seconds = time.perf_counter() - start
     dets = detections_table(videos, preds)
     from ..data.vid import write_vid_detections
     out.mkdir(parents=True, exist_ok=True)
     write_vid_detections(out / "detections.txt", dets)
-    names = d.class_names or [str(c) for c in range(1, cfg.model.num_classes + 1)]
-    all_frames = evaluate_vid(videos, dets, class_names=names, num_classes=cfg.model.num_classes)
+    names = class_names(cfg)
+    all_frames = evaluate_vid(videos, dets, class_names=names, num_classes=cfg.detection.num_classes)
     metrics = {"mode": mode, "num_support": d.test_num_support, "stride": d.test_stride,
                "refresh_every": d.test_refresh_every, "ap50_all": all_frames["ap50"], "all": all_frames,
                "ms_per_frame": 1e3 * seconds / max(1, sum(len(v) for v in videos))}
     sidecar = sidecar_path(d, d.val_split)
     if sidecar.is_file():
         frames = read_sidecar(sidecar, "vid")
-        bad = evaluate_vid(videos, dets, frames=frames, class_names=names, num_classes=cfg.model.num_classes)
+        bad = evaluate_vid(videos, dets, frames=frames, class_names=names, num_classes=cfg.detection.num_classes)
         metrics.update(ap50_deteriorated=bad["ap50"], deteriorated=bad)
     write_json(out / "metrics.json", metrics)
     return metrics
 
 
-def cmd_eval(args) -> None:
-    det, cfg = load_detector(args.weights, args.config, args.overrides)
-    out = Path(args.out) if args.out else eval_folder(args.weights)
-    metrics = evaluate_run(det, cfg, out, args.mode)
+def print_metrics(metrics: dict, cfg: Config, console: Console | None = None) -> None:
     table = Table(title=f"{cfg.data.val_split}: AP50 ({metrics['mode']} supports)")
     for col in ("all frames", "deteriorated frames", "fast", "medium", "slow", "ms/frame"):
         table.add_column(col, justify="right")
@@ -85,8 +80,11 @@ def cmd_eval(args) -> None:
     a = metrics["all"]
     table.add_row(f(metrics["ap50_all"]), f(metrics.get("ap50_deteriorated")), f(a["ap50_fast"]),
                   f(a["ap50_medium"]), f(a["ap50_slow"]), f"{metrics['ms_per_frame']:.1f}")
-    Console(width=100).print(table)
-    print(f"wrote {out / 'metrics.json'} and {out / 'detections.txt'}")
+    (console or Console(width=100)).print(table)
+
+
+def class_names(cfg: Config) -> list[str]:
+    return cfg.data.class_names or [str(c) for c in range(1, cfg.detection.num_classes + 1)]
 
 
 def cmd_detect(args) -> None:
@@ -102,9 +100,9 @@ def cmd_detect(args) -> None:
     mode = args.mode
     if video is None and mode != "causal":
         raise ValueError(f"a webcam is a live stream: use --mode causal (not {mode})")
-    names = cfg.data.class_names or [str(c) for c in range(1, cfg.model.num_classes + 1)]
+    names = class_names(cfg)
     K = args.num_support or cfg.data.test_num_support
-    sizes = (cfg.model.test_min_size, cfg.model.test_max_size)
+    sizes = (cfg.detection.test_min_size, cfg.detection.test_max_size)
     if mode == "causal" or not det.stpn.prompting:
         frames, mine = itertools.tee(frames)
         preds = predict_stream(det, mine, K, args.stride, args.refresh_every, device, *sizes)
@@ -131,21 +129,3 @@ def cmd_detect(args) -> None:
             write_json(args.json, {"video": str(args.video), "mode": mode, "num_support": K,
                                    "prompting": cfg.model.prompting, "frames": records}, indent=None)
             print(f"wrote {args.json} ({len(records)} frames)")
-
-
-QUICK_DATA = ["data.synth.train_videos=16", "data.synth.val_videos=4"]
-
-
-def demo_config(out: Path, quick: bool, prompting: bool, seed: int = 0) -> Config:
-    """A detector of the demo: it starts from the demo's pre-trained backbone (``pretrain_config``)."""
-    overrides = [f"model.weights={Path(out) / 'pretrain' / 'model.safetensors'}",
-                 *(["optim.epochs=1", *QUICK_DATA] if quick else []), *seed_overrides(seed)]
-    return engine_demo_config("demo_cpu", out, prompting, overrides)
-
-
-def pretrain_config(out: Path, quick: bool, seed: int = 0) -> Config:
-    """The demo's backbone pre-training (an object classifier on the same data) in ``out/pretrain``."""
-    from ..engine.config import load_config, packaged_config
-    overrides = [f"data.root={Path(out) / 'data'}", f"run.out={Path(out) / 'pretrain'}",
-                 *(QUICK_DATA if quick else []), *seed_overrides(seed)]
-    return load_config(packaged_config("demo_cpu_pretrain"), overrides)

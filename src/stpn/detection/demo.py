@@ -8,17 +8,65 @@ bar chart and an annotated mp4. Interrupted runs resume.
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from ..data.types import atomic_write, write_json
-from ..engine.config import config_dict
-from ..engine.runs import claim_demo_folder, finished_run, record_train_seconds, train_seconds, train_side_by_side
-from .commands import demo_config, evaluate_run, load_detector, pretrain_config
-from .task import predict_video, read_split, train_clips, train_videos
+from ..engine.config import Config, config_dict, load_config, packaged_config, seed_overrides
+from ..engine.config import demo_config as engine_demo_config
+from ..engine.runs import finished_run, record_train_seconds, train_seconds
+from .commands import class_names, load_detector
+from .task import predict_video, read_split, train_videos
+
+QUICK_DATA = ["data.synth.train_videos=16", "data.synth.val_videos=4"]
+
+
+def demo_config(out: Path, quick: bool, prompting: bool, seed: int = 0) -> Config:
+    """A detector of the demo: it starts from the demo's pre-trained backbone (``pretrain_config``)."""
+    overrides = [f"model.weights={Path(out) / 'pretrain' / 'model.safetensors'}",
+                 *(["optim.epochs=1", *QUICK_DATA] if quick else []), *seed_overrides(seed)]
+    return engine_demo_config("demo_cpu", out, prompting, overrides)
+
+
+def pretrain_config(out: Path, quick: bool, seed: int = 0) -> Config:
+    """The demo's backbone pre-training (an object classifier on the same data) in ``out/pretrain``."""
+    overrides = [f"data.root={Path(out) / 'data'}", f"run.out={Path(out) / 'pretrain'}",
+                 *(QUICK_DATA if quick else []), *seed_overrides(seed)]
+    return load_config(packaged_config("demo_cpu_pretrain"), overrides)
+
+
+def prepare(configs: dict, out: Path, quick: bool, seed: int, console: Console) -> dict:
+    """Generate the data, pre-train the backbone both detectors start from; report entries."""
+    cfg = configs["stpn"]
+    train_videos(cfg)
+    read_split(cfg, cfg.data.val_split)
+    pre = pretrain_config(out, quick, seed)
+    pretrain = pretrain_backbone(pre, console)
+    console.print(f"both start from the same backbone, pre-trained for {pretrain['train_seconds']:.0f} s as an object "
+                  f"classifier (validation crops: {100 * pretrain['accuracy_clean']:.1f} % right on clean frames, "
+                  f"{100 * pretrain['accuracy_deteriorated']:.1f} % on deteriorated ones)")
+    return {"pretrain": pretrain, "pretrain_config": config_dict(pre)}
+
+
+def demo_table(report: dict, console: Console) -> None:
+    table = Table(title="stpn demo: Faster R-CNN on generated deteriorated video (AP50, %)")
+    for col in ("model", "all frames", "deteriorated frames", "train s", "ms/frame"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for name, label in (("baseline", "single frame (no prompts)"), ("stpn", "STPN")):
+        r = report[name]
+        table.add_row(label, f"{100 * r['ap50_all']:.1f}", f"{100 * (r['ap50_deteriorated'] or 0):.1f}",
+                      f"{r['train_seconds']:.0f}", f"{r['ms_per_frame']:.1f}")
+    console.print(table)
+    delta = report["stpn_minus_baseline_points"]
+    console.print(f"STPN - baseline: {delta['ap50_all']:+.1f} AP50 on all frames, "
+                  f"{delta.get('ap50_deteriorated', 0):+.1f} on deteriorated frames")
+
+
+def demo_figures(report: dict, configs: dict, out: Path) -> list[Path]:
+    bar_chart(report, out / "ap50.png")
+    annotated_video(Path(configs["stpn"].run.out), configs["stpn"], out / "stpn_val0.mp4")
+    return [out / "ap50.png", out / "stpn_val0.mp4"]
 
 
 def bar_chart(report: dict, path: Path) -> None:
@@ -50,7 +98,7 @@ def annotated_video(run: Path, cfg, path: Path) -> None:
     video = read_split(cfg, cfg.data.val_split)[0]
     d = cfg.data
     tracker = IoUTracker()
-    names = d.class_names or [str(c) for c in range(1, cfg.model.num_classes + 1)]
+    names = class_names(cfg)
 
     def frames():
         for t, p in enumerate(predict_video(det, video, d.test_policy, d.test_num_support, d.test_stride,
@@ -65,7 +113,6 @@ def pretrain_backbone(cfg, console: Console) -> dict:
     """Train the demo's backbone classifier (or resume it; a finished one is kept) and score it."""
     import time
 
-    from ..classification.commands import load_classifier
     from ..classification.task import ClassificationTask, evaluate_classifier
     from ..engine.trainer import train
     run = Path(cfg.run.out)
@@ -74,58 +121,7 @@ def pretrain_backbone(cfg, console: Console) -> dict:
         done, start = train_seconds(run), time.perf_counter()
         train(cfg, ClassificationTask(), resume="auto", console=console)
         record_train_seconds(run, done + time.perf_counter() - start)
-    model, _ = load_classifier(run / "model.safetensors")
+    model, _ = ClassificationTask().load(run / "model.safetensors")
     return {"train_seconds": train_seconds(run), **evaluate_classifier(model, cfg)}
 
 
-def run_detection_demo(out: Path, quick: bool = False, console: Console | None = None, seed: int = 0) -> dict:
-    console = console or Console(width=100)
-    out = Path(out)
-    configs = {"stpn": demo_config(out, quick, True, seed), "baseline": demo_config(out, quick, False, seed)}
-    claim_demo_folder(out, {"summary": f"stpn demo --task det{' --quick' if quick else ''}{f' --seed {seed}' if seed else ''}", "quick": quick,
-                            "configs": {k: config_dict(c) for k, c in configs.items()},
-                            "pretrain": config_dict(pretrain_config(out, quick, seed))})
-    import yaml
-    atomic_write(out / "demo_config.yaml", yaml.safe_dump(config_dict(configs["stpn"])))
-    cfg = configs["stpn"]
-    videos = train_videos(cfg)  # generate the data once, before every run
-    read_split(cfg, cfg.data.val_split)
-    pretrain_cfg = pretrain_config(out, quick, seed)
-    pretrain = pretrain_backbone(pretrain_cfg, console)
-    items = len(train_clips(cfg, videos))
-    iterations = cfg.optim.epochs * math.ceil(items / cfg.optim.batch_size / cfg.optim.accumulate)
-    console.print(f"training STPN and the single-frame baseline side by side ({configs['stpn'].optim.epochs} "
-                  f"epochs each); logs in {out}/*/train.log")
-    seconds = train_side_by_side(configs, out / "demo_config.yaml", iterations, console)
-    report = {}
-    for name, cfg in configs.items():
-        det, _ = load_detector(Path(cfg.run.out) / "model.safetensors")
-        metrics = evaluate_run(det, cfg, Path(cfg.run.out) / "eval", console=console)
-        report[name] = {"ap50_all": metrics["ap50_all"], "ap50_deteriorated": metrics.get("ap50_deteriorated"),
-                        "train_seconds": seconds[name], "ms_per_frame": metrics["ms_per_frame"],
-                        "inference_mode": metrics["mode"]}
-    report["pretrain"] = pretrain
-    report["config"] = config_dict(configs["stpn"])
-    report["pretrain_config"] = config_dict(pretrain_cfg)
-    report["quick"], report["seed"] = quick, seed
-    table = Table(title="stpn demo: Faster R-CNN on generated deteriorated video (AP50, %)")
-    for col in ("model", "all frames", "deteriorated frames", "train s", "ms/frame"):
-        table.add_column(col, justify="left" if col == "model" else "right")
-    for name, label in (("baseline", "single frame (no prompts)"), ("stpn", "STPN")):
-        r = report[name]
-        table.add_row(label, f"{100 * r['ap50_all']:.1f}", f"{100 * (r['ap50_deteriorated'] or 0):.1f}",
-                      f"{r['train_seconds']:.0f}", f"{r['ms_per_frame']:.1f}")
-    console.print(table)
-    p = pretrain
-    console.print(f"both start from the same backbone, pre-trained for {p['train_seconds']:.0f} s as an object "
-                  f"classifier (validation crops: {100 * p['accuracy_clean']:.1f} % right on clean frames, "
-                  f"{100 * p['accuracy_deteriorated']:.1f} % on deteriorated ones)")
-    delta = {k: 100 * ((report["stpn"][k] or 0) - (report["baseline"][k] or 0)) for k in ("ap50_all", "ap50_deteriorated")}
-    report["stpn_minus_baseline_points"] = delta
-    console.print(f"STPN - baseline: {delta['ap50_all']:+.1f} AP50 on all frames, "
-                  f"{delta['ap50_deteriorated']:+.1f} on deteriorated frames")
-    write_json(out / "report.json", report)
-    bar_chart(report, out / "ap50.png")
-    annotated_video(Path(report["config"]["run"]["out"]), configs["stpn"], out / "stpn_val0.mp4")
-    console.print(f"wrote {out / 'report.json'}, {out / 'ap50.png'}, {out / 'stpn_val0.mp4'}")
-    return report

@@ -2,32 +2,56 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from ..core import STPN
 from ..core.sampling import SupportConfig, check_test_support
 from ..core.streaming import SupportStream
 from ..data.clips import ClipDataset
 from ..data.splits import deteriorated_frames, read_split as _read_split
 from ..data.types import Video
 from ..engine.config import Config
+from ..engine.tasks import Section, Task, build_stpn
 from ..engine.trainer import unwrap
 from .model import STPNDetector
 from .released import is_mmdet_detector, load_detector_checkpoint
 from ..core.weights import load_backbone_weights, read_state_dict
 
 
+@dataclass
+class DetectionSection(Section):
+    """``detection:`` in a config."""
+
+    num_classes: int = 30
+    fpn_channels: int = 256
+    box_head_dim: int = 1024
+    anchor_scale: int = 8
+    conventions: str = "torchvision"  # torchvision | mmdet (the released model's resize, anchors, RoIAlign, ...)
+    min_size: list = field(default_factory=lambda: [480, 512, 544, 576, 608, 640, 672, 704, 736, 768, 800])
+    max_size: int = 1333
+    test_min_size: int = 600
+    test_max_size: int = 1000
+    rpn_batch_size_per_image: int = 256
+    box_batch_size_per_image: int = 512
+    det_image_set: str | None = None  # training: add the ImageNet DET images of ROOT/ImageSets/<this>.txt (e.g. DET_train_30classes)
+    deteriorated_repeat: int = 1  # key frames listed in deteriorated_<train_split>.json appear this often per epoch
+
+    def problems(self):
+        return [(k, m) for ok, k, m in (
+            (self.conventions in ("torchvision", "mmdet"), "conventions", "must be torchvision or mmdet"),
+            (self.deteriorated_repeat >= 1, "deteriorated_repeat", "must be >= 1"),
+            (self.num_classes >= 1, "num_classes", "must be >= 1")) if not ok]
+
+
 def build_detector(cfg: Config) -> STPNDetector:
-    m = cfg.model
-    stpn = STPN(m.backbone, predictor=m.predictor, num_prompts=m.num_prompts, depth=m.depth,
-                pretrained=m.pretrained, prompting=m.prompting, support_grad=m.support_grad,
-                legacy_merge=m.legacy_merge, backbone_kwargs=m.backbone_kwargs, predictor_kwargs=m.predictor_kwargs)
-    det = STPNDetector(stpn, m.num_classes, fpn_channels=m.fpn_channels, box_head_dim=m.box_head_dim,
-                       anchor_scale=m.anchor_scale, min_size=tuple(m.min_size), max_size=m.max_size,
-                       conventions=m.conventions, rpn_batch_size_per_image=m.rpn_batch_size_per_image,
-                       box_batch_size_per_image=m.box_batch_size_per_image)
+    m, o = cfg.model, cfg.detection
+    stpn = build_stpn(cfg)
+    det = STPNDetector(stpn, o.num_classes, fpn_channels=o.fpn_channels, box_head_dim=o.box_head_dim,
+                       anchor_scale=o.anchor_scale, min_size=tuple(o.min_size), max_size=o.max_size,
+                       conventions=o.conventions, rpn_batch_size_per_image=o.rpn_batch_size_per_image,
+                       box_batch_size_per_image=o.box_batch_size_per_image)
     if m.weights:
         sd = read_state_dict(m.weights)  # read once: a COCO detector checkpoint is hundreds of MB
         if is_mmdet_detector(sd):  # e.g. the COCO Mask R-CNN Swin-T the paper starts from
@@ -69,9 +93,9 @@ class DetectionClips(ClipDataset):
 def train_videos(cfg: Config) -> list[Video]:
     """The training split, plus the ImageNet DET images of ``data.det_image_set`` as one-frame videos."""
     videos = read_split(cfg, cfg.data.train_split)
-    if cfg.data.det_image_set:
+    if cfg.detection.det_image_set:
         from ..data.vid import read_det
-        videos += read_det(cfg.data.root, cfg.data.det_image_set, progress=False)
+        videos += read_det(cfg.data.root, cfg.detection.det_image_set, progress=False)
     return videos
 
 
@@ -81,12 +105,16 @@ def train_clips(cfg: Config, videos: list[Video]) -> DetectionClips:
     d = cfg.data
     support = SupportConfig(d.train_policy, d.train_num_support, 1, d.train_max_offset)
     clips = DetectionClips(videos, support, key_stride=d.key_stride, seed=cfg.run.seed)
-    if d.deteriorated_repeat > 1:
-        clips.oversample(deteriorated_frames(d, d.train_split), d.deteriorated_repeat)
+    if cfg.detection.deteriorated_repeat > 1:
+        clips.oversample(deteriorated_frames(d, d.train_split), cfg.detection.deteriorated_repeat)
     return clips
 
 
-class DetectionTask:
+class DetectionTask(Task):
+    """Video object detection (ImageNet VID layout): Faster R-CNN + FPN on the STPN backbone."""
+
+    name, what, data_formats, Section = "detection", "detector", ("vid",), DetectionSection
+
     def build_model(self, cfg: Config) -> STPNDetector:
         return build_detector(cfg)
 
@@ -100,6 +128,49 @@ class DetectionTask:
         support = [s.to(device) for s in batch["support"]] if prompting else None
         offsets = batch["offsets"].to(device) if prompting else None
         return model(images, targets, support, offsets)
+
+    def load(self, weights, config=None, overrides=()):
+        from .commands import load_detector
+        return load_detector(weights, config, overrides)
+
+    def evaluate(self, model, cfg: Config, out, mode=None, console=None) -> dict:
+        from .commands import evaluate_run
+        return evaluate_run(model, cfg, out, mode, console)
+
+    def print_metrics(self, metrics: dict, cfg: Config, console=None) -> None:
+        from .commands import print_metrics
+        print_metrics(metrics, cfg, console)
+
+    # the demo: hooks of stpn.engine.demo.run_paired_demo
+    def demo_config(self, out, quick, prompting, seed=0):
+        from .demo import demo_config
+        return demo_config(out, quick, prompting, seed)
+
+    def demo_settings(self, out, quick, seed):
+        from ..engine.config import config_dict
+        from .demo import pretrain_config
+        return {"pretrain": config_dict(pretrain_config(out, quick, seed))}
+
+    def demo_prepare(self, configs, out, quick, seed, console):
+        from .demo import prepare
+        return prepare(configs, out, quick, seed, console)
+
+    def demo_iterations(self, cfg: Config) -> int:
+        import math
+        items = len(train_clips(cfg, train_videos(cfg)))
+        return cfg.optim.epochs * math.ceil(items / cfg.optim.batch_size / cfg.optim.accumulate)
+
+    def demo_row(self, metrics: dict) -> dict:
+        return {"ap50_all": metrics["ap50_all"], "ap50_deteriorated": metrics.get("ap50_deteriorated"),
+                "ms_per_frame": metrics["ms_per_frame"], "inference_mode": metrics["mode"]}
+
+    def demo_table(self, report: dict, console) -> None:
+        from .demo import demo_table
+        demo_table(report, console)
+
+    def demo_figures(self, report, results, configs, out):
+        from .demo import demo_figures
+        return demo_figures(report, configs, out)
 
 
 def predict_video(det: STPNDetector, video: Video, mode: str = "global", num_support: int = 14, stride: int = 1,

@@ -18,58 +18,40 @@ class ConfigError(ValueError):
 
 @dataclass
 class ModelConfig:
+    """The STPN backbone and its prompting: what every task has."""
+
     backbone: str = "swin_tiny_patch4_window7_224"
     backbone_kwargs: dict = field(default_factory=dict)
     pretrained: bool = False  # timm's pretrained weights (hub; honours HF_HUB_OFFLINE)
-    weights: str | None = None  # a local backbone checkpoint (timm, original Swin or mmdetection layout); detection: also a whole mmdetection detector (FPN, RPN, box head where shapes fit)
+    weights: str | None = None  # a local backbone checkpoint (timm, original Swin or mmdetection layout); a task may also read whole task checkpoints (detection: an mmdetection detector)
     prompting: bool = True  # False: the single-frame baseline
     predictor: str = "attention"
     predictor_kwargs: dict = field(default_factory=dict)
     num_prompts: int = 5
-    depth: str = "shallow"
+    prompt_depth: str = "shallow"  # where prompts enter: shallow | deep (per stage) | deep_block (per block)
     support_grad: bool = False
     legacy_merge: bool = False
-    num_classes: int = 30
-    fpn_channels: int = 256
-    box_head_dim: int = 1024
-    anchor_scale: int = 8
-    conventions: str = "torchvision"  # detection: torchvision | mmdet (the released model's resize, anchors, RoIAlign, ...)
-    min_size: list = field(default_factory=lambda: [480, 512, 544, 576, 608, 640, 672, 704, 736, 768, 800])
-    max_size: int = 1333
-    test_min_size: int = 600
-    test_max_size: int = 1000
-    rpn_batch_size_per_image: int = 256
-    box_batch_size_per_image: int = 512
-    # tracking (task: tracking)
-    template_size: int = 128
-    search_size: int = 256
-    template_factor: float = 2.0  # crop side / sqrt(w h) of the target
-    search_factor: float = 4.0
-    head_channels: int = 64
+    mean: list | None = None  # input normalisation; null: the backbone's (timm pretrained_cfg)
+    std: list | None = None
 
 
 @dataclass
 class DataConfig:
-    format: str = "vid"  # vid (detection) | got10k (tracking)
+    """Where the videos are and how support frames are chosen: what every task has."""
+
+    format: str = "vid"  # vid | got10k | ytvis: the benchmark layout (each task names those it reads)
     root: str = "data/ILSVRC"
     train_split: str = "train"
     val_split: str = "val"
     train_policy: str = "train_bilateral"
     train_num_support: int = 2
     train_max_offset: int = 9
-    det_image_set: str | None = None  # detection training: add the ImageNet DET images of ROOT/ImageSets/<this>.txt (e.g. DET_train_30classes)
+    train_stride: int = 1  # causal training supports: the K most recent frames on this grid
     key_stride: int = 1  # every n-th frame of a training video is a key frame
-    deteriorated_repeat: int = 1  # detection: key frames listed in deteriorated_<train_split>.json appear this often per epoch
-    train_stride: int = 1  # tracking: supports are the K most recent frames on this grid before the search frame
-    max_gap: int = 50  # tracking: template frame at most this many frames before the search frame
-    samples_per_video: int = 1  # tracking: template/search pairs per video and epoch
-    center_jitter: float = 1.0  # tracking: search-centre shift, up to +-center_jitter/2 x sqrt(w h)
-    scale_jitter: float = 0.25  # tracking: search-size jitter, exp(N(0, scale_jitter))
     test_policy: str = "global"  # global | local | causal
     test_num_support: int = 14
     test_stride: int = 1
-    test_refresh_every: int = 1  # causal (and tracking): prompt refresh period
-    crop_size: int = 48  # classification: side of the square crops around objects, at the frame's scale
+    test_refresh_every: int = 1  # causal: prompt refresh period
     synth: dict | None = None  # generate the data (SynthConfig fields) into root if it is missing
     class_names: list | None = None
 
@@ -102,25 +84,36 @@ class RunConfig:
     threads: int = 0  # torch intra-op threads (0: torch's default)
 
 
-TASKS = ("detection", "tracking", "classification")
-
-
 @dataclass
 class Config:
-    task: str = "detection"  # detection | tracking | classification (backbone pre-training on object crops)
+    """A run: its task, the shared sections, and the task's own section (YAML key: the task's
+    name, e.g. ``detection:``; in code ``cfg.detection`` or ``cfg.section``)."""
+
+    task: str = "detection"  # a registered task (stpn.engine.tasks.TASKS)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    section: object = None  # the task's settings (its ``Section`` dataclass)
+
+    def __getattr__(self, name: str):
+        if name not in ("task", "section") and name == self.__dict__.get("task"):
+            return self.__dict__["section"]
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
     def validate(self) -> "Config":
+        from .tasks import get_task
+        task = get_task(self.task)
+        formats = task.data_formats
         checks = [
-            (self.task in TASKS, "task", f"must be one of {', '.join(TASKS)}, got {self.task!r}"),
-            (self.model.depth in ("shallow", "deep", "deep_block"), "model.depth", "must be shallow, deep or deep_block"),
-            (self.data.format == {"detection": "vid", "classification": "vid", "tracking": "got10k"}.get(self.task, self.data.format),
-             "data.format", f"must be 'vid' for detection and classification and 'got10k' for tracking, got {self.data.format!r}"),
-            (self.model.conventions in ("torchvision", "mmdet"), "model.conventions", "must be torchvision or mmdet"),
-            (self.data.crop_size >= 1, "data.crop_size", "must be >= 1"),
+            (self.model.prompt_depth in ("shallow", "deep", "deep_block"), "model.prompt_depth",
+             "must be shallow, deep or deep_block"),
+            (self.data.format in formats, "data.format",
+             f"must be {' or '.join(map(repr, formats))} for {self.task}, got {self.data.format!r}"),
+            ((self.model.mean is None) == (self.model.std is None) and all(
+                v is None or (len(v) == 3 and all(isinstance(x, (int, float)) for x in v)) for v in (self.model.mean, self.model.std)),
+             "model.mean", "model.mean and model.std must both be null or both be 3 numbers"),
+            (self.model.std is None or all(x > 0 for x in self.model.std), "model.std", "must be > 0"),
             (self.data.test_policy in ("global", "local", "causal"), "data.test_policy", "must be global, local or causal"),
             (self.optim.schedule in ("step", "cosine"), "optim.schedule", "must be step or cosine"),
             (self.optim.amp in ("none", "bf16", "fp16"), "optim.amp", "must be none, bf16 or fp16"),
@@ -128,18 +121,30 @@ class Config:
             (self.optim.batch_size >= 1, "optim.batch_size", "must be >= 1"),
             (self.optim.accumulate >= 1, "optim.accumulate", "must be >= 1"),
             (self.optim.epochs >= 1, "optim.epochs", "must be >= 1"),
-            (self.data.deteriorated_repeat >= 1, "data.deteriorated_repeat", "must be >= 1"),
             (self.run.device in ("auto", "cpu", "cuda"), "run.device", "must be auto, cpu or cuda"),
         ]
         for ok, key, message in checks:
             if not ok:
                 raise ConfigError(f"config key {key}: {message}")
+        for key, message in getattr(self.section, "problems", lambda: [])():
+            raise ConfigError(f"config key {self.task}.{key}: {message}")
         return self
+
+
+@dataclass
+class _SharedConfig:
+    task: str = "detection"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
 
 
 def _build(cls, data: dict, prefix: str):
     if not isinstance(data, dict):
         raise ConfigError(f"config key {prefix or '<root>'}: expected a mapping, got {type(data).__name__}")
+    if cls is Config:
+        return _build_config(data)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     kwargs = {}
@@ -154,6 +159,58 @@ def _build(cls, data: dict, prefix: str):
         else:
             kwargs[key] = _coerce(value, hint, f"{prefix}{key}")
     return cls(**kwargs)
+
+
+def _build_config(data: dict) -> Config:
+    from .tasks import TASKS, get_task
+    data = dict(data)
+    name = data.get("task", Config.task)
+    if name not in TASKS:
+        close = difflib.get_close_matches(str(name), TASKS, n=1)
+        raise ConfigError(f"config key task: must be one of {', '.join(TASKS)}, got {name!r}"
+                          + (f" (did you mean {close[0]}?)" if close else ""))
+    task = get_task(name)
+    _move_legacy_keys(data, name, task.Section)
+    others = [k for k in data if k in TASKS and k != name]
+    if others:
+        raise ConfigError(f"config key {others[0]}: a section of another task (this config's task is {name})")
+    section = _build(task.Section, data.pop(name, None) or {}, f"{name}.")
+    shared = {k: v for k, v in data.items() if k != "section"}
+    if "section" in data:
+        raise ConfigError(f"unknown config key section; the task's settings go under {name}:")
+    cfg = _build(_SharedConfig, shared, "")
+    return Config(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(_SharedConfig)}, section=section)
+
+
+# Keys that moved: (section, old key) -> (section, new key). Runs and configs written before keep working.
+_RENAMED = {("model", "depth"): ("model", "prompt_depth")}
+
+
+def _move_legacy_keys(data: dict, task: str, section_cls) -> None:
+    """Earlier configs kept every task's keys in ``model`` and ``data``: move a task's keys into
+    its section (and renamed keys to their names), saying so once."""
+    own = {f.name for f in dataclasses.fields(section_cls)}
+    shared = {"model": {f.name for f in dataclasses.fields(ModelConfig)}, "data": {f.name for f in dataclasses.fields(DataConfig)}}
+    moved = []
+    for part in ("model", "data"):
+        node = data.get(part)
+        if not isinstance(node, dict):
+            continue
+        for key in list(node):
+            if (part, key) in _RENAMED:
+                new_part, new_key = _RENAMED[(part, key)]
+                data.setdefault(new_part, {}).setdefault(new_key, node.pop(key))
+                moved.append(f"{part}.{key} -> {new_part}.{new_key}")
+            elif key not in shared[part] and key in own:
+                section = data.get(task)
+                if section is None:
+                    section = data[task] = {}
+                section.setdefault(key, node.pop(key))
+                moved.append(f"{part}.{key} -> {task}.{key}")
+    if moved:
+        import warnings
+        warnings.warn(f"config keys moved ({', '.join(moved[:4])}{', ...' if len(moved) > 4 else ''}); "
+                      "write them under their new names", FutureWarning, stacklevel=4)
 
 
 def _coerce(value, hint, key):
@@ -238,4 +295,9 @@ def demo_config(name: str, out: Path, prompting: bool, quick_overrides: list[str
 
 
 def config_dict(cfg: Config) -> dict:
-    return dataclasses.asdict(cfg)
+    """The dict form of a config (``config.json``, YAML): the shared sections and the task's
+    section under the task's name."""
+    out = {f.name: dataclasses.asdict(getattr(cfg, f.name)) if dataclasses.is_dataclass(getattr(cfg, f.name))
+           else getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name != "section"}
+    out[cfg.task] = dataclasses.asdict(cfg.section)
+    return out

@@ -44,13 +44,31 @@ def resolve_device(name: str) -> str:
     return name
 
 
-class VideoShardSampler:
+class VideoShardSampler(torch.utils.data.Sampler):
     """Items grouped by video; each epoch the videos are shuffled (seed, epoch) and dealt to the
     ranks round-robin, then each rank's items are shuffled. Every rank gets the same number of
-    items (the shortest ranks repeat their first items) so DDP steps stay in lockstep."""
+    items (the shortest ranks repeat their first items) so DDP steps stay in lockstep.
 
-    def __init__(self, video_of_item: list[int], rank: int, world: int, seed: int, shuffle: bool = True):
+    A torch ``Sampler`` of batches (``batch_size`` items each, the last one shorter) that can
+    start mid-epoch: ``set_epoch(epoch, start=b)`` skips the first b batches (exact resume)."""
+
+    def __init__(self, video_of_item: list[int], rank: int, world: int, seed: int, shuffle: bool = True,
+                 batch_size: int = 1):
         self.video_of_item, self.rank, self.world, self.seed, self.shuffle = video_of_item, rank, world, seed, shuffle
+        self.batch_size, self.epoch, self.start = batch_size, 0, 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
+
+    def batches(self, epoch: int) -> list[list[int]]:
+        order = self.indices(epoch)
+        return [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+
+    def __iter__(self):
+        yield from self.batches(self.epoch)[self.start:]
+
+    def __len__(self) -> int:
+        return max(0, len(self.batches(self.epoch)) - self.start)
 
     def indices(self, epoch: int) -> list[int]:
         rng = random.Random(self.seed * 1_000_003 + epoch)
@@ -167,10 +185,10 @@ def _train(cfg: Config, task, resume, max_iterations, console, overwrite) -> Pat
     random.seed(cfg.run.seed)
     model = task.build_model(cfg).to(device)
     dataset = task.train_dataset(cfg)
-    sampler = VideoShardSampler(dataset.video_of_item, rank, world, cfg.run.seed)
-    optimizer = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr)
     per_step = cfg.optim.batch_size
-    iters_per_epoch = math.ceil(len(sampler.indices(0)) / per_step / cfg.optim.accumulate)
+    sampler = VideoShardSampler(dataset.video_of_item, rank, world, cfg.run.seed, batch_size=per_step)
+    optimizer = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr)
+    iters_per_epoch = math.ceil(len(sampler.batches(0)) / cfg.optim.accumulate)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: lr_factor(it, iters_per_epoch, cfg.optim))
     position = {"epoch": 0, "iteration": 0, "epoch_iteration": 0}
     if ckpt is not None:
@@ -192,6 +210,11 @@ def _train(cfg: Config, task, resume, max_iterations, console, overwrite) -> Pat
         raise ValueError("optim.amp=fp16 needs a GPU; use bf16 on the CPU")
     autocast = (torch.autocast(device, dtype=torch.bfloat16) if cfg.optim.amp == "bf16" else
                 torch.autocast(device, dtype=torch.float16) if cfg.optim.amp == "fp16" else nullcontext())
+    # its own generator: a new iterator draws a seed from it, and drawing from the global one would
+    # shift the training's random stream by one draw wherever a run resumes
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=dataset.collate,
+                                         num_workers=cfg.run.num_workers, pin_memory=device == "cuda",
+                                         generator=torch.Generator().manual_seed(cfg.run.seed))
     log = (out / "log.jsonl").open("a") if rank == 0 else None
     total = cfg.optim.epochs * iters_per_epoch
     progress = Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -201,18 +224,20 @@ def _train(cfg: Config, task, resume, max_iterations, console, overwrite) -> Pat
     with progress:
         bar = progress.add_task("train", total=total, completed=position["iteration"], info="")
         while position["epoch"] < cfg.optim.epochs:
-            dataset.set_epoch(position["epoch"])
-            order = sampler.indices(position["epoch"])
-            steps = [order[i:i + per_step] for i in range(0, len(order), per_step)]
-            groups = [steps[i:i + cfg.optim.accumulate] for i in range(0, len(steps), cfg.optim.accumulate)]
+            dataset.set_epoch(position["epoch"])  # before the loader's workers copy the dataset
+            acc = cfg.optim.accumulate
+            num_batches = len(sampler.batches(position["epoch"]))
+            groups = [list(range(i, min(i + acc, num_batches))) for i in range(0, num_batches, acc)]
+            sampler.set_epoch(position["epoch"], start=position["epoch_iteration"] * acc)
+            batches = iter(loader)
             for g in range(position["epoch_iteration"], len(groups)):
                 if max_iterations is not None and position["iteration"] >= max_iterations:
                     break
                 start = time.perf_counter()
                 optimizer.zero_grad(set_to_none=True)
                 logged: dict[str, float] = {}
-                for chunk in groups[g]:
-                    batch = dataset.collate([dataset[i] for i in chunk])
+                for _ in groups[g]:
+                    batch = next(batches)
                     with autocast:
                         losses = task.loss(model, batch, device)
                         loss = sum(losses.values()) / len(groups[g])

@@ -1,26 +1,25 @@
-"""``stpn track``, ``stpn eval`` for tracking runs, and ``stpn demo --task sot``."""
+"""``stpn track``, the tracking metrics table and the tracking demo's configuration and figures."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import yaml
 from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
-from ..data.types import atomic_write, write_json
-from ..engine.config import Config, config_dict, seed_overrides
+from ..data.types import atomic_write
+from ..engine.config import Config, seed_overrides
 from ..engine.config import demo_config as engine_demo_config
-from ..engine.runs import claim_demo_folder, eval_folder, load_run_model, train_side_by_side
 from .model import STPNTracker
-from .task import TrackingTask, evaluate_tracking
+from .task import TrackingTask
 from .tracker import check_box, track_frames
 
 
 def load_tracker(weights: str | Path, config: str | Path | None = None, overrides=()) -> tuple[STPNTracker, Config]:
-    """(tracker, config) from a run's ``model.safetensors`` (or a run folder) and its config."""
-    return load_run_model(weights, config, overrides, "tracking", "tracker", TrackingTask().build_model)
+    """(tracker, config) on the config's ``run.device`` from a run's ``model.safetensors`` (or a run
+    folder) and its config."""
+    return TrackingTask().load(weights, config, overrides)
 
 
 def print_metrics(metrics: dict, title: str, console: Console | None = None) -> None:
@@ -32,15 +31,6 @@ def print_metrics(metrics: dict, title: str, console: Console | None = None) -> 
     table.add_row(f(a["ao"]), f(metrics.get("ao_deteriorated")), f(a["sr50"]), f(a["sr75"]),
                   "-" if a["fps"] is None else f"{a['fps']:.1f}")
     (console or Console(width=100)).print(table)
-
-
-def cmd_eval(args) -> None:
-    model, cfg = load_tracker(args.weights, args.config, args.overrides)
-    out = Path(args.out) if args.out else eval_folder(args.weights)
-    metrics = evaluate_tracking(model, cfg, out)
-    print_metrics(metrics, f"{cfg.data.val_split}: GOT-10k metrics (causal prompts, K={cfg.data.test_num_support}, "
-                           f"S={cfg.data.test_stride})")
-    print(f"wrote {out / 'metrics.json'}, {out / 'success.png'} and the results layout in {out / 'results'}")
 
 
 def parse_box(text: str) -> list[float]:
@@ -126,43 +116,7 @@ def plot_curves(results: dict, path: Path) -> Path:
     return path
 
 
-def run_tracking_demo(out: Path, quick: bool = False, console: Console | None = None, seed: int = 0) -> dict:
-    """Train the STPN tracker and the no-prompt baseline with the same budget on generated
-    deteriorated video, score both (all frames, deteriorated frames), write the report."""
-    from ..data.got10k import read_boxes
-    from ..data.splits import read_split
-    from ..data.video import write_video
-    console = console or Console()
-    out = Path(out)
-    configs = {"stpn": demo_config(out, quick, True, seed), "baseline": demo_config(out, quick, False, seed)}
-    claim_demo_folder(out, {"summary": f"stpn demo --task sot{' --quick' if quick else ''}{f' --seed {seed}' if seed else ''}", "quick": quick,
-                            "configs": {k: config_dict(c) for k, c in configs.items()}})
-    cfg = configs["stpn"]
-    atomic_write(out / "demo_config.yaml", yaml.safe_dump(config_dict(cfg)))
-    dataset = TrackingTask().train_dataset(cfg)  # generates the training data before both runs
-    val = read_split(cfg.data, cfg.data.val_split)
-    iterations = cfg.optim.epochs * -(-len(dataset) // cfg.optim.batch_size)
-    console.print(f"training both trackers for {iterations} iterations ({len(dataset)} pairs per epoch) ...")
-    timings = train_side_by_side(configs, out / "demo_config.yaml", iterations, console)
-    report, results = {}, {}
-    for name, c in configs.items():
-        model, _ = load_tracker(Path(c.run.out) / "model.safetensors")
-        metrics = evaluate_tracking(model, c, Path(c.run.out) / "eval", console=console)
-        results[name] = metrics
-        report[name] = {"ao_all": metrics["ao_all"], "ao_deteriorated": metrics.get("ao_deteriorated"),
-                        "sr50_all": metrics["sr50_all"], "fps": metrics["fps"], "train_seconds": timings[name]}
-    report["config"] = config_dict(cfg)
-    report["quick"], report["seed"] = quick, seed
-    report["command"] = "stpn demo --task sot" + (" --quick" if quick else "") + f" --seed {seed} --out {out}"
-    write_json(out / "report.json", report)
-    plot_curves(results, out / "success.png")
-    # an annotated validation video: both trackers' boxes, as their evaluation wrote them
-    video = val[0]
-    rows = {name: read_boxes(Path(c.run.out) / "eval" / "results" / video.name / f"{video.name}_001.txt", len(video))
-            for name, c in configs.items()}
-    frames = (draw_box(draw_box(video.frames[t], rows["baseline"][t], None, (64, 160, 255)), rows["stpn"][t], None)
-              for t in range(len(video)))
-    write_video(out / "stpn_val0.mp4", frames, fps=10)
+def demo_table(report: dict, console: Console) -> None:
     table = Table(title="stpn demo --task sot: AO / SR0.5 in % on generated deteriorated video")
     for col in ("model", "AO all frames", "AO deteriorated", "SR0.5 all", "train s"):
         table.add_column(col, justify="right")
@@ -171,6 +125,20 @@ def run_tracking_demo(out: Path, quick: bool = False, console: Console | None = 
         table.add_row(name, f"{100 * r['ao_all']:.1f}", "-" if r["ao_deteriorated"] is None else f"{100 * r['ao_deteriorated']:.1f}",
                       f"{100 * r['sr50_all']:.1f}", f"{r['train_seconds']:.0f}")
     console.print(table)
-    console.print(f"wrote {out / 'report.json'}, {out / 'success.png'} (STPN red, baseline blue in "
-                  f"{out / 'stpn_val0.mp4'})")
-    return report
+
+
+def demo_figures(results: dict, configs: dict, out: Path) -> list[Path]:
+    """Success curves of both trackers, and the first validation video with both trackers' boxes
+    as their evaluation wrote them (STPN red, baseline blue)."""
+    from ..data.got10k import read_boxes
+    from ..data.splits import read_split
+    from ..data.video import write_video
+    plot_curves(results, out / "success.png")
+    cfg = configs["stpn"]
+    video = read_split(cfg.data, cfg.data.val_split)[0]
+    rows = {name: read_boxes(Path(c.run.out) / "eval" / "results" / video.name / f"{video.name}_001.txt", len(video))
+            for name, c in configs.items()}
+    frames = (draw_box(draw_box(video.frames[t], rows["baseline"][t], None, (64, 160, 255)), rows["stpn"][t], None)
+              for t in range(len(video)))
+    write_video(out / "stpn_val0.mp4", frames, fps=10)
+    return [out / "success.png", out / "stpn_val0.mp4"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import random
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,17 +16,39 @@ from ..data.got10k import write_got10k_results
 from ..data.splits import read_sidecar, read_split, sidecar_path
 from ..data.types import Video, write_json
 from ..engine.config import Config
+from ..engine.tasks import Section, Task
 from ..engine.trainer import resolve_device, unwrap
 from .model import STPNTracker, crop_frame, crop_region, to_crop, tracking_loss
 from .tracker import track_frames
 
 
+@dataclass
+class TrackingSection(Section):
+    """``tracking:`` in a config."""
+
+    template_size: int = 128
+    search_size: int = 256
+    template_factor: float = 2.0  # crop side / sqrt(w h) of the target
+    search_factor: float = 4.0
+    head_channels: int = 64
+    max_gap: int = 50  # training: template frame at most this many frames before the search frame
+    samples_per_video: int = 1  # training: template/search pairs per video and epoch
+    center_jitter: float = 1.0  # training: search-centre shift, up to +-center_jitter/2 x sqrt(w h)
+    scale_jitter: float = 0.25  # training: search-size jitter, exp(N(0, scale_jitter))
+
+    def problems(self):
+        return [(k, m) for ok, k, m in (
+            (self.template_size >= 1 and self.search_size >= 1, "search_size", "crop sizes must be >= 1"),
+            (self.max_gap >= 1, "max_gap", "must be >= 1"),
+            (self.samples_per_video >= 1, "samples_per_video", "must be >= 1")) if not ok]
+
+
 def build_tracker(cfg: Config) -> STPNTracker:
-    m = cfg.model
+    m, o = cfg.model, cfg.tracking
     model = STPNTracker(m.backbone, prompting=m.prompting, predictor=m.predictor, num_prompts=m.num_prompts,
-                        depth=m.depth, pretrained=m.pretrained, support_grad=m.support_grad,
-                        template_size=m.template_size, search_size=m.search_size, template_factor=m.template_factor,
-                        search_factor=m.search_factor, head_channels=m.head_channels,
+                        depth=m.prompt_depth, pretrained=m.pretrained, support_grad=m.support_grad,
+                        template_size=o.template_size, search_size=o.search_size, template_factor=o.template_factor,
+                        search_factor=o.search_factor, head_channels=o.head_channels,
                         backbone_kwargs=m.backbone_kwargs, predictor_kwargs=m.predictor_kwargs)
     if m.weights:
         from ..core.weights import load_backbone_weights
@@ -58,7 +81,7 @@ class TrackingPairs(torch.utils.data.Dataset):
         usable = [i for i, vis in enumerate(self.visible) if len(vis) >= 2]
         if not usable:
             raise ValueError("no training video has the target visible in two frames")
-        self.items = [v for v in usable for _ in range(d.samples_per_video)]
+        self.items = [v for v in usable for _ in range(cfg.tracking.samples_per_video)]
 
     @property
     def video_of_item(self) -> list[int]:
@@ -71,7 +94,7 @@ class TrackingPairs(torch.utils.data.Dataset):
         return len(self.items)
 
     def _jittered(self, box: np.ndarray, rng: random.Random) -> np.ndarray:
-        d = self.cfg.data
+        d = self.cfg.tracking
         scale = float(np.exp(rng.gauss(0.0, d.scale_jitter)))
         w, h = box[2] * scale, box[3] * scale
         shift = d.center_jitter * np.sqrt(box[2] * box[3])
@@ -80,12 +103,12 @@ class TrackingPairs(torch.utils.data.Dataset):
         return np.array([cx - w / 2, cy - h / 2, w, h])
 
     def __getitem__(self, i: int) -> dict:
-        d, m = self.cfg.data, self.cfg.model
+        d, m = self.cfg.data, self.cfg.tracking
         v = self.items[i]
         video, visible = self.videos[v], self.visible[v]
         rng = random.Random(hash((self.seed, self.epoch, i)))
         t = rng.choice(visible[1:])  # visible is sorted: a frame with a visible one before it
-        lo, hi = bisect.bisect_left(visible, t - d.max_gap), bisect.bisect_left(visible, t)
+        lo, hi = bisect.bisect_left(visible, t - m.max_gap), bisect.bisect_left(visible, t)
         z = rng.choice(visible[lo:hi] or visible[hi - 1:hi])  # within max_gap, else the latest before t
         template_box = _xywh(video, z)
         template = crop_frame(video.frames[z], crop_region(template_box, m.template_factor), m.template_size)
@@ -108,7 +131,46 @@ class TrackingPairs(torch.utils.data.Dataset):
         return {k: torch.stack([s[k] for s in samples]) for k in samples[0]}
 
 
-class TrackingTask:
+class TrackingTask(Task):
+    """Single-object tracking (GOT-10k layout): a one-stream ViT tracker with causal prompts."""
+
+    name, what, data_formats, Section = "tracking", "tracker", ("got10k",), TrackingSection
+
+    def evaluate(self, model, cfg: Config, out, mode=None, console=None) -> dict:
+        if mode not in (None, "causal"):
+            raise ValueError(f"a tracker's supports are always causal (past frames only), not {mode}")
+        return evaluate_tracking(model, cfg, out, console)
+
+    def print_metrics(self, metrics: dict, cfg: Config, console=None) -> None:
+        from .commands import print_metrics
+        print_metrics(metrics, f"{cfg.data.val_split}: GOT-10k metrics (causal prompts, K={cfg.data.test_num_support}, "
+                               f"S={cfg.data.test_stride})", console)
+
+    def demo_config(self, out, quick, prompting, seed=0):
+        from .commands import demo_config
+        return demo_config(out, quick, prompting, seed)
+
+    def demo_prepare(self, configs, out, quick, seed, console):
+        cfg = configs["stpn"]
+        read_split(cfg.data, cfg.data.train_split)  # generate the data before both runs
+        read_split(cfg.data, cfg.data.val_split)
+        return {}
+
+    def demo_iterations(self, cfg: Config) -> int:
+        return cfg.optim.epochs * -(-len(self.train_dataset(cfg)) // cfg.optim.batch_size)
+
+    def demo_row(self, metrics: dict) -> dict:
+        return {"ao_all": metrics["ao_all"], "ao_deteriorated": metrics.get("ao_deteriorated"),
+                "sr50_all": metrics["sr50_all"], "fps": metrics["fps"]}
+
+    def demo_table(self, report: dict, console) -> None:
+        from .commands import demo_table
+        demo_table(report, console)
+
+    def demo_figures(self, report, results, configs, out):
+        from .commands import demo_figures
+        return demo_figures(results, configs, out)
+
     def build_model(self, cfg: Config) -> STPNTracker:
         return build_tracker(cfg)
 

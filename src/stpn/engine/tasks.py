@@ -1,0 +1,119 @@
+"""Tasks as units: the interface a task implements and the registry the engine and CLI read.
+
+A task is one package (``stpn.detection``, ``stpn.tracking``, ...) with a ``Task`` subclass;
+adding one is that package plus one line in ``TASKS``. The engine, the CLI and ``stpn.data``
+never name a task: ``stpn train / eval / demo`` and the task's own commands (``stpn detect``,
+``stpn track``) dispatch through this registry.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+# name -> (the Task class, the demo's short name for ``stpn demo --task``, the module whose
+# ``add_commands(subparsers)`` adds the task's own commands; it must import nothing heavy)
+TASKS: dict[str, tuple[str, str | None, str | None]] = {
+    "detection": ("stpn.detection.task:DetectionTask", "det", "stpn.detection.cli"),
+    "tracking": ("stpn.tracking.task:TrackingTask", "sot", "stpn.tracking.cli"),
+    "classification": ("stpn.classification.task:ClassificationTask", None, None),
+}
+
+
+@cache
+def get_task(name: str) -> "Task":
+    """The registered task ``name`` (imported on first use)."""
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; registered: {', '.join(TASKS)}")
+    module, cls = TASKS[name][0].split(":")
+    return getattr(importlib.import_module(module), cls)()
+
+
+def demo_tasks() -> dict[str, str]:
+    """``stpn demo --task`` short names -> task names."""
+    return {demo: name for name, (_, demo, _) in TASKS.items() if demo}
+
+
+def command_modules() -> list[str]:
+    return [cli for _, _, cli in TASKS.values() if cli]
+
+
+def build_stpn(cfg):
+    """The config's STPN (the ``model`` section), for any task that runs it as its backbone."""
+    from ..core import STPN
+    m = cfg.model
+    return STPN(m.backbone, predictor=m.predictor, num_prompts=m.num_prompts, depth=m.prompt_depth,
+                pretrained=m.pretrained, prompting=m.prompting, support_grad=m.support_grad,
+                legacy_merge=m.legacy_merge, backbone_kwargs=m.backbone_kwargs, predictor_kwargs=m.predictor_kwargs)
+
+
+@dataclass
+class Section:
+    """A task's own config section. ``problems()`` lists (key, message) of invalid values."""
+
+    def problems(self) -> list[tuple[str, str]]:
+        return []
+
+
+class Task:
+    """What a task gives the engine. Subclasses set ``name``, ``data_formats`` (benchmark layouts
+    it reads: ``vid``, ``got10k``, ``ytvis``), ``Section`` (its config dataclass) and ``what``
+    (a noun for messages: "detector")."""
+
+    name: str = ""
+    what: str = "model"
+    data_formats: tuple[str, ...] = ()
+    Section: type = Section
+
+    # training ------------------------------------------------------------------------------
+    def build_model(self, cfg):
+        raise NotImplementedError
+
+    def train_dataset(self, cfg):
+        """Items with ``video_of_item`` (for sharding), ``collate`` and ``set_epoch``."""
+        raise NotImplementedError
+
+    def loss(self, model, batch: dict, device: str) -> dict:
+        raise NotImplementedError
+
+    # inference and evaluation -------------------------------------------------------------
+    def load(self, weights: str | Path, config=None, overrides=()):
+        """(model, config) of a trained run on the config's ``run.device``."""
+        from .runs import load_run_model
+        from .trainer import resolve_device
+        model, cfg = load_run_model(weights, config, overrides, self.name, self.what, self.build_model)
+        return model.to(resolve_device(cfg.run.device)).eval(), cfg
+
+    def evaluate(self, model, cfg, out: Path, mode: str | None = None, console=None) -> dict:
+        """Run on the validation split, write results and ``out/metrics.json``; return the metrics."""
+        raise NotImplementedError
+
+    def print_metrics(self, metrics: dict, cfg, console=None) -> None:
+        raise NotImplementedError
+
+    # the paired demo (``stpn.engine.demo.run_paired_demo``) -------------------------------------
+    def demo_config(self, out: Path, quick: bool, prompting: bool, seed: int = 0):
+        raise NotImplementedError(f"the {self.name} task has no demo")
+
+    def demo_prepare(self, configs: dict, out: Path, quick: bool, seed: int, console) -> dict:
+        """Generate the data and anything both runs start from; returns report entries."""
+        return {}
+
+    def demo_settings(self, out: Path, quick: bool, seed: int) -> dict:
+        """Settings beyond the two runs' configs that a demo folder belongs to."""
+        return {}
+
+    def demo_iterations(self, cfg) -> int:
+        raise NotImplementedError
+
+    def demo_row(self, metrics: dict) -> dict:
+        """The report's entry of one model from its evaluation metrics."""
+        raise NotImplementedError
+
+    def demo_table(self, report: dict, console) -> None:
+        raise NotImplementedError
+
+    def demo_figures(self, report: dict, results: dict, configs: dict, out: Path) -> list[Path]:
+        """Plots and annotated videos; returns their paths."""
+        return []
