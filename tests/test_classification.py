@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from stpn.classification.task import MEAN, STD, ClassificationTask, ObjectCrops, evaluate_classifier
+from stpn.classification.task import ClassificationTask, ObjectCrops, evaluate_classifier
 from stpn.cli import main
 from stpn.data.types import ArrayFrames, FrameTargets, Video
 from stpn.detection.task import DetectionTask
@@ -34,7 +34,8 @@ def frame_video(name="v", frames=2, H=40, W=60):
 
 
 def normalised(pixels):
-    return (torch.from_numpy(pixels.copy()).permute(2, 0, 1).float() / 255 - MEAN) / STD
+    mean, std = torch.tensor([0.485, 0.456, 0.406])[:, None, None], torch.tensor([0.229, 0.224, 0.225])[:, None, None]
+    return (torch.from_numpy(pixels.copy()).permute(2, 0, 1).float() / 255 - mean) / std  # ImageNet's, written out
 
 
 def test_object_crops_are_squares_of_the_frame_around_each_visible_object():

@@ -154,3 +154,24 @@ def test_every_registered_task_implements_the_interface():
         for hook in ("demo_config", "demo_iterations", "demo_row", "demo_table"):
             assert getattr(type(task), hook) is not getattr(Task, hook), (name, hook)
     assert demo_tasks() == {"det": "detection", "sot": "tracking"}
+
+
+def test_normalisation_comes_from_the_backbone_or_the_config(tmp_path):
+    from stpn.core import normalization
+    from stpn.detection.task import DetectionTask
+    from stpn.engine.config import ConfigError, load_config, packaged_config
+    from stpn.tracking.task import build_tracker
+    imagenet = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    assert normalization("swin_tiny_patch4_window7_224") == imagenet
+    assert normalization("vit_base_patch16_224") == ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # timm's AugReg weights
+    assert normalization("vit_base_patch16_224", [0.1, 0.2, 0.3], [1, 2, 3]) == ((0.1, 0.2, 0.3), (1.0, 2.0, 3.0))
+    # the ViT-B tracking recipe normalises as its timm weights expect; the demos as before
+    vit = load_config(packaged_config("got10k_vit_b"), ["model.pretrained=false",
+                      "model.backbone_kwargs={embed_dim: 32, depth: 1, num_heads: 2}", "tracking.head_channels=8"])
+    assert build_tracker(vit).mean == (0.5, 0.5, 0.5)
+    assert build_tracker(load_config(packaged_config("sot_demo_cpu"))).mean == imagenet[0]
+    det_cfg = load_config(packaged_config("demo_cpu"), ["model.mean=[0.1, 0.2, 0.3]", "model.std=[1, 1, 1]"])
+    det = DetectionTask().build_model(det_cfg)
+    assert det.transform.image_mean == [0.1, 0.2, 0.3] and det.transform.image_std == [1.0, 1.0, 1.0]
+    with pytest.raises(ConfigError, match="model.mean and model.std must both be null or both be 3 numbers"):
+        load_config(packaged_config("demo_cpu"), ["model.mean=[0.1, 0.2, 0.3]"])

@@ -143,8 +143,9 @@ def test_streaming_equals_the_offline_computation_for_the_same_supports(K, S, R)
         # offline
         r = (t // R) * R if t >= R else 1
         index = causal_support(r, r + 1, K, S)
-        search_of = lambda tau: crop(to_tensor(frames[tau]), crop_region(boxes[tau - 1] if tau else gt[0], 4.0), 64)  # noqa: E731
-        template = crop(to_tensor(frames[0]), crop_region(gt[0], 2.0), 32)
+        search_of = lambda tau: crop(to_tensor(frames[tau], model.mean, model.std),  # noqa: E731
+                                     crop_region(boxes[tau - 1] if tau else gt[0], 4.0), 64)
+        template = crop(to_tensor(frames[0], model.mean, model.std), crop_region(gt[0], 2.0), 32)
         support = torch.stack([search_of(tau) for tau in index])[None]
         region = crop_region(boxes[t - 1], 4.0)
         with torch.no_grad():

@@ -11,7 +11,7 @@ import importlib
 __version__ = "0.1.0"
 
 __all__ = [
-    "STPN", "PromptedSwin", "PromptedViT", "create_backbone", "SupportStream",
+    "STPN", "PromptedSwin", "PromptedViT", "create_backbone", "normalization", "SupportStream",
     "PREDICTORS", "AttentionPredictor", "TopKMeanPredictor", "MixerPredictor", "DecoderPredictor",
     "build_predictor", "POLICIES", "SupportConfig", "support_indices", "global_support",
     "local_support", "causal_support", "train_bilateral_support",

@@ -16,18 +16,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch import nn
 
 from ..core.backbones import create_backbone
 from ..data.splits import deteriorated_frames, read_split, sidecar_path
 from ..data.types import Video
 from ..engine.config import Config
-from ..engine.tasks import Section, Task
+from ..engine.tasks import Section, Task, normalization_of
 from ..core.weights import load_backbone_weights
 
-MEAN = torch.tensor(IMAGENET_DEFAULT_MEAN)[:, None, None]  # the detector's normalisation
-STD = torch.tensor(IMAGENET_DEFAULT_STD)[:, None, None]
 
 
 class ObjectCrops(torch.utils.data.Dataset):
@@ -35,10 +32,12 @@ class ObjectCrops(torch.utils.data.Dataset):
     per object and (every ``key_stride``-th) frame, label 0-based. ``jitter`` shifts the centre by up to +-jitter pixels and flips half the crops, drawn from
     (seed, epoch, item); ``jitter=0`` gives centred, unflipped crops."""
 
-    def __init__(self, videos: list[Video], crop_size: int, key_stride: int = 1, jitter: float = 0.0, seed: int = 0):
+    def __init__(self, videos: list[Video], crop_size: int, key_stride: int = 1, jitter: float = 0.0, seed: int = 0,
+                 mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)):
         if crop_size < 1:
             raise ValueError(f"crop_size must be >= 1, got {crop_size}")
         self.videos, self.crop_size, self.jitter, self.seed, self.epoch = videos, crop_size, jitter, seed, 0
+        self.mean, self.std = tuple(mean), tuple(std)
         self.items: list[tuple[int, int, int]] = []  # (video, frame, object)
         for v, video in enumerate(videos):
             if video.targets is None:
@@ -70,21 +69,23 @@ class ObjectCrops(torch.utils.data.Dataset):
             rng = random.Random(hash((self.seed, self.epoch, i)))
             cx, cy = cx + rng.uniform(-self.jitter, self.jitter), cy + rng.uniform(-self.jitter, self.jitter)
             flip = rng.random() < 0.5
-        return crop(np.asarray(video.frames[t]), cx, cy, self.crop_size, flip), int(tg.labels[k]) - 1
+        return crop(np.asarray(video.frames[t]), cx, cy, self.crop_size, flip, self.mean, self.std), int(tg.labels[k]) - 1
 
     @staticmethod
     def collate(samples) -> dict:
         return {"images": torch.stack([s[0] for s in samples]), "labels": torch.tensor([s[1] for s in samples])}
 
 
-def crop(frame: np.ndarray, cx: float, cy: float, size: int, flip: bool = False) -> torch.Tensor:
-    """Normalised (3, size, size) square of ``frame`` (H, W, 3 uint8) centred near (cx, cy),
-    moved inside the frame; a frame smaller than ``size`` is padded with the mean colour (0)."""
+def crop(frame: np.ndarray, cx: float, cy: float, size: int, flip: bool = False,
+         mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)) -> torch.Tensor:
+    """(3, size, size) square of ``frame`` (H, W, 3 uint8) centred near (cx, cy), moved inside the
+    frame, normalised with ``mean``/``std``; a frame smaller than ``size`` is padded with the mean
+    colour (0)."""
     H, W = frame.shape[:2]
     x0 = math.floor(min(max(cx - size / 2, 0), max(W - size, 0)) + 0.5)
     y0 = math.floor(min(max(cy - size / 2, 0), max(H - size, 0)) + 0.5)
     x = torch.from_numpy(np.array(frame[y0:y0 + size, x0:x0 + size], copy=True)).permute(2, 0, 1).float().div_(255)
-    x = (x - MEAN) / STD
+    x = (x - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
     if flip:
         x = x.flip(2)
     return F.pad(x, (0, size - x.shape[2], 0, size - x.shape[1]))
@@ -156,7 +157,8 @@ class ClassificationTask(Task):
 def crops(cfg: Config, split: str, jitter: float = 0.0) -> ObjectCrops:
     """Object crops of every annotated frame of a split (generated first when the config says so)."""
     d = cfg.data
-    return ObjectCrops(read_split(d, split), cfg.classification.crop_size, d.key_stride, jitter, cfg.run.seed)
+    return ObjectCrops(read_split(d, split), cfg.classification.crop_size, d.key_stride, jitter, cfg.run.seed,
+                       *normalization_of(cfg))
 
 
 @torch.no_grad()

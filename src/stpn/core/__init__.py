@@ -2,7 +2,7 @@
 
 Knows nothing of tasks, datasets or the command line.
 """
-from .backbones import create_backbone
+from .backbones import create_backbone, normalization
 from .model import STPN
 from .predictors import (PREDICTORS, AttentionPredictor, DecoderPredictor, MixerPredictor,
                          TopKMeanPredictor, build_predictor)
@@ -13,7 +13,7 @@ from .swin import PromptedSwin
 from .vit import PromptedViT
 
 __all__ = [
-    "STPN", "PromptedSwin", "PromptedViT", "create_backbone", "SupportStream",
+    "STPN", "PromptedSwin", "PromptedViT", "create_backbone", "normalization", "SupportStream",
     "PREDICTORS", "AttentionPredictor", "TopKMeanPredictor", "MixerPredictor", "DecoderPredictor",
     "build_predictor", "POLICIES", "SupportConfig", "support_indices", "global_support",
     "local_support", "causal_support", "train_bilateral_support",

@@ -13,7 +13,7 @@ from ..data.clips import ClipDataset
 from ..data.splits import deteriorated_frames, read_split as _read_split
 from ..data.types import Video
 from ..engine.config import Config
-from ..engine.tasks import Section, Task, build_stpn
+from ..engine.tasks import Section, Task, build_stpn, normalization_of
 from ..engine.trainer import unwrap
 from .model import STPNDetector
 from .released import is_mmdet_detector, load_detector_checkpoint
@@ -48,7 +48,8 @@ class DetectionSection(Section):
 def build_detector(cfg: Config) -> STPNDetector:
     m, o = cfg.model, cfg.detection
     stpn = build_stpn(cfg)
-    det = STPNDetector(stpn, o.num_classes, fpn_channels=o.fpn_channels, box_head_dim=o.box_head_dim,
+    mean, std = normalization_of(cfg)
+    det = STPNDetector(stpn, o.num_classes, image_mean=list(mean), image_std=list(std), fpn_channels=o.fpn_channels, box_head_dim=o.box_head_dim,
                        anchor_scale=o.anchor_scale, min_size=tuple(o.min_size), max_size=o.max_size,
                        conventions=o.conventions, rpn_batch_size_per_image=o.rpn_batch_size_per_image,
                        box_batch_size_per_image=o.box_batch_size_per_image)

@@ -48,6 +48,13 @@ def build_stpn(cfg):
                 legacy_merge=m.legacy_merge, backbone_kwargs=m.backbone_kwargs, predictor_kwargs=m.predictor_kwargs)
 
 
+def normalization_of(cfg) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The input mean/std of the config's backbone: ``model.mean``/``model.std`` when set, else the
+    backbone's own (timm's pretrained config). Every task normalises with this."""
+    from ..core.backbones import normalization
+    return normalization(cfg.model.backbone, cfg.model.mean, cfg.model.std)
+
+
 @dataclass
 class Section:
     """A task's own config section. ``problems()`` lists (key, message) of invalid values."""

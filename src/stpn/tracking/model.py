@@ -20,19 +20,19 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import generalized_box_iou_loss, roi_align
 
+from ..core.backbones import normalization
 from ..core.model import STPN
 from ..core.vit import PromptedViT
 
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
+IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 
-def to_tensor(frame: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 RGB -> normalised (3, H, W) float32."""
+def to_tensor(frame: np.ndarray, mean=IMAGENET[0], std=IMAGENET[1]) -> torch.Tensor:
+    """(H, W, 3) uint8 RGB -> (3, H, W) float32 normalised with ``mean``/``std`` (of [0, 1] values)."""
     if frame.ndim != 3 or frame.shape[2] != 3:
         raise ValueError(f"frames must be (H, W, 3) RGB arrays, got shape {frame.shape}")
     x = torch.from_numpy(np.array(frame, dtype=np.float32)).permute(2, 0, 1).div_(255)
-    return (x - torch.tensor(MEAN).view(3, 1, 1)) / torch.tensor(STD).view(3, 1, 1)
+    return (x - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
 
 
 def crop_region(box, factor: float, min_side: float = 8.0) -> np.ndarray:
@@ -50,7 +50,8 @@ def crop(image: torch.Tensor, region, size: int) -> torch.Tensor:
     return roi_align(image[None], roi, output_size=size, spatial_scale=1.0, sampling_ratio=2, aligned=True)[0]
 
 
-def crop_frame(frame: np.ndarray, region, size: int, device: str | torch.device = "cpu") -> torch.Tensor:
+def crop_frame(frame: np.ndarray, region, size: int, device: str | torch.device = "cpu",
+               mean=IMAGENET[0], std=IMAGENET[1]) -> torch.Tensor:
     """``crop(to_tensor(frame), region, size)`` that converts only the pixels the crop reads (a
     2-pixel margin around the region, clipped to the image), not the whole frame."""
     H, W = frame.shape[:2]
@@ -59,7 +60,7 @@ def crop_frame(frame: np.ndarray, region, size: int, device: str | torch.device 
     xb, yb = max(min(int(math.ceil(x0 + side)) + 2, W), xa + 1), max(min(int(math.ceil(y0 + side)) + 2, H), ya + 1)
     # The slice ends at the image's borders or 2 pixels beyond every sample, so roi_align reads
     # the same pixels (and the same zeros outside the image) as on the whole frame.
-    return crop(to_tensor(frame[ya:yb, xa:xb]).to(device), (x0 - xa, y0 - ya, side), size)
+    return crop(to_tensor(frame[ya:yb, xa:xb], mean, std).to(device), (x0 - xa, y0 - ya, side), size)
 
 
 def to_crop(box, region) -> np.ndarray:
@@ -118,6 +119,7 @@ class STPNTracker(nn.Module):
         prompting: False builds the baseline (no predictor, no support frames).
         template_size / search_size: crop sides in pixels (multiples of the patch size).
         template_factor / search_factor: crop side / sqrt(w h) of the target.
+        mean / std: the crops' normalisation (default: the backbone's, from timm's pretrained config).
         Other arguments go to ``stpn.STPN``.
     """
 
@@ -125,7 +127,7 @@ class STPNTracker(nn.Module):
                  num_prompts: int = 5, depth: str = "shallow", pretrained: bool = False, support_grad: bool = False,
                  template_size: int = 128, search_size: int = 256, template_factor: float = 2.0,
                  search_factor: float = 4.0, head_channels: int = 64,
-                 backbone_kwargs: dict | None = None, predictor_kwargs: dict | None = None):
+                 backbone_kwargs: dict | None = None, predictor_kwargs: dict | None = None, mean=None, std=None):
         super().__init__()
         self.stpn = STPN(backbone, predictor, num_prompts, depth, pretrained=pretrained, prompting=prompting,
                          support_grad=support_grad, backbone_kwargs=backbone_kwargs, predictor_kwargs=predictor_kwargs)
@@ -139,6 +141,7 @@ class STPNTracker(nn.Module):
                 raise ValueError(f"{name} must be a multiple of the patch size {p}, got {s}")
         self.template_size, self.search_size = template_size, search_size
         self.template_factor, self.search_factor = template_factor, search_factor
+        self.mean, self.std = normalization(backbone, mean, std)  # of the crops; the backbone's own by default
         self.head = CenterHead(vit.embed_dim, head_channels)
 
     @property

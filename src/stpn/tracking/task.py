@@ -16,7 +16,7 @@ from ..data.got10k import write_got10k_results
 from ..data.splits import read_sidecar, read_split, sidecar_path
 from ..data.types import Video, write_json
 from ..engine.config import Config
-from ..engine.tasks import Section, Task
+from ..engine.tasks import Section, Task, normalization_of
 from ..engine.trainer import resolve_device, unwrap
 from .model import STPNTracker, crop_frame, crop_region, to_crop, tracking_loss
 from .tracker import track_frames
@@ -49,7 +49,7 @@ def build_tracker(cfg: Config) -> STPNTracker:
                         depth=m.prompt_depth, pretrained=m.pretrained, support_grad=m.support_grad,
                         template_size=o.template_size, search_size=o.search_size, template_factor=o.template_factor,
                         search_factor=o.search_factor, head_channels=o.head_channels,
-                        backbone_kwargs=m.backbone_kwargs, predictor_kwargs=m.predictor_kwargs)
+                        backbone_kwargs=m.backbone_kwargs, predictor_kwargs=m.predictor_kwargs, mean=m.mean, std=m.std)
     if m.weights:
         from ..core.weights import load_backbone_weights
         load_backbone_weights(model.stpn.backbone, m.weights)
@@ -77,6 +77,7 @@ class TrackingPairs(torch.utils.data.Dataset):
         d = cfg.data
         SupportConfig("causal", d.train_num_support, d.train_stride)
         self.videos, self.cfg, self.seed, self.epoch = videos, cfg, cfg.run.seed, 0
+        self.norm = normalization_of(cfg)
         self.visible = [[t for t in range(len(v)) if _xywh(v, t) is not None] for v in videos]
         usable = [i for i, vis in enumerate(self.visible) if len(vis) >= 2]
         if not usable:
@@ -111,17 +112,17 @@ class TrackingPairs(torch.utils.data.Dataset):
         lo, hi = bisect.bisect_left(visible, t - m.max_gap), bisect.bisect_left(visible, t)
         z = rng.choice(visible[lo:hi] or visible[hi - 1:hi])  # within max_gap, else the latest before t
         template_box = _xywh(video, z)
-        template = crop_frame(video.frames[z], crop_region(template_box, m.template_factor), m.template_size)
+        template = crop_frame(video.frames[z], crop_region(template_box, m.template_factor), m.template_size, "cpu", *self.norm)
         box = _xywh(video, t)
         region = crop_region(self._jittered(box, rng), m.search_factor)
-        search = crop_frame(video.frames[t], region, m.search_size)
+        search = crop_frame(video.frames[t], region, m.search_size, "cpu", *self.norm)
         support_index = causal_support(t, t + 1, d.train_num_support, d.train_stride)
         crops = []
         for tau in support_index:
             b = _xywh(video, tau)
             b = template_box if b is None else b
             crops.append(crop_frame(video.frames[tau], crop_region(self._jittered(b, rng), m.search_factor),
-                                    m.search_size))
+                                    m.search_size, "cpu", *self.norm))
         return {"template": template, "search": search, "support": torch.stack(crops),
                 "offsets": torch.tensor([tau - t for tau in support_index]),
                 "box": torch.tensor(to_crop(box, region), dtype=torch.float32)}

@@ -73,11 +73,11 @@ def start(model: STPNTracker, frame: np.ndarray, box, num_support: int = 4, stri
     check_test_support("causal", num_support, stride, refresh_every)
     H, W = frame.shape[:2]
     box = check_box(box, W, H)
-    template = crop_frame(frame, crop_region(box, model.template_factor), model.template_size, device)
+    template = crop_frame(frame, crop_region(box, model.template_factor), model.template_size, device, model.mean, model.std)
     stream = SupportStream("causal", num_support, stride, refresh_every) if model.prompting else None
     state = TrackState(model.embed_template(template[None]), box, W, H, stream)
     if stream is not None:
-        search = crop_frame(frame, crop_region(box, model.search_factor), model.search_size, device)
+        search = crop_frame(frame, crop_region(box, model.search_factor), model.search_size, device, model.mean, model.std)
         stream.observe(model.stpn, 0, lambda i: search[None])
     return state
 
@@ -90,7 +90,7 @@ def step(model: STPNTracker, frame: np.ndarray, state: TrackState) -> tuple[np.n
                          f"{state.width}x{state.height}")
     t = state.t
     region = crop_region(state.box, model.search_factor)
-    search = crop_frame(frame, region, model.search_size, state.template.device)
+    search = crop_frame(frame, region, model.search_size, state.template.device, model.mean, model.std)
     prompts = None if state.stream is None else state.stream.prompts_at(model.stpn, t, lambda i: search[None])
     out = model.head_forward(state.template, search[None], prompts)
     cxcywh, score = decode(out)
