@@ -379,11 +379,19 @@ def test_detect_keeps_the_frames_before_a_frame_that_breaks(tmp_path, capsys):
 
 
 def test_drawing_never_fails_on_boxes_the_detector_gives():
-    from stpn.detection.draw import draw
+    from stpn.draw import draw_box, draw_detections as draw, draw_masks
     frame = np.zeros((64, 96, 3), np.uint8)
     boxes = np.array([[5.0, 5.0, 5.0, 5.0], [95.0, 0.0, 95.0, 63.0], [0.0, 63.0, 95.0, 63.0]])  # one pixel, edges
     out = draw(frame, boxes, np.array([1, 2, 3]), np.array([0.9, 0.5, 0.1]), np.array([1, 2, 3]), ["a", "b", "c"])
-    assert out.shape == frame.shape and out.any()
+    assert out.shape == frame.shape and out.dtype == np.uint8 and out.any()
+    assert (out[5, 5] == (60, 180, 75)).all()  # track 1's colour on its one-pixel box
+    assert (draw(frame, np.zeros((0, 4)), [], [], [], []) == 0).all()
+    boxed = draw_box(frame, [10, 20, 30, 15], 0.87)
+    assert (boxed[35, 25] == (255, 64, 64)).all() and (boxed[32, 36] == 0).all()  # bottom edge drawn, inside not
+    mask = np.zeros((1, 64, 96), bool)
+    mask[0, 10:20, 30:40] = True
+    painted = draw_masks(np.full((64, 96, 3), 100, np.uint8), mask, [3], alpha=1.0)
+    assert (painted[15, 35] == (0, 130, 200)).all() and (painted[0, 0] == 100).all()
 
 
 @pytest.mark.parametrize("mode, K, S, refresh", [("global", 3, 1, 1), ("local", 2, 2, 1), ("causal", 2, 2, 3),

@@ -92,7 +92,8 @@ def cmd_detect(args) -> None:
     import itertools
 
     from ..data.video import open_source, write_annotated
-    from .draw import IoUTracker, draw
+    from ..association import IoUTracker
+    from ..draw import draw_detections as draw
     from .task import predict_stream
     det, cfg = load_detector(args.weights, args.config)
     device = next(det.parameters()).device.type

@@ -93,7 +93,8 @@ def bar_chart(report: dict, path: Path) -> None:
 
 def annotated_video(run: Path, cfg, path: Path) -> None:
     from ..data.video import write_video
-    from .draw import IoUTracker, draw
+    from ..association import IoUTracker
+    from ..draw import draw_detections as draw
     det, _ = load_detector(run / "model.safetensors")
     video = read_split(cfg, cfg.data.val_split)[0]
     d = cfg.data

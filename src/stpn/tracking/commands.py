@@ -9,6 +9,7 @@ from rich.progress import track
 from rich.table import Table
 
 from ..data.types import atomic_write
+from ..draw import draw_box
 from ..engine.config import Config, seed_overrides
 from ..engine.config import demo_config as engine_demo_config
 from .model import STPNTracker
@@ -41,17 +42,6 @@ def parse_box(text: str) -> list[float]:
     if len(box) != 4:
         raise ValueError(f"--box must be x,y,w,h (four numbers separated by commas), got {text!r}")
     return box
-
-
-def draw_box(frame: np.ndarray, box, score: float | None, color=(255, 64, 64)) -> np.ndarray:
-    from PIL import Image, ImageDraw
-    img = Image.fromarray(frame)
-    pen = ImageDraw.Draw(img)
-    x, y, w, h = (float(v) for v in box)
-    pen.rectangle([x, y, x + w, y + h], outline=color, width=2)
-    if score is not None:
-        pen.text((x + 2, max(0.0, y - 11)), f"{score:.2f}", fill=color)
-    return np.asarray(img)
 
 
 def cmd_track(args) -> None:

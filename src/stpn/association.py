@@ -1,14 +1,11 @@
-"""Track ids by IoU association, and boxes drawn on frames."""
+"""Track ids for per-frame instances: Hungarian assignment on a cost between the current frame's
+instances and the previous frame's tracks (IoU of boxes now; embeddings join for segmentation)."""
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image, ImageDraw
 from scipy.optimize import linear_sum_assignment
 
-from ..evaluation.vid import box_iou
-
-COLORS = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
-          (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212)]
+from .evaluation.vid import box_iou
 
 
 class IoUTracker:
@@ -31,17 +28,3 @@ class IoUTracker:
             ids[i], self.next_id = self.next_id, self.next_id + 1
         self.boxes, self.labels, self.ids = boxes, labels, ids
         return ids
-
-
-def draw(frame: np.ndarray, boxes, labels, scores, track_ids, names) -> np.ndarray:
-    img = Image.fromarray(frame)
-    pen = ImageDraw.Draw(img)
-    for box, label, score, tid in zip(boxes, labels, scores, track_ids):
-        color = COLORS[int(tid) % len(COLORS)]
-        x1, y1, x2, y2 = (float(v) for v in box)
-        pen.rectangle([x1, y1, x2, y2], outline=color, width=2)
-        text = f"{names[int(label) - 1] if 0 < label <= len(names) else label} {score:.2f} #{tid}"
-        tx, ty = x1, max(0.0, y1 - 11)
-        pen.rectangle([tx, ty, tx + 6 * len(text) + 2, ty + 11], fill=color)
-        pen.text((tx + 1, ty), text, fill=(0, 0, 0))
-    return np.asarray(img)
