@@ -175,3 +175,18 @@ def test_normalisation_comes_from_the_backbone_or_the_config(tmp_path):
     assert det.transform.image_mean == [0.1, 0.2, 0.3] and det.transform.image_std == [1.0, 1.0, 1.0]
     with pytest.raises(ConfigError, match="model.mean and model.std must both be null or both be 3 numbers"):
         load_config(packaged_config("demo_cpu"), ["model.mean=[0.1, 0.2, 0.3]"])
+
+
+def test_an_old_override_replaces_the_value_under_its_new_name():
+    import warnings
+
+    from stpn.engine.config import ConfigError, config_dict, config_from_dict, load_config, packaged_config
+    data = config_dict(load_config(packaged_config("demo_cpu")))
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        cfg = config_from_dict(data, ["model.min_size=[64]", "model.depth=shallow"])
+    assert cfg.detection.min_size == [64] and cfg.model.prompt_depth == "shallow"
+    both = {**data, "model": {**data["model"], "num_classes": 5}}
+    with warnings.catch_warnings(record=True), pytest.raises(ConfigError, match="model.num_classes is now detection.num_classes, and both"):
+        warnings.simplefilter("always")
+        config_from_dict(both)

@@ -186,31 +186,58 @@ def _build_config(data: dict) -> Config:
 _RENAMED = {("model", "depth"): ("model", "prompt_depth")}
 
 
+def _new_name(part: str, key: str, task: str, own: set) -> tuple[str, str] | None:
+    """Where an old ``part.key`` lives now, or None when it has not moved."""
+    if (part, key) in _RENAMED:
+        return _RENAMED[(part, key)]
+    shared = {"model": ModelConfig, "data": DataConfig}.get(part)
+    if shared is not None and key not in {f.name for f in dataclasses.fields(shared)} and key in own:
+        return task, key
+    return None
+
+
+def _warn_moved(moved: list[str]) -> None:
+    if moved:
+        import warnings
+        warnings.warn(f"config keys moved ({', '.join(moved[:4])}{', ...' if len(moved) > 4 else ''}); "
+                      "write them under their new names", FutureWarning, stacklevel=4)
+
+
 def _move_legacy_keys(data: dict, task: str, section_cls) -> None:
     """Earlier configs kept every task's keys in ``model`` and ``data``: move a task's keys into
-    its section (and renamed keys to their names), saying so once."""
+    its section (and renamed keys to their names), saying so once. A key given under both its
+    old and its new name is refused."""
     own = {f.name for f in dataclasses.fields(section_cls)}
-    shared = {"model": {f.name for f in dataclasses.fields(ModelConfig)}, "data": {f.name for f in dataclasses.fields(DataConfig)}}
     moved = []
     for part in ("model", "data"):
         node = data.get(part)
         if not isinstance(node, dict):
             continue
         for key in list(node):
-            if (part, key) in _RENAMED:
-                new_part, new_key = _RENAMED[(part, key)]
-                data.setdefault(new_part, {}).setdefault(new_key, node.pop(key))
-                moved.append(f"{part}.{key} -> {new_part}.{new_key}")
-            elif key not in shared[part] and key in own:
-                section = data.get(task)
-                if section is None:
-                    section = data[task] = {}
-                section.setdefault(key, node.pop(key))
-                moved.append(f"{part}.{key} -> {task}.{key}")
-    if moved:
-        import warnings
-        warnings.warn(f"config keys moved ({', '.join(moved[:4])}{', ...' if len(moved) > 4 else ''}); "
-                      "write them under their new names", FutureWarning, stacklevel=4)
+            new = _new_name(part, key, task, own)
+            if new is None:
+                continue
+            target = data.get(new[0])
+            if target is None:
+                target = data[new[0]] = {}
+            if not isinstance(target, dict):
+                raise ConfigError(f"config key {new[0]}: expected a mapping, got {type(target).__name__}")
+            if new[1] in target:
+                raise ConfigError(f"config key {part}.{key} is now {new[0]}.{new[1]}, and both are given")
+            target[new[1]] = node.pop(key)
+            moved.append(f"{part}.{key} -> {'.'.join(new)}")
+    _warn_moved(moved)
+
+
+def _renamed_override(item: str, task: str, section_cls) -> str:
+    key, raw = item.split("=", 1)
+    parts = key.split(".")
+    new = _new_name(parts[0], parts[1], task, {f.name for f in dataclasses.fields(section_cls)}) \
+        if len(parts) == 2 else None
+    if new is None:
+        return item
+    _warn_moved([f"{key} -> {'.'.join(new)}"])
+    return f"{'.'.join(new)}={raw}"
 
 
 def _coerce(value, hint, key):
@@ -259,6 +286,14 @@ def config_from_dict(data: dict, overrides: list[str] = ()) -> Config:
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like section.key=value")
+    task = next((i.split("=", 1)[1].strip() for i in reversed(overrides) if i.split("=", 1)[0] == "task"),
+                data.get("task", Config.task))
+    from .tasks import TASKS, get_task
+    if task in TASKS:  # old flat keys move to the task's section, in the file and in the overrides alike
+        section_cls = get_task(task).Section
+        _move_legacy_keys(data, task, section_cls)
+        overrides = [_renamed_override(i, task, section_cls) for i in overrides]
+    for item in overrides:
         key, raw = item.split("=", 1)
         node = data
         parts = key.split(".")
