@@ -190,3 +190,33 @@ def test_an_old_override_replaces_the_value_under_its_new_name():
     with warnings.catch_warnings(record=True), pytest.raises(ConfigError, match="model.num_classes is now detection.num_classes, and both"):
         warnings.simplefilter("always")
         config_from_dict(both)
+
+
+def test_every_task_loads_onto_the_configured_device_and_its_inputs_follow(tmp_path, monkeypatch, capsys):
+    """run.device (and --device) is passed through to the model; inference moves its inputs to
+    the model's device. Checked with cpu named explicitly, and with cuda refused where there is none."""
+    import torch
+
+    from stpn.cli import main
+    from stpn.detection import task as det_task
+    from stpn.engine.tasks import get_task
+    from stpn.engine.trainer import train
+    cfg = tiny_config(tmp_path, "optim.epochs=1")
+    run = train(cfg, get_task("detection"), max_iterations=1)
+    model, loaded = get_task("detection").load(run, overrides=["run.device=cpu"])
+    assert loaded.run.device == "cpu" and {p.device.type for p in model.parameters()} == {"cpu"}
+    seen = []
+    real = det_task._image
+    monkeypatch.setattr(det_task, "_image", lambda frame: seen.append(1) or real(frame))
+    real_backbone = model.stpn.backbone.forward
+    devices = []
+    monkeypatch.setattr(model.stpn.backbone, "forward",
+                        lambda x, *a, **k: devices.append(x.device.type) or real_backbone(x, *a, **k))
+    video = det_task.read_split(cfg, cfg.data.val_split)[0]
+    list(det_task.predict_video(model, video, "local", 2, 1, 1, "cpu"))
+    assert seen and set(devices) == {"cpu"}
+    if not torch.cuda.is_available():
+        assert main(["eval", "--weights", str(run), "run.device=cuda"]) == 2
+        assert "run.device=cuda but no CUDA device is available" in capsys.readouterr().err
+        assert main(["detect", "missing.mp4", "--weights", str(run), "--device", "cuda"]) == 2
+        assert "no CUDA device" in capsys.readouterr().err

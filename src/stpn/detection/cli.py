@@ -14,4 +14,5 @@ def add_commands(sub) -> None:
     det.add_argument("--stride", type=int, default=1)
     det.add_argument("--refresh-every", type=int, default=8)
     det.add_argument("--score-threshold", type=float, default=0.5)
+    det.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: the config's run.device")
     det.set_defaults(handler="stpn.detection.commands:cmd_detect")

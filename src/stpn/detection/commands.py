@@ -95,7 +95,7 @@ def cmd_detect(args) -> None:
     from ..association import IoUTracker
     from ..draw import draw_detections as draw
     from .task import predict_stream
-    det, cfg = load_detector(args.weights, args.config)
+    det, cfg = load_detector(args.weights, args.config, [f"run.device={args.device}"] if args.device else [])
     device = next(det.parameters()).device.type
     video, frames, count, fps = open_source(args.video)
     mode = args.mode

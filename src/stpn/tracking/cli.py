@@ -12,4 +12,5 @@ def add_commands(sub) -> None:
     trk.add_argument("--num-support", type=int, help="K (default: the config's test_num_support)")
     trk.add_argument("--stride", type=int, help="S (default: the config's test_stride)")
     trk.add_argument("--refresh-every", type=int, help="prompt refresh period (default: the config's)")
+    trk.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: the config's run.device")
     trk.set_defaults(handler="stpn.tracking.commands:cmd_track")

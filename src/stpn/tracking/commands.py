@@ -47,7 +47,7 @@ def parse_box(text: str) -> list[float]:
 def cmd_track(args) -> None:
     """Track one target from a first box through a video file, a frame folder or a webcam."""
     from ..data.video import open_source, write_annotated
-    model, cfg = load_tracker(args.weights, args.config)
+    model, cfg = load_tracker(args.weights, args.config, [f"run.device={args.device}"] if args.device else [])
     video, frames, count, fps = open_source(args.video)
     box = parse_box(args.box)
     d = cfg.data
@@ -60,9 +60,7 @@ def cmd_track(args) -> None:
     check_box(box, first.shape[1], first.shape[0], f"the first frame of {args.video}")
     import itertools
 
-    from ..engine.trainer import resolve_device
-    device = resolve_device(cfg.run.device)
-    model.to(device)
+    device = next(model.parameters()).device.type  # load_tracker put it on run.device
     rows = []
 
     def annotated():
