@@ -212,7 +212,7 @@ def test_every_task_loads_onto_the_configured_device_and_its_inputs_follow(tmp_p
     devices = []
     monkeypatch.setattr(model.stpn.backbone, "forward",
                         lambda x, *a, **k: devices.append(x.device.type) or real_backbone(x, *a, **k))
-    video = det_task.read_split(cfg, cfg.data.val_split)[0]
+    video = det_task.read_split(cfg.data, cfg.data.val_split)[0]
     list(det_task.predict_video(model, video, "local", 2, 1, 1, "cpu"))
     assert seen and set(devices) == {"cpu"}
     if not torch.cuda.is_available():

@@ -26,7 +26,7 @@ def test_shallow_stpn_uses_last_stage_support_tokens_and_embedding_width():
 @pytest.mark.parametrize("depth", ["shallow", "deep", "deep_block"])
 @pytest.mark.parametrize("backbone", ["swin_tiny_patch4_window7_224", "vit_tiny_patch16_224"])
 def test_clip_alone_equals_clip_in_batch_of_three(depth, backbone):
-    model = tiny_stpn(backbone=backbone, depth=depth).eval()
+    model = tiny_stpn(backbone=backbone, prompt_depth=depth).eval()
     frames, support = torch.randn(3, 3, 64, 64), torch.randn(3, 2, 3, 64, 64)
     with torch.no_grad():
         batch = model(frames, support)
@@ -38,7 +38,7 @@ def test_clip_alone_equals_clip_in_batch_of_three(depth, backbone):
 @pytest.mark.parametrize("depth", ["shallow", "deep", "deep_block"])
 @pytest.mark.parametrize("support_grad", [False, True])
 def test_training_step_reaches_the_predictor(depth, support_grad):
-    model = tiny_stpn(depth=depth, support_grad=support_grad).train()
+    model = tiny_stpn(prompt_depth=depth, support_grad=support_grad).train()
     frames = torch.randn(2, 3, 64, 64)
     support = torch.randn(2, 2, 3, 64, 64, requires_grad=True)
     loss = sum(m.square().mean() for m in model(frames, support))
@@ -91,7 +91,7 @@ def test_missing_or_mismatched_support_raises():
 
 def test_bad_construction_raises():
     with pytest.raises(ValueError, match="depth must be one of"):
-        STPN(depth="medium")
+        STPN(prompt_depth="medium")
     with pytest.raises(ValueError, match="unknown timm model 'swin_huge'"):
         STPN(backbone="swin_huge")
     with pytest.raises(ValueError, match="not a supported backbone"):

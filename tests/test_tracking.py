@@ -28,7 +28,7 @@ def tiny_config(tmp_path, *extra):
 
 
 def tiny_tracker(prompting=True, **kw):
-    kw = {"depth": "deep", "template_size": 32, "search_size": 64, "head_channels": 8, **kw}
+    kw = {"prompt_depth": "deep", "template_size": 32, "search_size": 64, "head_channels": 8, **kw}
     return STPNTracker("vit_tiny_patch16_224", prompting=prompting, predictor_kwargs=dict(num_groups=4),
                        backbone_kwargs=dict(embed_dim=32, depth=2, num_heads=2, patch_size=8), **kw).eval()
 

@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--resume", help="'auto' (the run's newest readable checkpoint) or a checkpoint folder")
     tr.add_argument("--overwrite", action="store_true",
                     help="replace the run in run.out (a folder holding a run is refused otherwise)")
-    evl = sub.add_parser("eval", help="detect, track or classify on the validation split and score it")
+    evl = sub.add_parser("eval", help="run a trained model (--weights) on its config's validation split and score it; "
+                                      "for a results file you already have, use stpn evaluate")
     evl.add_argument("config", nargs="?", help="YAML config (default: config.json beside the weights)")
     evl.add_argument("overrides", nargs="*")
     evl.add_argument("--weights", required=True, help="model.safetensors of a run (or the run folder)")
@@ -43,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     for module in command_modules():  # each task's own commands (stpn detect, stpn track, ...)
         importlib.import_module(module).add_commands(sub)
 
-    ev = sub.add_parser("evaluate", help="score results files against a benchmark's ground truth")
+    ev = sub.add_parser("evaluate", help="score a results file against a benchmark's ground truth (no model; "
+                                         "to run a trained model first, use stpn eval)")
     evs = ev.add_subparsers(dest="benchmark", required=True)
     vid = evs.add_parser("vid", help="ImageNet VID AP50 with the motion breakdown")
     vid.add_argument("--gt", required=True, help="dataset root (Data/, Annotations/, ImageSets/)")

@@ -14,7 +14,7 @@ def color_of(track_id: int) -> tuple[int, int, int]:
 
 
 def _tensor(frame: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)
+    return torch.from_numpy(np.array(frame, dtype=np.uint8, copy=True)).permute(2, 0, 1)
 
 
 def _array(image: torch.Tensor) -> np.ndarray:

@@ -69,14 +69,14 @@ class ObjectCrops(torch.utils.data.Dataset):
             rng = random.Random(hash((self.seed, self.epoch, i)))
             cx, cy = cx + rng.uniform(-self.jitter, self.jitter), cy + rng.uniform(-self.jitter, self.jitter)
             flip = rng.random() < 0.5
-        return crop(np.asarray(video.frames[t]), cx, cy, self.crop_size, flip, self.mean, self.std), int(tg.labels[k]) - 1
+        return square_crop(np.asarray(video.frames[t]), cx, cy, self.crop_size, flip, self.mean, self.std), int(tg.labels[k]) - 1
 
     @staticmethod
     def collate(samples) -> dict:
         return {"images": torch.stack([s[0] for s in samples]), "labels": torch.tensor([s[1] for s in samples])}
 
 
-def crop(frame: np.ndarray, cx: float, cy: float, size: int, flip: bool = False,
+def square_crop(frame: np.ndarray, cx: float, cy: float, size: int, flip: bool = False,
          mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)) -> torch.Tensor:
     """(3, size, size) square of ``frame`` (H, W, 3 uint8) centred near (cx, cy), moved inside the
     frame, normalised with ``mean``/``std``; a frame smaller than ``size`` is padded with the mean

@@ -14,7 +14,7 @@ from .backbones import create_backbone
 from .checks import check_images
 from .predictors import build_predictor
 
-DEPTHS = ("shallow", "deep", "deep_block")
+PROMPT_DEPTHS = ("shallow", "deep", "deep_block")
 
 
 class STPN(nn.Module):
@@ -24,7 +24,7 @@ class STPN(nn.Module):
         backbone: timm model name (``swin_tiny_patch4_window7_224``, ``vit_small_patch16_224``, ...).
         predictor: ``attention`` (released), ``topk_mean`` (released "avg"), ``mixer``, ``decoder``.
         num_prompts: N_P.
-        depth: ``shallow`` (prompts enter once after patch embedding; released), ``deep`` (fresh
+        prompt_depth: ``shallow`` (prompts enter once after patch embedding; released), ``deep`` (fresh
             prompts per stage, from the support tokens of that stage) or ``deep_block`` (fresh
             prompts per block, from the support tokens of the block's stage).
         prompting: False builds the single-frame baseline: the plain backbone, no predictor.
@@ -33,27 +33,27 @@ class STPN(nn.Module):
     """
 
     def __init__(self, backbone: str = "swin_tiny_patch4_window7_224", predictor: str = "attention",
-                 num_prompts: int = 5, depth: str = "shallow", pretrained: bool = False,
+                 num_prompts: int = 5, prompt_depth: str = "shallow", pretrained: bool = False,
                  prompting: bool = True, support_grad: bool = False, legacy_merge: bool = False,
                  backbone_kwargs: dict | None = None, predictor_kwargs: dict | None = None):
         super().__init__()
-        if depth not in DEPTHS:
-            raise ValueError(f"depth must be one of {DEPTHS}, got {depth!r}")
+        if prompt_depth not in PROMPT_DEPTHS:
+            raise ValueError(f"prompt_depth must be one of {PROMPT_DEPTHS}, got {prompt_depth!r}")
         if num_prompts < 1:
             raise ValueError(f"num_prompts must be >= 1, got {num_prompts}")
         backbone_kwargs = dict(backbone_kwargs or {})
         if legacy_merge:
             backbone_kwargs["legacy_merge"] = True
         self.backbone = create_backbone(backbone, pretrained=pretrained, **backbone_kwargs)
-        self.depth, self.prompting, self.support_grad = depth, prompting, support_grad
+        self.prompt_depth, self.prompting, self.support_grad = prompt_depth, prompting, support_grad
         self.num_prompts, self.predictor_name = num_prompts, predictor
         dims = self.backbone.dims
         kw = dict(predictor_kwargs or {})
         if not prompting:
             self.predictor = None
-        elif depth == "shallow":
+        elif prompt_depth == "shallow":
             self.predictor = build_predictor(predictor, dims[-1], self.backbone.embed_dim, num_prompts, **kw)
-        elif depth == "deep":
+        elif prompt_depth == "deep":
             self.predictor = nn.ModuleList(build_predictor(predictor, d, d, num_prompts, **kw) for d in dims)
         else:
             self.predictor = nn.ModuleList(
@@ -64,7 +64,7 @@ class STPN(nn.Module):
     def support_stages(self) -> list[int]:
         """Stages whose support tokens the predictor reads."""
         n = len(self.backbone.dims)
-        return [n - 1] if self.depth == "shallow" else list(range(n))
+        return [n - 1] if self.prompt_depth == "shallow" else list(range(n))
 
     def encode_support(self, support_frames: torch.Tensor):
         """Unprompted pass over support frames (B, K, 3, H, W).
@@ -90,10 +90,10 @@ class STPN(nn.Module):
         if self.predictor is None:
             raise ValueError("this STPN was built with prompting=False and has no predictor")
         kw = lambda s: dict(grid_size=grids[s], offsets=offsets)  # noqa: E731
-        if self.depth == "shallow":
+        if self.prompt_depth == "shallow":
             s = self.support_stages[0]
             return self.predictor(tokens[s], **kw(s))
-        if self.depth == "deep":
+        if self.prompt_depth == "deep":
             return [pred(tokens[s], **kw(s)) for s, pred in enumerate(self.predictor)]
         return [[pred(tokens[s], **kw(s)) for pred in preds] for s, preds in enumerate(self.predictor)]
 

@@ -86,18 +86,18 @@ class MixerPredictor(nn.Module):
     Each support map is average-pooled to a ``grid`` x ``grid`` token grid; a LayerNorm and a
     token-mixing MLP (grid^2 -> N_P, shared by all frames) give N_P tokens per frame, averaged
     over frames (so any K works); a LayerNorm and a channel-mixing MLP (d_L -> D) give the
-    prompts, refined by ``depth`` standard Mixer blocks at (N_P, D).
+    prompts, refined by ``num_blocks`` standard Mixer blocks at (N_P, D).
     """
 
     def __init__(self, in_dim: int, prompt_dim: int, num_prompts: int = 5, grid: int = 4,
-                 hidden: int = 256, depth: int = 1):
+                 hidden: int = 256, num_blocks: int = 1):
         super().__init__()
         self.in_dim, self.grid = in_dim, grid
         self.token_norm = nn.LayerNorm(in_dim)
         self.token_mix = nn.Sequential(nn.Linear(grid * grid, hidden), nn.GELU(), nn.Linear(hidden, num_prompts))
         self.channel_norm = nn.LayerNorm(in_dim)
         self.channel_mix = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Linear(hidden, prompt_dim))
-        self.blocks = nn.Sequential(*[MixerBlock(prompt_dim, num_prompts) for _ in range(depth)])
+        self.blocks = nn.Sequential(*[MixerBlock(prompt_dim, num_prompts) for _ in range(num_blocks)])
 
     def forward(self, tokens: torch.Tensor, grid_size: tuple[int, int] | None = None, **_) -> torch.Tensor:
         _check_tokens(tokens, self.in_dim)

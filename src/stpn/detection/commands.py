@@ -12,7 +12,8 @@ from ..data.splits import read_sidecar, sidecar_path
 from ..data.types import write_json
 from ..engine.config import Config
 from ..engine.runs import load_run_model
-from .task import DetectionTask, detections_table, predict_video, read_split
+from ..data.splits import read_split
+from .task import DetectionTask, detections_table, predict_video
 
 
 def load_detector(weights: str | Path, config: str | Path | None = None, overrides=()):
@@ -47,7 +48,7 @@ def evaluate_run(det, cfg: Config, out: Path, mode: str | None = None, console: 
     from ..evaluation.vid import evaluate_vid
     d = cfg.data
     mode = mode or d.test_policy
-    videos = read_split(cfg, d.val_split)
+    videos = read_split(d, d.val_split)
     device = next(det.parameters()).device.type
     start = time.perf_counter()
     preds = [list(predict_video(det, v, mode, d.test_num_support, d.test_stride, d.test_refresh_every, device,

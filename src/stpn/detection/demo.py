@@ -14,10 +14,11 @@ from rich.console import Console
 from rich.table import Table
 
 from ..engine.config import Config, config_dict, load_config, packaged_config, seed_overrides
-from ..engine.config import demo_config as engine_demo_config
+from ..engine.config import paired_run_config
 from ..engine.runs import finished_run, record_train_seconds, train_seconds
 from .commands import class_names, load_detector
-from .task import predict_video, read_split, train_videos
+from ..data.splits import read_split
+from .task import predict_video, train_videos
 
 QUICK_DATA = ["data.synth.train_videos=16", "data.synth.val_videos=4"]
 
@@ -26,7 +27,7 @@ def demo_config(out: Path, quick: bool, prompting: bool, seed: int = 0) -> Confi
     """A detector of the demo: it starts from the demo's pre-trained backbone (``pretrain_config``)."""
     overrides = [f"model.weights={Path(out) / 'pretrain' / 'model.safetensors'}",
                  *(["optim.epochs=1", *QUICK_DATA] if quick else []), *seed_overrides(seed)]
-    return engine_demo_config("demo_cpu", out, prompting, overrides)
+    return paired_run_config("demo_cpu", out, prompting, overrides)
 
 
 def pretrain_config(out: Path, quick: bool, seed: int = 0) -> Config:
@@ -40,7 +41,7 @@ def prepare(configs: dict, out: Path, quick: bool, seed: int, console: Console) 
     """Generate the data, pre-train the backbone both detectors start from; report entries."""
     cfg = configs["stpn"]
     train_videos(cfg)
-    read_split(cfg, cfg.data.val_split)
+    read_split(cfg.data, cfg.data.val_split)
     pre = pretrain_config(out, quick, seed)
     pretrain = pretrain_backbone(pre, console)
     console.print(f"both start from the same backbone, pre-trained for {pretrain['train_seconds']:.0f} s as an object "
@@ -96,7 +97,7 @@ def annotated_video(run: Path, cfg, path: Path) -> None:
     from ..association import IoUTracker
     from ..draw import draw_detections as draw
     det, _ = load_detector(run / "model.safetensors")
-    video = read_split(cfg, cfg.data.val_split)[0]
+    video = read_split(cfg.data, cfg.data.val_split)[0]
     d = cfg.data
     tracker = IoUTracker()
     names = class_names(cfg)

@@ -88,7 +88,7 @@ def ours_to_released(det: nn.Module) -> dict:
     stpn = det.stpn
     if stpn.prompting and not isinstance(stpn.predictor, AttentionPredictor):
         raise ValueError("the released layout holds one (shallow) attention predictor; this detector has "
-                         f"depth={stpn.depth!r}, predictor={stpn.predictor_name!r}")
+                         f"prompt_depth={stpn.prompt_depth!r}, predictor={stpn.predictor_name!r}")
     _check_prompt_widening(det, "written in the released layout")
     out = {f"detector.backbone.{k}": v for k, v in ours_to_mmdet_swin(stpn.backbone).items()}
     released_names = {v: k for k, v in AttentionPredictor.RELEASED_KEYS.items()}

@@ -10,7 +10,7 @@ import torch
 from ..core.sampling import SupportConfig, check_test_support
 from ..core.streaming import SupportStream
 from ..data.clips import ClipDataset
-from ..data.splits import deteriorated_frames, read_split as _read_split
+from ..data.splits import deteriorated_frames, read_split
 from ..data.types import Video
 from ..engine.config import Config
 from ..engine.tasks import Section, Task, build_stpn, normalization_of
@@ -62,10 +62,6 @@ def build_detector(cfg: Config) -> STPNDetector:
     return det
 
 
-def read_split(cfg: Config, split: str) -> list[Video]:
-    return _read_split(cfg.data, split)
-
-
 def _image(frame: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.array(frame, copy=True)).permute(2, 0, 1).float().div_(255)
 
@@ -93,7 +89,7 @@ class DetectionClips(ClipDataset):
 
 def train_videos(cfg: Config) -> list[Video]:
     """The training split, plus the ImageNet DET images of ``data.det_image_set`` as one-frame videos."""
-    videos = read_split(cfg, cfg.data.train_split)
+    videos = read_split(cfg.data, cfg.data.train_split)
     if cfg.detection.det_image_set:
         from ..data.vid import read_det
         videos += read_det(cfg.data.root, cfg.detection.det_image_set, progress=False)

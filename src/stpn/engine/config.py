@@ -321,7 +321,7 @@ def seed_overrides(seed: int) -> list[str]:
     return [f"run.seed={seed}", f"data.synth.train_seed={2 * seed}", f"data.synth.val_seed={2 * seed + 1}"]
 
 
-def demo_config(name: str, out: Path, prompting: bool, quick_overrides: list[str] | None = None) -> Config:
+def paired_run_config(name: str, out: Path, prompting: bool, quick_overrides: list[str] | None = None) -> Config:
     """One of the two runs of a demo: packaged config ``name`` with data in ``out/data`` and the
     run in ``out/stpn`` (prompting) or ``out/baseline``; ``quick_overrides`` for ``--quick``."""
     overrides = [f"data.root={out / 'data'}", f"run.out={out / ('stpn' if prompting else 'baseline')}",

@@ -43,7 +43,7 @@ def build_stpn(cfg):
     """The config's STPN (the ``model`` section), for any task that runs it as its backbone."""
     from ..core import STPN
     m = cfg.model
-    return STPN(m.backbone, predictor=m.predictor, num_prompts=m.num_prompts, depth=m.prompt_depth,
+    return STPN(m.backbone, predictor=m.predictor, num_prompts=m.num_prompts, prompt_depth=m.prompt_depth,
                 pretrained=m.pretrained, prompting=m.prompting, support_grad=m.support_grad,
                 legacy_merge=m.legacy_merge, backbone_kwargs=m.backbone_kwargs, predictor_kwargs=m.predictor_kwargs)
 

@@ -11,7 +11,7 @@ from rich.table import Table
 from ..data.types import atomic_write
 from ..draw import draw_box
 from ..engine.config import Config, seed_overrides
-from ..engine.config import demo_config as engine_demo_config
+from ..engine.config import paired_run_config
 from .model import STPNTracker
 from .task import TrackingTask
 from .tracker import check_box, track_frames
@@ -83,7 +83,7 @@ def cmd_track(args) -> None:
 # the demo ---------------------------------------------------------------------------------------
 def demo_config(out: Path, quick: bool, prompting: bool, seed: int = 0) -> Config:
     quick_overrides = ["optim.epochs=2", "data.synth.train_videos=16", "data.synth.val_videos=4"] if quick else []
-    return engine_demo_config("sot_demo_cpu", out, prompting, [*quick_overrides, *seed_overrides(seed)])
+    return paired_run_config("sot_demo_cpu", out, prompting, [*quick_overrides, *seed_overrides(seed)])
 
 
 def plot_curves(results: dict, path: Path) -> Path:

@@ -124,12 +124,12 @@ class STPNTracker(nn.Module):
     """
 
     def __init__(self, backbone: str = "vit_tiny_patch16_224", prompting: bool = True, predictor: str = "attention",
-                 num_prompts: int = 5, depth: str = "shallow", pretrained: bool = False, support_grad: bool = False,
+                 num_prompts: int = 5, prompt_depth: str = "shallow", pretrained: bool = False, support_grad: bool = False,
                  template_size: int = 128, search_size: int = 256, template_factor: float = 2.0,
                  search_factor: float = 4.0, head_channels: int = 64,
                  backbone_kwargs: dict | None = None, predictor_kwargs: dict | None = None, mean=None, std=None):
         super().__init__()
-        self.stpn = STPN(backbone, predictor, num_prompts, depth, pretrained=pretrained, prompting=prompting,
+        self.stpn = STPN(backbone, predictor, num_prompts, prompt_depth, pretrained=pretrained, prompting=prompting,
                          support_grad=support_grad, backbone_kwargs=backbone_kwargs, predictor_kwargs=predictor_kwargs)
         vit = self.stpn.backbone
         if not isinstance(vit, PromptedViT):

@@ -46,7 +46,7 @@ class TrackingSection(Section):
 def build_tracker(cfg: Config) -> STPNTracker:
     m, o = cfg.model, cfg.tracking
     model = STPNTracker(m.backbone, prompting=m.prompting, predictor=m.predictor, num_prompts=m.num_prompts,
-                        depth=m.prompt_depth, pretrained=m.pretrained, support_grad=m.support_grad,
+                        prompt_depth=m.prompt_depth, pretrained=m.pretrained, support_grad=m.support_grad,
                         template_size=o.template_size, search_size=o.search_size, template_factor=o.template_factor,
                         search_factor=o.search_factor, head_channels=o.head_channels,
                         backbone_kwargs=m.backbone_kwargs, predictor_kwargs=m.predictor_kwargs, mean=m.mean, std=m.std)
