@@ -220,3 +220,28 @@ def test_every_task_loads_onto_the_configured_device_and_its_inputs_follow(tmp_p
         assert "run.device=cuda but no CUDA device is available" in capsys.readouterr().err
         assert main(["detect", "missing.mp4", "--weights", str(run), "--device", "cuda"]) == 2
         assert "no CUDA device" in capsys.readouterr().err
+
+
+def test_a_run_folder_written_with_the_old_flat_layout_still_loads_and_resumes(tmp_path):
+    """Before task sections, config.json held every task's keys in model and data."""
+    import warnings
+
+    from stpn.engine.config import config_dict, config_from_dict
+    from stpn.engine.runs import claim_run_folder
+    cfg = tiny_config(tmp_path)
+    new = config_dict(cfg)
+    old = {k: v for k, v in new.items() if k != "detection"}
+    old["model"] = {**{k: v for k, v in new["model"].items() if k not in ("prompt_depth", "mean", "std")},
+                    "depth": new["model"]["prompt_depth"], **{k: v for k, v in new["detection"].items()
+                                                              if k not in ("det_image_set", "deteriorated_repeat")},
+                    "template_size": 128, "search_size": 256, "head_channels": 64}  # the tracker's, unused here
+    old["data"] = {**new["data"], "det_image_set": None, "deteriorated_repeat": 1, "max_gap": 50, "crop_size": 48}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        back = config_from_dict(old)
+    assert config_dict(back) == new
+    assert any("model.template_size (a tracking key) dropped" in str(w.message) for w in caught)
+    out = tmp_path / "oldrun"
+    out.mkdir()
+    (out / "config.json").write_text(json.dumps(old))
+    assert claim_run_folder(out, new, "auto") is None  # the same run: resumes (nothing to resume yet)

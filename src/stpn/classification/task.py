@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.backbones import create_backbone
+from ..data.clips import VideoItems
 from ..data.splits import deteriorated_frames, read_split, sidecar_path
 from ..data.types import Video
 from ..engine.config import Config
@@ -27,7 +28,7 @@ from ..core.weights import load_backbone_weights
 
 
 
-class ObjectCrops(torch.utils.data.Dataset):
+class ObjectCrops(VideoItems):
     """``crop_size`` squares centred on the annotated (visible) objects of ``videos``, one item
     per object and (every ``key_stride``-th) frame, label 0-based. ``jitter`` shifts the centre by up to +-jitter pixels and flips half the crops, drawn from
     (seed, epoch, item); ``jitter=0`` gives centred, unflipped crops."""
@@ -47,16 +48,6 @@ class ObjectCrops(torch.utils.data.Dataset):
                 self.items += [(v, t, k) for k in range(len(tg)) if tg.visible[k]]
         if not self.items:
             raise ValueError(f"no annotated objects to crop in {len(videos)} videos")
-
-    @property
-    def video_of_item(self) -> list[int]:
-        return [v for v, _, _ in self.items]
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.items)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         v, t, k = self.items[i]

@@ -27,7 +27,26 @@ def _tensor(frame: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.array(frame, copy=True)).permute(2, 0, 1)
 
 
-class ClipDataset(torch.utils.data.Dataset):
+class VideoItems(torch.utils.data.Dataset):
+    """What the training engine needs of a dataset: ``items`` whose first entry (or the item
+    itself) is a video index, ``video_of_item`` for sharding by video, ``set_epoch``, and a
+    subclass's ``__getitem__`` and ``collate``."""
+
+    items: list
+    epoch: int = 0
+
+    @property
+    def video_of_item(self) -> list[int]:
+        return [i[0] if isinstance(i, tuple) else i for i in self.items]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+class ClipDataset(VideoItems):
     """Every ``key_stride``-th frame of every video as a key frame, with supports chosen by a
     sampling policy. Frames are decoded when a sample is asked for; ``train_bilateral`` draws
     from a generator seeded by (seed, epoch, sample index), so a sample is reproducible."""
@@ -56,12 +75,6 @@ class ClipDataset(torch.utils.data.Dataset):
                 if (index[name], t) in keys:
                     extra.append((index[name], t))
         self.items += extra * (times - 1)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.items)
 
     def __getitem__(self, i: int) -> Sample:
         v, t = self.items[i]

@@ -177,3 +177,12 @@ def save_jpeg(path: str | Path, frame: np.ndarray, quality: int = 95) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     Image.fromarray(frame).save(tmp, format="JPEG", quality=quality)
     os.replace(tmp, path)
+
+
+def require_file(path: str | Path, expected: str) -> Path:
+    """``path`` as a Path if it is a file; else a FileNotFoundError saying what is there and what
+    was expected."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: {'a folder' if path.is_dir() else 'no such file'}; expected {expected}")
+    return path

@@ -16,7 +16,7 @@ from xml.dom import minidom
 import numpy as np
 from rich.progress import track
 
-from .types import AnnotationError, FrameTargets, ImageFiles, Video, atomic_write, save_jpeg
+from .types import AnnotationError, FrameTargets, ImageFiles, Video, atomic_write, require_file, save_jpeg
 
 VID_WNIDS = (
     "n02691156", "n02419796", "n02131653", "n02834778", "n01503061", "n02924116", "n02958343",
@@ -228,10 +228,7 @@ def write_vid(root: str | Path, split: str, videos: list[Video], wnids=VID_WNIDS
 
 def read_vid_detections(path: str | Path, num_classes: int = 30) -> np.ndarray:
     """Read a devkit detection file -> (n, 7) float64: frame index, class, score, x1, y1, x2, y2."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: {'a folder' if path.is_dir() else 'no such file'}; expected a devkit "
-                                "detection file (lines '<frame> <class> <score> <x1> <y1> <x2> <y2>')")
+    path = require_file(path, "a devkit detection file (lines '<frame> <class> <score> <x1> <y1> <x2> <y2>')")
     text = path.read_text()
     tokens = text.split()
     try:

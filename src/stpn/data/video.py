@@ -125,11 +125,21 @@ def write_video(path: str | Path, frames, fps: float = 25.0) -> Path:
     return path
 
 
-def write_annotated(frames, out: str | Path | None, fps: float = 25.0, source: str | None = None) -> int:
+def write_annotated(frames, out: str | Path | None, fps: float = 25.0, source: str | None = None,
+                    then=None) -> int:
     """Run an iterator of annotated frames into ``out`` (mp4) or, without ``out``, just run it.
     Ctrl-C stops the frames and keeps the video written so far. An error while producing a frame
     (a video that breaks mid-stream) also keeps the frames before it, then raises naming the
-    frame and ``source``. Returns the frames done."""
+    frame and ``source``. ``then()`` runs at the end in every case (e.g. to write the per-frame
+    results of the frames done). Returns the frames done."""
+    try:
+        return _write_annotated(frames, out, fps, source)
+    finally:
+        if then is not None:
+            then()
+
+
+def _write_annotated(frames, out, fps, source) -> int:
     done, error = 0, None
 
     def guarded():

@@ -53,6 +53,14 @@ def _require(obj: dict, keys, where: str) -> None:
         raise AnnotationError(f"{where}: missing key(s) {missing}")
 
 
+def check_track_ids(track: dict, where: str, video_ids, category_ids, videos_are: str = "in 'videos'") -> None:
+    """A track (annotation or result) names a known video and category, or a clear error."""
+    if track["video_id"] not in video_ids:
+        raise AnnotationError(f"{where}: video_id {track['video_id']} is not {videos_are}")
+    if track["category_id"] not in category_ids:
+        raise AnnotationError(f"{where}: unknown category_id {track['category_id']}")
+
+
 def read_ytvis(json_path: str | Path, frames_root: str | Path | None = None) -> tuple[list[Video], list[dict]]:
     """Read instances.json -> (videos with per-frame targets, categories). Frames are read from
     ``frames_root / file_names[i]`` (default: ``JPEGImages`` beside the JSON) on access."""
@@ -79,10 +87,7 @@ def read_ytvis(json_path: str | Path, frames_root: str | Path | None = None) -> 
     for i, ann in enumerate(data["annotations"]):
         where = f"{json_path}: annotations[{i}] (id {ann.get('id')})"
         _require(ann, ("video_id", "category_id", "segmentations"), where)
-        if ann["video_id"] not in by_id:
-            raise AnnotationError(f"{where}: video_id {ann['video_id']} is not in 'videos'")
-        if ann["category_id"] not in cat_ids:
-            raise AnnotationError(f"{where}: unknown category_id {ann['category_id']}")
+        check_track_ids(ann, where, by_id, cat_ids)
         video, per_frame = by_id[ann["video_id"]]
         segs = ann["segmentations"]
         if len(segs) != len(per_frame):

@@ -1,18 +1,14 @@
 """The detection task's own command, ``stpn detect`` (argument parsing only: imports nothing heavy)."""
+from ..engine.tasks import add_source_arguments
 
 
 def add_commands(sub) -> None:
     det = sub.add_parser("detect", help="detect objects in a video file, a frame folder or a webcam")
-    det.add_argument("video", help="video file, folder of frames, or webcam index (0, 1, ...)")
-    det.add_argument("--weights", required=True)
-    det.add_argument("--config", help="YAML config (default: config.json beside the weights)")
-    det.add_argument("--out", help="annotated video (mp4)")
-    det.add_argument("--json", help="detections per frame (JSON)")
+    add_source_arguments(det, "json detections per frame (JSON)")
     det.add_argument("--mode", choices=("global", "local", "causal"), default="causal",
                      help="causal: online, past frames only (default); global/local: offline, uses future frames")
     det.add_argument("--num-support", type=int, help="K (default: the config's test_num_support)")
     det.add_argument("--stride", type=int, default=1)
     det.add_argument("--refresh-every", type=int, default=8)
     det.add_argument("--score-threshold", type=float, default=0.5)
-    det.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: the config's run.device")
     det.set_defaults(handler="stpn.detection.commands:cmd_detect")

@@ -124,10 +124,10 @@ def cmd_detect(args) -> None:
                 for b, c, s, i in zip(boxes, labels, scores, ids)]})
             yield image
 
-    try:
-        write_annotated(annotated(), args.out, fps, source=str(args.video))
-    finally:  # the frames done so far are kept, also when the video breaks mid-stream
+    def save():  # the frames done so far, also when the video breaks mid-stream
         if args.json:
             write_json(args.json, {"video": str(args.video), "mode": mode, "num_support": K,
                                    "prompting": cfg.model.prompting, "frames": records}, indent=None)
             print(f"wrote {args.json} ({len(records)} frames)")
+
+    write_annotated(annotated(), args.out, fps, source=str(args.video), then=save)

@@ -73,11 +73,7 @@ def _target(tg) -> dict:
 
 
 class DetectionClips(ClipDataset):
-    """ClipDataset whose items know their video (for sharding) and collate into detector input."""
-
-    @property
-    def video_of_item(self) -> list[int]:
-        return [v for v, _ in self.items]
+    """ClipDataset whose items collate into detector input."""
 
     @staticmethod
     def collate(samples) -> dict:

@@ -85,15 +85,21 @@ class RunConfig:
 
 
 @dataclass
-class Config:
-    """A run: its task, the shared sections, and the task's own section (YAML key: the task's
-    name, e.g. ``detection:``; in code ``cfg.detection`` or ``cfg.section``)."""
+class SharedConfig:
+    """The sections every task has."""
 
     task: str = "detection"  # a registered task (stpn.engine.tasks.TASKS)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     run: RunConfig = field(default_factory=RunConfig)
+
+
+@dataclass
+class Config(SharedConfig):
+    """A run: its task, the shared sections, and the task's own section (YAML key: the task's
+    name, e.g. ``detection:``; in code ``cfg.detection`` or ``cfg.section``)."""
+
     section: object = None  # the task's settings (its ``Section`` dataclass)
 
     def __getattr__(self, name: str):
@@ -129,15 +135,6 @@ class Config:
         for key, message in getattr(self.section, "problems", lambda: [])():
             raise ConfigError(f"config key {self.task}.{key}: {message}")
         return self
-
-
-@dataclass
-class _SharedConfig:
-    task: str = "detection"
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    run: RunConfig = field(default_factory=RunConfig)
 
 
 def _build(cls, data: dict, prefix: str):
@@ -178,8 +175,8 @@ def _build_config(data: dict) -> Config:
     shared = {k: v for k, v in data.items() if k != "section"}
     if "section" in data:
         raise ConfigError(f"unknown config key section; the task's settings go under {name}:")
-    cfg = _build(_SharedConfig, shared, "")
-    return Config(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(_SharedConfig)}, section=section)
+    cfg = _build(SharedConfig, shared, "")
+    return Config(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(SharedConfig)}, section=section)
 
 
 # Keys that moved: (section, old key) -> (section, new key). Runs and configs written before keep working.
@@ -199,8 +196,8 @@ def _new_name(part: str, key: str, task: str, own: set) -> tuple[str, str] | Non
 def _warn_moved(moved: list[str]) -> None:
     if moved:
         import warnings
-        warnings.warn(f"config keys moved ({', '.join(moved[:4])}{', ...' if len(moved) > 4 else ''}); "
-                      "write them under their new names", FutureWarning, stacklevel=4)
+        warnings.warn(f"old config keys: {'; '.join(moved)}. Write them under their new names", FutureWarning,
+                      stacklevel=4)
 
 
 def _move_legacy_keys(data: dict, task: str, section_cls) -> None:
@@ -208,7 +205,7 @@ def _move_legacy_keys(data: dict, task: str, section_cls) -> None:
     its section (and renamed keys to their names), saying so once. A key given under both its
     old and its new name is refused."""
     own = {f.name for f in dataclasses.fields(section_cls)}
-    moved = []
+    moved, others = [], None
     for part in ("model", "data"):
         node = data.get(part)
         if not isinstance(node, dict):
@@ -216,6 +213,12 @@ def _move_legacy_keys(data: dict, task: str, section_cls) -> None:
         for key in list(node):
             new = _new_name(part, key, task, own)
             if new is None:
+                if others is None:
+                    others = _other_task_fields(task)
+                shared = {f.name for f in dataclasses.fields({"model": ModelConfig, "data": DataConfig}[part])}
+                if key not in shared and key in others:  # the old flat layout held every task's keys
+                    node.pop(key)
+                    moved.append(f"{part}.{key} (a {others[key]} key) dropped")
                 continue
             target = data.get(new[0])
             if target is None:
@@ -227,6 +230,12 @@ def _move_legacy_keys(data: dict, task: str, section_cls) -> None:
             target[new[1]] = node.pop(key)
             moved.append(f"{part}.{key} -> {'.'.join(new)}")
     _warn_moved(moved)
+
+
+def _other_task_fields(task: str) -> dict[str, str]:
+    """Field name -> task, of every other registered task's section."""
+    from .tasks import TASKS, get_task
+    return {f.name: name for name in TASKS if name != task for f in dataclasses.fields(get_task(name).Section)}
 
 
 def _renamed_override(item: str, task: str, section_cls) -> str:

@@ -155,6 +155,15 @@ def claim_run_folder(out: Path, config: dict, resume: str | None, overwrite: boo
             old = json.loads((out / "config.json").read_text())
         except json.JSONDecodeError:
             old = {}
+        try:  # a run written with older config keys compares in today's layout
+            import warnings
+
+            from .config import config_dict as _layout
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)
+                old = _layout(config_from_dict(old))
+        except ValueError:
+            pass
         diff = _differences(old, config)
         if diff:
             raise ValueError(f"{out} holds a run of another configuration ({'; '.join(diff[:4])}"

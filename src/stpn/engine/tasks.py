@@ -39,6 +39,16 @@ def command_modules() -> list[str]:
     return [cli for _, _, cli in TASKS.values() if cli]
 
 
+def add_source_arguments(parser, results: str) -> None:
+    """The arguments every ``stpn <verb> VIDEO`` command of a task shares."""
+    parser.add_argument("video", help="video file, folder of frames, or webcam index (0, 1, ...)")
+    parser.add_argument("--weights", required=True, help="a run's model.safetensors (or the run folder)")
+    parser.add_argument("--config", help="YAML config (default: config.json beside the weights)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: the config's run.device")
+    parser.add_argument("--out", help="annotated video (mp4)")
+    parser.add_argument(f"--{results.split()[0]}", help=" ".join(results.split()[1:]))
+
+
 def build_stpn(cfg):
     """The config's STPN (the ``model`` section), for any task that runs it as its backbone."""
     from ..core import STPN

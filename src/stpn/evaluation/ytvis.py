@@ -20,8 +20,8 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from ..data.types import Video
-from ..data.types import AnnotationError
-from ..data.ytvis import to_rle
+from ..data.types import AnnotationError, require_file
+from ..data.ytvis import check_track_ids, to_rle
 
 KEYS = ("ap", "ap50", "ap75", "aps", "apm", "apl", "ar1", "ar10")
 
@@ -111,10 +111,7 @@ def evaluate_ytvis(videos: list[Video], categories: list[dict], results: list[di
         for key in ("video_id", "category_id", "score", "segmentations"):
             if key not in r:
                 raise AnnotationError(f"{where}: missing key {key!r}")
-        if r["video_id"] not in by_id:
-            raise AnnotationError(f"{where}: video_id {r['video_id']} is not in the ground truth")
-        if r["category_id"] not in cat_ids:
-            raise AnnotationError(f"{where}: unknown category_id {r['category_id']}")
+        check_track_ids(r, where, by_id, cat_ids, "in the ground truth")
         score = r["score"]
         if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
             raise AnnotationError(f"{where}: score must be a finite number, got {score!r}")
@@ -164,10 +161,7 @@ class _Table:
 
 
 def load_results(path: str | Path) -> list[dict]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: {'a folder' if path.is_dir() else 'no such file'}; expected results.json "
-                                "(a JSON list of tracks)")
+    path = require_file(path, "results.json (a JSON list of tracks)")
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as err:

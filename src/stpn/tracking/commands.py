@@ -69,12 +69,12 @@ def cmd_track(args) -> None:
             rows.append((b, score, seconds))
             yield draw_box(frame, b, score if rows[1:] else None)
 
-    try:
-        write_annotated(annotated(), args.out, fps, source=str(args.video))
-    finally:  # the frames done so far are kept, also when the video breaks mid-stream
+    def save():  # the frames done so far, also when the video breaks mid-stream
         if args.txt:
             atomic_write(args.txt, "".join(",".join(f"{v:.2f}" for v in b) + "\n" for b, _, _ in rows))
             print(f"wrote {args.txt} (x,y,w,h per frame, {len(rows)} frames)")
+
+    write_annotated(annotated(), args.out, fps, source=str(args.video), then=save)
     if len(rows) > 1:
         print(f"{len(rows)} frames, {1 / np.mean([s for _, _, s in rows[1:]]):.1f} frames/s "
               f"({'STPN' if model.prompting else 'baseline'}, K={K}, S={S}, refresh every {R})")

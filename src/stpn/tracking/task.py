@@ -12,6 +12,7 @@ import torch
 from rich.progress import track
 
 from ..core.sampling import SupportConfig, causal_support
+from ..data.clips import VideoItems
 from ..data.got10k import write_got10k_results
 from ..data.splits import read_sidecar, read_split, sidecar_path
 from ..data.types import Video, write_json
@@ -65,7 +66,7 @@ def _xywh(video: Video, t: int) -> np.ndarray | None:
     return np.array([x1, y1, x2 - x1, y2 - y1]) if x2 > x1 and y2 > y1 else None
 
 
-class TrackingPairs(torch.utils.data.Dataset):
+class TrackingPairs(VideoItems):
     """``samples_per_video`` items per video and epoch. An item draws (from a generator seeded by
     seed, epoch and item) a search frame t >= 1 where the target is visible, a template frame in
     [t - max_gap, t - 1] where it is visible, and the K most recent frames on the stride grid
@@ -83,16 +84,6 @@ class TrackingPairs(torch.utils.data.Dataset):
         if not usable:
             raise ValueError("no training video has the target visible in two frames")
         self.items = [v for v in usable for _ in range(cfg.tracking.samples_per_video)]
-
-    @property
-    def video_of_item(self) -> list[int]:
-        return list(self.items)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.items)
 
     def _jittered(self, box: np.ndarray, rng: random.Random) -> np.ndarray:
         d = self.cfg.tracking
