@@ -334,3 +334,21 @@ def test_metric_files_are_valid_json_with_null_for_undefined_numbers(tmp_path):
     text = (tmp_path / "m.json").read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert jsonlib.loads(text) == {"ao": None, "fps": None, "per": [1.5, None], "n": 3}
+
+
+def test_read_split_generates_and_reads_every_benchmark_layout(tmp_path):
+    """The data layer serves every format a task may name (no task knows the layouts)."""
+    from types import SimpleNamespace
+
+    from stpn.data.splits import deteriorated_frames, read_split
+    synth = {"videos": 2, "frames": 4, "width": 64, "height": 48, "classes": 2, "max_objects": 2}
+    for fmt in ("vid", "got10k", "ytvis"):
+        data = SimpleNamespace(root=str(tmp_path / fmt), format=fmt, synth=synth, train_split="train", val_split="val")
+        for split in ("train", "val"):
+            videos = read_split(data, split)
+            assert len(videos) == 2 and all(len(v) == 4 for v in videos), (fmt, split)
+            assert set(deteriorated_frames(data, split)) == {v.name for v in videos}
+        if fmt == "ytvis":  # masks come with the layout
+            assert any(tg.masks is not None and len(tg.masks) for v in videos for tg in v.targets)
+        train, val = read_split(data, "train")[0], read_split(data, "val")[0]
+        assert not np.array_equal(train.frames[0], val.frames[0]), fmt  # two splits, two seeds, two folders

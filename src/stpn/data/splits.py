@@ -10,12 +10,15 @@ from .types import Video
 def _present(root: Path, fmt: str, split: str) -> bool:
     if fmt == "vid":
         return (root / "ImageSets" / f"VID_{split}_frames.txt").is_file()
+    if fmt == "ytvis":
+        return (root / split / "instances.json").is_file()
     return (root / split / "list.txt").is_file()
 
 
 def read_split(data, split: str) -> list[Video]:
-    """Videos of ``split`` for a ``DataConfig``: ImageNet VID (``format: vid``) or GOT-10k
-    (``format: got10k``). With ``synth`` set and the split missing, the split is generated into
+    """Videos of ``split`` for a ``DataConfig``: ImageNet VID (``format: vid``), GOT-10k
+    (``format: got10k``: ``root/<split>/``) or YouTube-VIS (``format: ytvis``:
+    ``root/<split>/instances.json`` with ``JPEGImages/`` beside it). With ``synth`` set and the split missing, the split is generated into
     ``root`` first (SynthConfig fields, plus ``<split>_videos`` / ``<split>_seed``), with its
     sidecar ``deteriorated_<split>.json``."""
     root = Path(data.root)
@@ -31,8 +34,9 @@ def read_split(data, split: str) -> list[Video]:
         settings = json.loads(json.dumps({"format": data.format, **asdict(config)}))  # as stored
         record = root / f"synth_{split}.json"
         if not _present(root, data.format, split):
-            write_synth(root, data.format, config, split=split)
-            (root / "deteriorated.json").rename(sidecar_path(data, split))
+            out = root / split if data.format == "ytvis" else root  # YouTube-VIS has no split in its layout
+            write_synth(out, data.format, config, split=split)
+            (out / "deteriorated.json").rename(sidecar_path(data, split))
             from .types import atomic_write
             atomic_write(record, json.dumps(settings, indent=1))
         elif record.is_file():  # generated before: by these settings?
@@ -44,6 +48,9 @@ def read_split(data, split: str) -> list[Video]:
     if data.format == "vid":
         from .vid import read_vid
         return read_vid(root, split, progress=False)
+    if data.format == "ytvis":
+        from .ytvis import read_ytvis
+        return read_ytvis(root / split / "instances.json")[0]
     from .got10k import read_got10k
     return read_got10k(root, split, progress=False)
 

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from ..engine.config import Config, config_dict, load_config, packaged_config, seed_overrides
 from ..engine.config import paired_run_config
-from ..engine.runs import finished_run, record_train_seconds, train_seconds
+from ..engine.demo import finished_run, record_train_seconds, train_seconds
 from .commands import class_names, load_detector
 from ..data.splits import read_split
 from .task import predict_video, train_videos

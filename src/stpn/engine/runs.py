@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from pathlib import Path
 
 from torch import nn
@@ -62,56 +61,6 @@ def load_run_model(weights: str | Path, config: str | Path | None, overrides, ta
     model = build(start)
     load_model_weights(model, weights, f"{what} ({cfg.model.backbone}, prompting={cfg.model.prompting})")
     return model, cfg
-
-
-def train_side_by_side(configs: dict, config_file: Path, iterations: int, console) -> dict:
-    """Train the models of ``configs`` ({name: Config}, all from ``config_file`` but for
-    ``run.out`` and ``model.prompting``) side by side, one process and one thread each (small models barely use a
-    second thread, so this halves the wall time on 2 cores), resuming whatever was done before.
-    Progress comes from each run's JSONL log. Returns training seconds per model."""
-    import os
-    import subprocess
-    import sys
-
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    procs, bars, logs, timings = {}, {}, {}, {}
-    progress = Progress(TextColumn("{task.description:>9}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                        TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console)
-    with progress:
-        for name, cfg in configs.items():
-            run = Path(cfg.run.out)
-            run.mkdir(parents=True, exist_ok=True)
-            timings[name] = train_seconds(run)
-            if finished_run(run):
-                continue  # finished in an earlier run of the demo
-            args = [sys.executable, "-m", "stpn", "train", str(config_file),
-                    f"run.out={cfg.run.out}", f"model.prompting={str(cfg.model.prompting).lower()}",
-                    "run.threads=1", "--resume", "auto"]
-            logs[name] = (run / "train.log").open("a")
-            env = {**os.environ, "OMP_NUM_THREADS": "1"}
-            procs[name] = (subprocess.Popen(args, stdout=logs[name], stderr=subprocess.STDOUT, env=env), time.perf_counter())
-            bars[name] = progress.add_task(name, total=iterations, info="")
-        finished = {}
-        while len(finished) < len(procs):
-            time.sleep(1.0)
-            for name, (proc, _) in procs.items():
-                if name not in finished and proc.poll() is not None:
-                    finished[name] = time.perf_counter()
-            for name, cfg in configs.items():
-                if name in bars:
-                    last = last_log(Path(cfg.run.out) / "log.jsonl")
-                    if last:
-                        progress.update(bars[name], completed=last["iteration"],
-                                        info=f"loss {last['loss']:.3f}")
-        for name, (proc, start) in procs.items():
-            logs[name].close()
-            if proc.returncode != 0:
-                raise RuntimeError(f"training {name} failed (exit {proc.returncode}); see {Path(configs[name].run.out) / 'train.log'}")
-            timings[name] += finished[name] - start
-            record_train_seconds(Path(configs[name].run.out), timings[name])
-            progress.update(bars[name], completed=progress.tasks[bars[name]].total)
-    return timings
 
 
 # Settings that do not change what a run computes: a run may continue with other values.
@@ -234,46 +183,3 @@ def run_lock(out: Path):
         finally:
             path.unlink(missing_ok=True)
     return lock()
-
-
-def claim_demo_folder(out: Path, settings: dict) -> None:
-    """A demo folder belongs to one set of settings (task, quick, configurations): a demo with
-    other settings refuses it instead of reusing its data and runs (``--quick`` then the full
-    demo into one folder used to report the quick runs as the full demo's)."""
-    import hashlib
-    out.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(settings, sort_keys=True)
-    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    path = out / "demo_settings.json"
-    if path.is_file():
-        held = json.loads(path.read_text())
-        if held.get("digest") != digest:
-            raise ValueError(f"{out} holds a demo with other settings ({held.get('summary')}; this one: "
-                             f"{settings.get('summary')}); use another --out or remove {out}")
-        return
-    atomic_write(path, json.dumps({"digest": digest, "summary": settings.get("summary"), "settings": settings}, indent=1))
-
-
-def train_seconds(run: Path) -> float:
-    """Training seconds a demo recorded for ``run`` (``timing.json``; 0 before any)."""
-    timing = run / "timing.json"
-    return json.loads(timing.read_text())["train_seconds"] if timing.is_file() else 0.0
-
-
-def record_train_seconds(run: Path, seconds: float) -> None:
-    atomic_write(run / "timing.json", json.dumps({"train_seconds": seconds}))
-
-
-def finished_run(run: Path) -> bool:
-    """Whether a demo trained ``run`` to the end before (its weights and its timing are there)."""
-    return (run / "model.safetensors").is_file() and (run / "timing.json").is_file()
-
-
-def last_log(path: Path) -> dict | None:
-    if not path.is_file():
-        return None
-    lines = path.read_text().splitlines()
-    try:
-        return json.loads(lines[-1]) if lines else None
-    except json.JSONDecodeError:
-        return json.loads(lines[-2]) if len(lines) > 1 else None
