@@ -21,7 +21,6 @@ from rich.table import Table
 from stpn.data.types import write_json
 from stpn.evaluation.margins import margin_summary, strip_plot
 
-KEYS = {"det": ["ap50_all", "ap50_deteriorated"], "sot": ["ao_all", "ao_deteriorated"]}
 MINUTES = {"det": (1, 16), "sot": (1, 12)}  # per seed on a 2-core CPU: quick, full (measured, busy machine)
 
 
@@ -49,7 +48,8 @@ def main(argv=None) -> int:
                 return code
             console.print(f"seed {seed}: {(time.perf_counter() - start) / 60:.1f} min")
         reports[seed] = json.loads((out / "report.json").read_text())
-    summary = margin_summary(reports, KEYS[args.task])
+    from stpn.engine.tasks import demo_tasks, get_task
+    summary = margin_summary(reports, list(get_task(demo_tasks()[args.task]).demo_metrics))
     table = Table(title=f"{args.task} demo over {args.seeds} seeds (points)")
     for col in ("metric", "seed", "single frame", "STPN", "STPN - single frame"):
         table.add_column(col, justify="left" if col == "metric" else "right")

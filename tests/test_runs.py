@@ -151,8 +151,9 @@ def test_every_registered_task_implements_the_interface():
             assert getattr(type(task), hook) is not getattr(Task, hook), (name, hook)
     for short, name in demo_tasks().items():
         task = get_task(name)
-        for hook in ("demo_config", "demo_iterations", "demo_row", "demo_table"):
+        for hook in ("demo_config", "demo_row", "demo_table"):
             assert getattr(type(task), hook) is not getattr(Task, hook), (name, hook)
+        assert task.demo_metrics, name  # the scores whose margins the demo reports
     assert demo_tasks() == {"det": "detection", "sot": "tracking"}
 
 
@@ -245,3 +246,23 @@ def test_a_run_folder_written_with_the_old_flat_layout_still_loads_and_resumes(t
     out.mkdir()
     (out / "config.json").write_text(json.dumps(old))
     assert claim_run_folder(out, new, "auto") is None  # the same run: resumes (nothing to resume yet)
+
+
+def test_a_margin_with_a_missing_side_is_none_not_a_difference_with_zero():
+    from stpn.engine.demo import margin_points
+    assert margin_points(0.75, 0.5) == 25.0
+    assert margin_points(None, 0.5) is None and margin_points(0.5, None) is None
+    assert margin_points(float("nan"), 0.5) is None
+
+
+def test_the_sampler_deals_an_epoch_once_and_keeps_it():
+    from stpn.engine.trainer import VideoShardSampler
+    sampler = VideoShardSampler([0, 0, 1, 1, 2], 0, 1, seed=1, batch_size=2)
+    calls = []
+    real = sampler.indices
+    sampler.indices = lambda epoch: calls.append(epoch) or real(epoch)
+    sampler.set_epoch(2)
+    first = sampler.batches(2)
+    assert list(sampler) == first and len(sampler) == len(first) == 3 and calls == [2]
+    sampler.batches(3)  # another epoch is dealt anew
+    assert calls == [2, 3]

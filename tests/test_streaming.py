@@ -16,7 +16,7 @@ def offline(model, video, t, index, offset_origin):
 @pytest.mark.parametrize("predictor", ["attention", "decoder"])
 def test_causal_stream_equals_offline_computation(num_support, stride, refresh, predictor):
     model = tiny_stpn(predictor=predictor).eval()
-    video = torch.randn(13, 3, 32, 32)
+    video = torch.randn(13, 3, 32, 48)  # not square
     state = model.new_stream("causal", num_support=num_support, stride=stride, refresh_every=refresh)
     for t in range(len(video)):
         feats, state = model.step(video[t], state)

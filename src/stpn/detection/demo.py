@@ -18,7 +18,7 @@ from ..engine.config import paired_run_config
 from ..engine.demo import finished_run, record_train_seconds, train_seconds
 from .commands import class_names, load_detector
 from ..data.splits import read_split
-from .task import predict_video, train_videos
+from .task import predict_video
 
 QUICK_DATA = ["data.synth.train_videos=16", "data.synth.val_videos=4"]
 
@@ -38,10 +38,7 @@ def pretrain_config(out: Path, quick: bool, seed: int = 0) -> Config:
 
 
 def prepare(configs: dict, out: Path, quick: bool, seed: int, console: Console) -> dict:
-    """Generate the data, pre-train the backbone both detectors start from; report entries."""
-    cfg = configs["stpn"]
-    train_videos(cfg)
-    read_split(cfg.data, cfg.data.val_split)
+    """Pre-train the backbone both detectors start from (on the demo's data); report entries."""
     pre = pretrain_config(out, quick, seed)
     pretrain = pretrain_backbone(pre, console)
     console.print(f"both start from the same backbone, pre-trained for {pretrain['train_seconds']:.0f} s as an object "
@@ -56,12 +53,16 @@ def demo_table(report: dict, console: Console) -> None:
         table.add_column(col, justify="left" if col == "model" else "right")
     for name, label in (("baseline", "single frame (no prompts)"), ("stpn", "STPN")):
         r = report[name]
-        table.add_row(label, f"{100 * r['ap50_all']:.1f}", f"{100 * (r['ap50_deteriorated'] or 0):.1f}",
+        table.add_row(label, _points(r["ap50_all"]), _points(r["ap50_deteriorated"]),
                       f"{r['train_seconds']:.0f}", f"{r['ms_per_frame']:.1f}")
     console.print(table)
-    delta = report["stpn_minus_baseline_points"]
-    console.print(f"STPN - baseline: {delta['ap50_all']:+.1f} AP50 on all frames, "
-                  f"{delta.get('ap50_deteriorated', 0):+.1f} on deteriorated frames")
+    delta = {k: "-" if v is None else f"{v:+.1f}" for k, v in report["stpn_minus_baseline_points"].items()}
+    console.print(f"STPN - baseline: {delta['ap50_all']} AP50 on all frames, "
+                  f"{delta['ap50_deteriorated']} on deteriorated frames")
+
+
+def _points(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.1f}"
 
 
 def demo_figures(report: dict, configs: dict, out: Path) -> list[Path]:

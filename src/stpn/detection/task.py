@@ -148,10 +148,7 @@ class DetectionTask(Task):
         from .demo import prepare
         return prepare(configs, out, quick, seed, console)
 
-    def demo_iterations(self, cfg: Config) -> int:
-        import math
-        items = len(train_clips(cfg, train_videos(cfg)))
-        return cfg.optim.epochs * math.ceil(items / cfg.optim.batch_size / cfg.optim.accumulate)
+    demo_metrics = ("ap50_all", "ap50_deteriorated")
 
     def demo_row(self, metrics: dict) -> dict:
         return {"ap50_all": metrics["ap50_all"], "ap50_deteriorated": metrics.get("ap50_deteriorated"),

@@ -166,16 +166,14 @@ def _build_config(data: dict) -> Config:
         close = difflib.get_close_matches(str(name), TASKS, n=1)
         raise ConfigError(f"config key task: must be one of {', '.join(TASKS)}, got {name!r}"
                           + (f" (did you mean {close[0]}?)" if close else ""))
-    task = get_task(name)
-    _move_legacy_keys(data, name, task.Section)
+    task = get_task(name)  # old flat keys were moved to the section by config_from_dict
     others = [k for k in data if k in TASKS and k != name]
     if others:
         raise ConfigError(f"config key {others[0]}: a section of another task (this config's task is {name})")
-    section = _build(task.Section, data.pop(name, None) or {}, f"{name}.")
-    shared = {k: v for k, v in data.items() if k != "section"}
     if "section" in data:
         raise ConfigError(f"unknown config key section; the task's settings go under {name}:")
-    cfg = _build(SharedConfig, shared, "")
+    section = _build(task.Section, data.pop(name, None) or {}, f"{name}.")
+    cfg = _build(SharedConfig, data, "")
     return Config(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(SharedConfig)}, section=section)
 
 
@@ -277,8 +275,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
     data: dict = {}
     if path is not None:
         path = Path(path)
-        if not path.is_file() and path.suffix == "" and (Path(__file__).resolve().parents[1] / "configs" / f"{path}.yaml").is_file():
-            path = packaged_config(str(path))  # a packaged config by name, e.g. vid_swin_t_released
+        if not path.is_file() and path.suffix == "" and _packaged(str(path)).is_file():
+            path = _packaged(str(path))  # a packaged config by name, e.g. vid_swin_t_released
         if not path.is_file():
             raise FileNotFoundError(f"config file not found: {path}")
         try:
@@ -316,10 +314,14 @@ def config_from_dict(data: dict, overrides: list[str] = ()) -> Config:
 
 def packaged_config(name: str) -> Path:
     """Path of a config shipped with stpn (``demo_cpu``, ``vid_swin_t``)."""
-    path = Path(__file__).resolve().parents[1] / "configs" / f"{name}.yaml"
+    path = _packaged(name)
     if not path.is_file():
         raise FileNotFoundError(f"no packaged config {name!r} ({path})")
     return path
+
+
+def _packaged(name: str) -> Path:
+    return Path(__file__).resolve().parents[1] / "configs" / f"{name}.yaml"
 
 
 def seed_overrides(seed: int) -> list[str]:
@@ -341,7 +343,6 @@ def paired_run_config(name: str, out: Path, prompting: bool, quick_overrides: li
 def config_dict(cfg: Config) -> dict:
     """The dict form of a config (``config.json``, YAML): the shared sections and the task's
     section under the task's name."""
-    out = {f.name: dataclasses.asdict(getattr(cfg, f.name)) if dataclasses.is_dataclass(getattr(cfg, f.name))
-           else getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name != "section"}
-    out[cfg.task] = dataclasses.asdict(cfg.section)
+    out = dataclasses.asdict(cfg)
+    out[cfg.task] = out.pop("section")
     return out

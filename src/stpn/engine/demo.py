@@ -11,12 +11,14 @@ margin in points, the configuration and the command. Interrupted demos resume.
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
 import yaml
 from rich.console import Console
 
+from ..data.splits import read_split
 from ..data.types import atomic_write, write_json
 from .config import config_dict
 from .tasks import demo_tasks, get_task
@@ -35,8 +37,12 @@ def run_paired_demo(task_name: str, out: Path, quick: bool = False, seed: int = 
                             **task.demo_settings(out, quick, seed)})
     cfg = configs["stpn"]
     atomic_write(out / "demo_config.yaml", yaml.safe_dump(config_dict(cfg)))
-    extra = task.demo_prepare(configs, out, quick, seed, console)  # data generated before both runs
-    iterations = task.demo_iterations(cfg)
+    # both splits generated here, before two trainings could race to write them
+    items = len(task.train_dataset(cfg))
+    read_split(cfg.data, cfg.data.val_split)
+    extra = task.demo_prepare(configs, out, quick, seed, console)
+    # as the trainer counts them on one process: batches of optim.batch_size, accumulate per step
+    iterations = cfg.optim.epochs * math.ceil(math.ceil(items / cfg.optim.batch_size) / cfg.optim.accumulate)
     console.print(f"training STPN and the single-frame baseline side by side ({iterations} iterations each); "
                   f"logs in {out}/*/train.log")
     seconds = train_side_by_side(configs, out / "demo_config.yaml", iterations, console)
@@ -49,14 +55,21 @@ def run_paired_demo(task_name: str, out: Path, quick: bool = False, seed: int = 
     report["config"] = config_dict(cfg)
     report["quick"], report["seed"] = quick, seed
     report["command"] = f"{command} --out {out}"
-    report["stpn_minus_baseline_points"] = {
-        k: 100 * ((report["stpn"][k] or 0) - (report["baseline"][k] or 0))
-        for k, v in report["stpn"].items() if isinstance(v, float) and k != "train_seconds" and not k.startswith(("ms_", "fps"))}
+    report["stpn_minus_baseline_points"] = {k: margin_points(report["stpn"][k], report["baseline"][k])
+                                            for k in task.demo_metrics}
     write_json(out / "report.json", report)
     task.demo_table(report, console)
     figures = task.demo_figures(report, results, configs, out)
     console.print(f"wrote {', '.join(str(p) for p in [out / 'report.json', *figures])}")
     return report
+
+
+def margin_points(stpn: float | None, baseline: float | None) -> float | None:
+    """STPN - baseline in points (metrics are fractions); None where either is not a number
+    (e.g. no deteriorated frames to score), never a difference with a missing side taken as 0."""
+    if stpn is None or baseline is None or not math.isfinite(stpn) or not math.isfinite(baseline):
+        return None
+    return 100 * (stpn - baseline)
 
 
 def train_side_by_side(configs: dict, config_file: Path, iterations: int, console) -> dict:

@@ -8,7 +8,7 @@ from pathlib import Path
 from torch import nn
 
 from ..data.types import atomic_write
-from .config import Config, config_from_dict, load_config
+from .config import Config, config_dict, config_from_dict, load_config
 
 
 def resolve_run(weights: str | Path, config: str | Path | None = None, overrides=()) -> tuple[Path, Config]:
@@ -106,11 +106,9 @@ def claim_run_folder(out: Path, config: dict, resume: str | None, overwrite: boo
             old = {}
         try:  # a run written with older config keys compares in today's layout
             import warnings
-
-            from .config import config_dict as _layout
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)
-                old = _layout(config_from_dict(old))
+                old = config_dict(config_from_dict(old))
         except ValueError:
             pass
         diff = _differences(old, config)

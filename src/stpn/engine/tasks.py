@@ -114,15 +114,14 @@ class Task:
         raise NotImplementedError(f"the {self.name} task has no demo")
 
     def demo_prepare(self, configs: dict, out: Path, quick: bool, seed: int, console) -> dict:
-        """Generate the data and anything both runs start from; returns report entries."""
+        """Anything both runs start from (the data is generated already); returns report entries."""
         return {}
 
     def demo_settings(self, out: Path, quick: bool, seed: int) -> dict:
         """Settings beyond the two runs' configs that a demo folder belongs to."""
         return {}
 
-    def demo_iterations(self, cfg) -> int:
-        raise NotImplementedError
+    demo_metrics: tuple[str, ...] = ()  # keys of ``demo_row`` that are scores (fractions): the margins
 
     def demo_row(self, metrics: dict) -> dict:
         """The report's entry of one model from its evaluation metrics."""

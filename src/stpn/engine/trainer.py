@@ -56,13 +56,17 @@ class VideoShardSampler(torch.utils.data.Sampler):
                  batch_size: int = 1):
         self.video_of_item, self.rank, self.world, self.seed, self.shuffle = video_of_item, rank, world, seed, shuffle
         self.batch_size, self.epoch, self.start = batch_size, 0, 0
+        self._cached: tuple[int, list[list[int]]] | None = None
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         self.epoch, self.start = epoch, start
 
     def batches(self, epoch: int) -> list[list[int]]:
-        order = self.indices(epoch)
-        return [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        """The epoch's batches (dealt once per epoch and kept)."""
+        if self._cached is None or self._cached[0] != epoch:
+            order = self.indices(epoch)
+            self._cached = (epoch, [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)])
+        return self._cached[1]
 
     def __iter__(self):
         yield from self.batches(self.epoch)[self.start:]

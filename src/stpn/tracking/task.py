@@ -142,14 +142,7 @@ class TrackingTask(Task):
         from .commands import demo_config
         return demo_config(out, quick, prompting, seed)
 
-    def demo_prepare(self, configs, out, quick, seed, console):
-        cfg = configs["stpn"]
-        read_split(cfg.data, cfg.data.train_split)  # generate the data before both runs
-        read_split(cfg.data, cfg.data.val_split)
-        return {}
-
-    def demo_iterations(self, cfg: Config) -> int:
-        return cfg.optim.epochs * -(-len(self.train_dataset(cfg)) // cfg.optim.batch_size)
+    demo_metrics = ("ao_all", "ao_deteriorated", "sr50_all")
 
     def demo_row(self, metrics: dict) -> dict:
         return {"ao_all": metrics["ao_all"], "ao_deteriorated": metrics.get("ao_deteriorated"),
