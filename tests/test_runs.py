@@ -174,6 +174,15 @@ def test_normalisation_comes_from_the_backbone_or_the_config(tmp_path):
     det_cfg = load_config(packaged_config("demo_cpu"), ["model.mean=[0.1, 0.2, 0.3]", "model.std=[1, 1, 1]"])
     det = DetectionTask().build_model(det_cfg)
     assert det.transform.image_mean == [0.1, 0.2, 0.3] and det.transform.image_std == [1.0, 1.0, 1.0]
+    released = DetectionTask().build_model(load_config("vid_swin_t_released", [
+        "model.backbone_kwargs={embed_dim: 32, depths: [1, 1, 1, 1], num_heads: [1, 1, 2, 2]}",
+        "detection.fpn_channels=16", "detection.box_head_dim=32"]))
+    assert released.transform.pixel_mean == [123.675, 116.28, 103.53]  # the released constants, from Swin's ImageNet stats
+    assert released.transform.pixel_std == [58.395, 57.12, 57.375]
+    mine = DetectionTask().build_model(load_config("vid_swin_t_released", [
+        "model.backbone_kwargs={embed_dim: 32, depths: [1, 1, 1, 1], num_heads: [1, 1, 2, 2]}",
+        "detection.fpn_channels=16", "detection.box_head_dim=32", "model.mean=[0.5, 0.5, 0.5]", "model.std=[0.5, 0.5, 0.5]"]))
+    assert mine.transform.pixel_mean == [127.5] * 3  # the config's, not silently the released ones
     with pytest.raises(ConfigError, match="model.mean and model.std must both be null or both be 3 numbers"):
         load_config(packaged_config("demo_cpu"), ["model.mean=[0.1, 0.2, 0.3]"])
 

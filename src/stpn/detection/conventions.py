@@ -128,12 +128,17 @@ def mmdet_resized_size(height: int, width: int, short: float, long: float) -> tu
 class MMDetTransform(GeneralizedRCNNTransform):
     """The released test pipeline on images in [0, 1]: resize with mmcv's rounding (bilinear, no
     antialiasing), back to 8-bit levels as the released uint8 image, normalise with pixel
-    mean/std, pad to a multiple of 16. Training picks the short side from ``min_size`` as
+    mean/std (``image_mean``/``image_std`` in [0, 1] units times 255; by default the released
+    ones), pad to a multiple of 16. Training picks the short side from ``min_size`` as
     torchvision does and resizes the same way."""
 
-    def __init__(self, min_size, max_size, size_divisible: int = 16):
-        super().__init__(min_size, max_size, [m / 255 for m in MMDET_PIXEL_MEAN], [s / 255 for s in MMDET_PIXEL_STD],
-                         size_divisible=size_divisible)
+    def __init__(self, min_size, max_size, image_mean=None, image_std=None, size_divisible: int = 16):
+        image_mean = image_mean or [m / 255 for m in MMDET_PIXEL_MEAN]
+        image_std = image_std or [s / 255 for s in MMDET_PIXEL_STD]
+        super().__init__(min_size, max_size, image_mean, image_std, size_divisible=size_divisible)
+        # 8-bit levels: 0.485 * 255 -> 123.675, the released constant (rounded off float noise)
+        self.pixel_mean = [round(m * 255, 6) for m in image_mean]
+        self.pixel_std = [round(s * 255, 6) for s in image_std]
 
     def normalize(self, image: torch.Tensor) -> torch.Tensor:
         return image  # after the resize, in ``resize``
@@ -143,8 +148,8 @@ class MMDetTransform(GeneralizedRCNNTransform):
         x = (images * 255).round()
         if tuple(x.shape[-2:]) != tuple(size):
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False).round().clamp(0, 255)
-        mean = torch.as_tensor(MMDET_PIXEL_MEAN, dtype=x.dtype, device=x.device)[:, None, None]
-        std = torch.as_tensor(MMDET_PIXEL_STD, dtype=x.dtype, device=x.device)[:, None, None]
+        mean = torch.as_tensor(self.pixel_mean, dtype=x.dtype, device=x.device)[:, None, None]
+        std = torch.as_tensor(self.pixel_std, dtype=x.dtype, device=x.device)[:, None, None]
         return (x - mean) / std
 
     def target_size(self, height: int, width: int) -> tuple[int, int]:
@@ -166,7 +171,7 @@ def use_mmdet_conventions(det, rpn_pre_nms: int = 1000, rpn_post_nms: int = 300,
     """Swap a torchvision ``FasterRCNN``'s parts for the released ones (in place); the defaults
     are the released config's test settings. Weights are untouched."""
     old = det.roi_heads
-    det.transform = MMDetTransform(min_size, max_size)
+    det.transform = MMDetTransform(min_size, max_size, list(det.transform.image_mean), list(det.transform.image_std))
     det.rpn.anchor_generator = MMDetAnchorGenerator(det.rpn.anchor_generator.sizes,
                                                     det.rpn.anchor_generator.aspect_ratios)
     det.rpn.box_coder = MMDetBoxCoder((1.0, 1.0, 1.0, 1.0), math.log(1000.0 / 16))

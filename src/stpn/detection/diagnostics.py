@@ -22,17 +22,19 @@ from ..data.types import Video
 from .task import _at_test_sizes, _detect
 
 
-def top_class(det, video: Video, t: int, support_video: Video, num_support: int = 2) -> int:
+def top_class(det, video: Video, t: int, support_video: Video, num_support: int = 2, sizes=(None, None)) -> int:
     """Class of the highest-scoring detection of frame t of ``video`` when its local supports are
-    read from ``support_video`` (the same frame numbers, clipped to its length); 0: none."""
+    read from ``support_video`` (the same frame numbers, clipped to its length); 0: none.
+    ``sizes``: the test resize (min, max), as ``stpn eval`` uses it (None: the detector's own)."""
     stream = SupportStream("local", num_support, 1, num_frames=len(video))
     frame_at = lambda i: support_video.frames[min(i, len(support_video) - 1)]  # noqa: E731
     device = next(det.parameters()).device
-    out = next(_at_test_sizes(det, None, None, lambda: _detect(det, [video.frames[t]], stream, device, frame_at, t)))
+    out = next(_at_test_sizes(det, *sizes, lambda: _detect(det, [video.frames[t]], stream, device, frame_at, t)))
     return int(out["labels"][0]) if len(out["labels"]) else 0
 
 
-def swap_test(det, videos: list[Video], frames_of: dict[str, list[int]], num_support: int = 2) -> dict:
+def swap_test(det, videos: list[Video], frames_of: dict[str, list[int]], num_support: int = 2,
+              sizes=(None, None)) -> dict:
     classes = {}
     for v in videos:
         labels = {int(c) for tg in v.targets for c in tg.labels}
@@ -45,7 +47,7 @@ def swap_test(det, videos: list[Video], frames_of: dict[str, list[int]], num_sup
         if other is None:
             raise ValueError("the swap test needs videos of at least two classes")
         for t in frames_of[v.name]:
-            a, b = top_class(det, v, t, v, num_support), top_class(det, v, t, other, num_support)
+            a, b = top_class(det, v, t, v, num_support, sizes), top_class(det, v, t, other, num_support, sizes)
             counts["frames"] += 1
             counts["own_right"] += a == classes[v.name]
             counts["swapped_follows"] += b == classes[other.name]
@@ -72,7 +74,7 @@ def main(argv=None):
     bad = deteriorated_frames(cfg.data, cfg.data.val_split)
     frames_of = {v.name: ([t for t in range(len(v)) if t not in bad[v.name]][:4] if args.clean else bad[v.name])
                  for v in videos}
-    counts = swap_test(det, videos, frames_of)
+    counts = swap_test(det, videos, frames_of, sizes=(cfg.detection.test_min_size, cfg.detection.test_max_size))
     table = Table(title=f"{'clean' if args.clean else 'deteriorated'} frames, top detection's class")
     for col in ("frames", "right (own supports)", "swapped class (swapped supports)", "right (swapped supports)"):
         table.add_column(col, justify="right")
