@@ -37,8 +37,8 @@ def test_track_iou_sums_intersections_and_unions_over_frames():
     b = [rle(0, 0, 10, 10), None]  # 100 in frame 0 only
     c = [rle(5, 0, 15, 10), rle(0, 0, 10, 10)]  # inter 50 then 100
     areas = lambda t: np.array([[mask_utils.area(m) if m else 0 for m in t]], float)  # noqa: E731
-    assert track_iou([b], [a], areas(b), areas(a), [0])[0, 0] == pytest.approx(100 / 200)
-    assert track_iou([c], [a], areas(c), areas(a), [0])[0, 0] == pytest.approx(150 / (150 + 100))
+    assert track_iou([b], [a], areas(b), areas(a))[0, 0] == pytest.approx(100 / 200)
+    assert track_iou([c], [a], areas(c), areas(a))[0, 0] == pytest.approx(150 / (150 + 100))
 
 
 def test_ap_over_iou_thresholds_hand_computed():
@@ -67,6 +67,29 @@ def test_only_one_of_two_tracks_present_in_a_frame():
     assert evaluate_ytvis([gt], CATS, spill)["ap50"] == pytest.approx(1.0)
     # at 0.75: FP (score 0.9) then TP: precision 0.5 on the 51 recall points <= 0.5, 0 above
     assert evaluate_ytvis([gt], CATS, spill)["ap75"] == pytest.approx(0.5 * 51 / 101)
+
+
+def test_crowd_track_follows_the_official_ytvoseval_rule():
+    """youtubevos/cocoapi's YTVOSeval ignores iscrowd in the IoU (plain spatio-temporal IoU) and only
+    marks the crowd track ignored. Hand-worked: G1 a 10x10 track, G2 a 20x20 crowd track; D1 is G1
+    exactly (score 0.8), D2 a 10x10 square inside G2 (score 0.95). Official: IoU(D2, G2) = 100/400
+    = 0.25 < 0.5, so D2 matches nothing and is a false positive ranked before D1's true positive:
+    precision 1/2 at every recall -> AP50 0.5. COCO's image rule (union = the detection's area)
+    would give IoU 1.0, D2 matched to the crowd, ignored: AP50 1.0."""
+    g1, g2 = [rle(0, 0, 10, 10)] * 2, [rle(20, 20, 40, 40)] * 2
+    gt = video({1: (1, g1), 2: (1, g2)})
+    gt.targets = [FrameTargets(tg.boxes, tg.labels, tg.track_ids, masks=tg.masks,
+                               extra={"iscrowd": np.array([tid == 2 for tid in tg.track_ids])}) for tg in gt.targets]
+    d1 = {"video_id": 1, "category_id": 1, "score": 0.8, "segmentations": g1}
+    d2 = {"video_id": 1, "category_id": 1, "score": 0.95, "segmentations": [rle(25, 25, 35, 35)] * 2}
+    result = evaluate_ytvis([gt], CATS, [d1, d2])
+    assert result["ap50"] == pytest.approx(0.5)
+    assert result["num_gt_tracks"] == 2
+    # a detection that does overlap the crowd track enough (IoU 1) is ignored, not a false positive
+    d3 = dict(d2, segmentations=g2)
+    assert evaluate_ytvis([gt], CATS, [d1, d3])["ap50"] == pytest.approx(1.0)
+    # the crowd track is never a miss: D1 alone still has recall 1
+    assert evaluate_ytvis([gt], CATS, [d1])["ap50"] == pytest.approx(1.0)
 
 
 def test_area_ranges_use_the_mean_area_over_non_empty_frames():

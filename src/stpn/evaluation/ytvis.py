@@ -41,14 +41,17 @@ def _track_masks(segmentations, video: Video, frames, where: str):
     return rles, np.array(areas), (float(np.mean(nonzero)) if nonzero else 0.0)
 
 
-def track_iou(dt: list, gt: list, dt_areas: np.ndarray, gt_areas: np.ndarray, is_crowd) -> np.ndarray:
+def track_iou(dt: list, gt: list, dt_areas: np.ndarray, gt_areas: np.ndarray) -> np.ndarray:
     """Spatio-temporal IoU (n_dt, n_gt): per frame intersections from pycocotools' IoU and the
-    areas, summed over frames, divided by the summed unions. Crowd tracks use the detection's
-    area as the union, as COCO does."""
+    areas, summed over frames, divided by the summed unions (a frame where only one side has a
+    mask adds that mask's area to the union; 0 where the union is empty).
+
+    A crowd track is not special here: as the official ``YTVOSeval`` (youtubevos/cocoapi), the
+    IoU ignores ``iscrowd``; a crowd track only makes the detections it matches ignored
+    (COCOeval's matching), unlike COCO images, where the union with a crowd is the detection."""
     n_dt, n_gt = len(dt), len(gt)
     inter, union = np.zeros((n_dt, n_gt)), np.zeros((n_dt, n_gt))
     T = len(dt[0]) if dt else (len(gt[0]) if gt else 0)
-    crowd = np.asarray(is_crowd, dtype=bool)
     for t in range(T):
         di = [i for i in range(n_dt) if dt[i][t] is not None]
         gi = [j for j in range(n_gt) if gt[j][t] is not None]
@@ -56,15 +59,11 @@ def track_iou(dt: list, gt: list, dt_areas: np.ndarray, gt_areas: np.ndarray, is
         if di and gi:
             iou = np.asarray(mask_utils.iou([dt[i][t] for i in di], [gt[j][t] for j in gi], [0] * len(gi)))
             ad, ag = a_d[di][:, None], a_g[gi][None, :]
-            it = iou * (ad + ag) / (1 + iou)
-            inter[np.ix_(di, gi)] += it
-        # unions: areas of both minus the intersection (zero where one is empty)
-        union += a_d[:, None] + a_g[None, :]
-    union_full = union - inter
-    crowd_union = np.repeat(dt_areas.sum(1)[:, None], n_gt, axis=1)
-    union_full[:, crowd] = crowd_union[:, crowd]
+            inter[np.ix_(di, gi)] += iou * (ad + ag) / (1 + iou)
+        union += a_d[:, None] + a_g[None, :]  # areas of both (zero where one is empty) ...
+    union -= inter  # ... minus the intersection
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(union_full > 0, inter / union_full, 0.0)
+        return np.where(union > 0, inter / union, 0.0)
 
 
 class _TrackEval(COCOeval):
@@ -105,7 +104,7 @@ def evaluate_ytvis(videos: list[Video], categories: list[dict], results: list[di
                 continue  # nothing of this track in the scored frames
             gt_anns.append({"id": len(gt_anns) + 1, "image_id": vid_id, "category_id": tr["category_id"],
                             "area": mean_area, "iscrowd": tr["iscrowd"], "bbox": [0, 0, 1, 1]})
-            gt_masks.setdefault(vid_id, []).append((gt_anns[-1]["id"], rles, areas, tr["iscrowd"]))
+            gt_masks.setdefault(vid_id, []).append((gt_anns[-1]["id"], rles, areas))
     for i, r in enumerate(results):
         where = f"results[{i}]"
         for key in ("video_id", "category_id", "score", "segmentations"):
@@ -131,7 +130,7 @@ def evaluate_ytvis(videos: list[Video], categories: list[dict], results: list[di
         g, d = gt_masks.get(vid_id, []), dt_masks.get(vid_id, [])
         if g and d:
             m = track_iou([x[1] for x in d], [x[1] for x in g], np.stack([x[2] for x in d]),
-                          np.stack([x[2] for x in g]), [x[3] for x in g])
+                          np.stack([x[2] for x in g]))
             ious[vid_id] = _Table({x[0]: i for i, x in enumerate(d)}, {x[0]: j for j, x in enumerate(g)}, m)
     images = [{"id": vid_id} for vid_id in by_id]
     coco_gt, coco_dt = COCO(), COCO()
