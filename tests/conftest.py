@@ -49,6 +49,24 @@ def tiny_config(tmp_path, *extra):
                        TINY_DETECTION + [f"data.root={tmp_path / 'data'}", f"run.out={tmp_path / 'run'}", *extra])
 
 
+TINY_SEGMENTATION = [  # the demo segmenter, tiny and fast
+    "model.backbone_kwargs={embed_dim: 16, depths: [1, 1, 1, 1], num_heads: [1, 1, 2, 2], window_size: 4}",
+    "segmentation.fpn_channels=16", "segmentation.box_head_dim=32", "segmentation.min_size=[64]",
+    "segmentation.max_size=96", "segmentation.test_min_size=64", "segmentation.test_max_size=96",
+    "segmentation.rpn_batch_size_per_image=16", "segmentation.box_batch_size_per_image=16",
+    "segmentation.mask_layers=[8]",
+    "data.synth={train_videos: 2, val_videos: 2, frames: 6, width: 96, height: 64, classes: 3, min_objects: 2, max_objects: 3}",
+    "optim.batch_size=2", "optim.epochs=1", "optim.warmup_iters=2", "run.checkpoint_every=3", "run.log_every=1",
+]
+
+
+def tiny_vis_config(tmp_path, *extra):
+    """The demo segmentation config, tiny, with data and run under tmp_path."""
+    from stpn.engine.config import load_config, packaged_config
+    return load_config(packaged_config("vis_demo_cpu"),
+                       TINY_SEGMENTATION + [f"data.root={tmp_path / 'data'}", f"run.out={tmp_path / 'run'}", *extra])
+
+
 DET_XML = """<annotation><folder>ILSVRC2013_train</folder><filename>{name}</filename>
 <size><width>64</width><height>48</height></size>{objects}</annotation>"""
 DET_OBJECT = "<object><name>{wnid}</name><bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin><xmax>{x2}</xmax><ymax>{y2}</ymax></bndbox></object>"

@@ -1,5 +1,6 @@
 """Track ids for per-frame instances: Hungarian assignment on a cost between the current frame's
-instances and the previous frame's tracks (IoU of boxes now; embeddings join for segmentation)."""
+instances and the tracks so far (``IoUTracker``: IoU of boxes, for detections; ``InstanceTracker``:
+mask IoU and embeddings, for instance segmentation)."""
 from __future__ import annotations
 
 import numpy as np
@@ -27,4 +28,71 @@ class IoUTracker:
         for i in np.flatnonzero(ids == 0):
             ids[i], self.next_id = self.next_id, self.next_id + 1
         self.boxes, self.labels, self.ids = boxes, labels, ids
+        return ids
+
+
+class InstanceTracker:
+    """Online association of per-frame instance masks into tracks (MinVIS-style, our own code).
+
+    Each frame, Hungarian assignment (``scipy.optimize.linear_sum_assignment``) between the
+    frame's instances and the active tracks on the cost
+
+        (1 - mask IoU with the track's last mask) + embed_weight * (1 - cosine with its last embedding)
+
+    where a pair of different classes (``class_gate``) or of cost above ``max_cost`` never
+    matches. A matched track takes the instance's mask and embedding; a track unmatched for more
+    than ``max_missed`` frames in a row ends; an unmatched instance starts a track with the next id.
+    Masks are COCO RLEs (so long videos stay small); embeddings unit vectors (or None when
+    ``embed_weight`` is 0).
+    """
+
+    def __init__(self, embed_weight: float = 1.0, max_cost: float = 1.5, max_missed: int = 5, class_gate: bool = True):
+        if embed_weight < 0 or max_cost < 0 or max_missed < 0:
+            raise ValueError("embed_weight, max_cost and max_missed must be >= 0")
+        self.embed_weight, self.max_cost, self.max_missed, self.class_gate = embed_weight, max_cost, max_missed, class_gate
+        self.next_id = 1
+        self.tracks: dict[int, dict] = {}  # id -> {mask, embedding, label, missed}
+
+    def cost(self, masks: list, labels, embeddings) -> np.ndarray:
+        """(n instances, n active tracks) cost; inf where a match is not allowed."""
+        from pycocotools import mask as mask_utils
+        ids = list(self.tracks)
+        if not len(masks) or not ids:
+            return np.zeros((len(masks), len(ids)))
+        tracks = [self.tracks[i] for i in ids]
+        iou = np.asarray(mask_utils.iou(list(masks), [t["mask"] for t in tracks], [0] * len(ids)), dtype=np.float64)
+        cost = 1 - iou.reshape(len(masks), len(ids))
+        if self.embed_weight:
+            e = np.asarray(embeddings, dtype=np.float64).reshape(len(masks), -1)
+            f = np.stack([t["embedding"] for t in tracks]).astype(np.float64)
+            cost = cost + self.embed_weight * (1 - e @ f.T)
+        if self.class_gate:
+            cost[np.asarray(labels)[:, None] != np.array([t["label"] for t in tracks])[None, :]] = np.inf
+        cost[cost > self.max_cost] = np.inf
+        return cost
+
+    def update(self, masks: list, labels, embeddings=None) -> np.ndarray:
+        """Track ids of this frame's instances (masks: n RLEs; labels: (n,); embeddings: (n, D))."""
+        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+        if len(masks) != len(labels) or (self.embed_weight and (embeddings is None or len(embeddings) != len(labels))):
+            raise ValueError(f"{len(masks)} masks, {len(labels)} labels and "
+                             f"{'no' if embeddings is None else len(embeddings)} embeddings: one each per instance")
+        cost = self.cost(masks, labels, embeddings)
+        ids, active = np.zeros(len(masks), dtype=np.int64), list(self.tracks)
+        if cost.size:
+            finite = np.where(np.isfinite(cost), cost, 1e9)
+            for r, c in zip(*linear_sum_assignment(finite)):
+                if np.isfinite(cost[r, c]):
+                    ids[r] = active[c]
+        for i in np.flatnonzero(ids == 0):
+            ids[i], self.next_id = self.next_id, self.next_id + 1
+        matched = set(ids.tolist())
+        for tid in active:
+            if tid not in matched:
+                self.tracks[tid]["missed"] += 1
+                if self.tracks[tid]["missed"] > self.max_missed:
+                    del self.tracks[tid]
+        for k, tid in enumerate(ids.tolist()):
+            self.tracks[tid] = {"mask": masks[k], "label": int(labels[k]), "missed": 0,
+                                "embedding": None if embeddings is None else np.asarray(embeddings[k], dtype=np.float64)}
         return ids

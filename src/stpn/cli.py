@@ -87,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     cor.add_argument("--kind", choices=("motion_blur", "defocus", "occlusion", "noise", "jpeg"), required=True)
     cor.add_argument("--severity", type=int, choices=(1, 2, 3, 4, 5), default=3)
     cor.add_argument("--seed", type=int, default=0)
+    spl = ds.add_parser("split-ytvis", help="split a YouTube-VIS training set by video into train/ and val/ "
+                                            "(the official valid ground truth is withheld)")
+    spl.add_argument("--json", required=True, help="the training set's JSON (e.g. train.json of YouTube-VIS 2019)")
+    spl.add_argument("--frames", help="its frame folder (default: JPEGImages beside the JSON)")
+    spl.add_argument("--out", required=True, help="dataset root for data.root (train/, val/ and split.json)")
+    spl.add_argument("--val-fraction", type=float, default=0.1)
+    spl.add_argument("--seed", type=int, default=0)
     return parser
 
 

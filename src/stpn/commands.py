@@ -105,6 +105,12 @@ def data(args, console: Console | None = None) -> None:
             write_ytvis(Path(args.out) / "instances.json",
                         [corrupt_video(v, args.kind, args.severity, args.seed) for v in videos], categories)
         console.print(f"wrote {args.kind} severity {args.severity} copy to {args.out}")
+    elif args.data_command == "split-ytvis":
+        from .data.ytvis import split_ytvis
+        record = split_ytvis(args.json, args.out, args.val_fraction, args.seed, args.frames)
+        console.print(f"split {len(record['train']) + len(record['val'])} videos: {len(record['train'])} to "
+                      f"{Path(args.out) / 'train'}, {len(record['val'])} to {Path(args.out) / 'val'} "
+                      f"(which: {Path(args.out) / 'split.json'})")
 
 
 def run_task_command(args) -> None:

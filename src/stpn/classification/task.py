@@ -110,7 +110,7 @@ class ClassificationSection(Section):
 class ClassificationTask(Task):
     """Backbone pre-training: classify crops around the annotated objects of a VID-layout split."""
 
-    name, what, data_formats, Section = "classification", "classifier", ("vid",), ClassificationSection
+    name, what, data_formats, Section = "classification", "classifier", ("vid", "ytvis"), ClassificationSection
 
     def build_model(self, cfg: Config) -> ObjectClassifier:
         m = cfg.model

@@ -41,7 +41,9 @@ def read_split(data, split: str) -> list[Video]:
             atomic_write(record, json.dumps(settings, indent=1))
         elif record.is_file():  # generated before: by these settings?
             made = json.loads(record.read_text())
-            diff = [f"{k}={made.get(k)!r} there, {v!r} here" for k, v in settings.items() if made.get(k) != v]
+            defaults = json.loads(json.dumps(asdict(SynthConfig())))  # a field added since keeps its default there
+            diff = [f"{k}={made.get(k, defaults.get(k))!r} there, {v!r} here" for k, v in settings.items()
+                    if made.get(k, defaults.get(k)) != v]
             if diff:
                 raise ValueError(f"{root}: split {split!r} was generated with other settings ({'; '.join(diff[:4])}); "
                                  "remove it to generate it again, or set data.root elsewhere")

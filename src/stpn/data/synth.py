@@ -38,6 +38,7 @@ class SynthConfig:
     height: int = 192
     classes: int = 3
     max_objects: int = 3
+    min_objects: int = 1  # objects per video: uniform in min_objects..max_objects
     deteriorated: float = 0.3  # target fraction of deteriorated frames (at most ~0.5: they never touch)
     object_size: tuple[float, float] = (0.28, 0.40)  # object side range, as a fraction of min(width, height)
     kinds: tuple[str, ...] = KINDS
@@ -58,6 +59,8 @@ class SynthConfig:
             raise ValueError(f"kinds must be a non-empty subset of {KINDS}, got {self.kinds}")
         if self.videos < 1 or self.frames < 1 or self.max_objects < 1:
             raise ValueError("videos, frames and max_objects must be >= 1")
+        if not 1 <= self.min_objects <= self.max_objects:
+            raise ValueError(f"min_objects must be in 1..max_objects ({self.max_objects}), got {self.min_objects}")
 
 
 def class_names(n: int) -> list[str]:
@@ -117,7 +120,7 @@ def synth_video(config: SynthConfig, index: int):
     rng = np.random.default_rng([config.seed, index])
     W, H, T = config.width, config.height, config.frames
     background = _background(rng, W, H)
-    n_obj = int(rng.integers(1, config.max_objects + 1))
+    n_obj = int(rng.integers(config.min_objects, config.max_objects + 1))
     objects = []
     for k in range(n_obj):
         side = rng.uniform(*config.object_size) * min(W, H)

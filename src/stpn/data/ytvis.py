@@ -152,3 +152,49 @@ def write_ytvis_results(path: str | Path, results: list[dict], zip_path: str | P
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
             zf.writestr("results.json", text)
         tmp.replace(zip_path)
+
+
+def split_ytvis(json_path: str | Path, out: str | Path, val_fraction: float = 0.1, seed: int = 0,
+                frames_root: str | Path | None = None) -> dict:
+    """Split a YouTube-VIS training set by video into ``out/train`` and ``out/val`` (each an
+    instances.json with ``JPEGImages`` beside it, a link to the frames), as the layout ``stpn``
+    reads (``data.format: ytvis``). The official valid ground truth is withheld, so local
+    validation comes from the training videos. Deterministic (``seed``), disjoint, every video on
+    one side; ``out/split.json`` records which. Returns that record."""
+    import math
+    import random
+
+    json_path = Path(json_path)
+    data = _load_json(json_path)
+    for key in ("videos", "annotations", "categories"):
+        if key not in data:
+            raise AnnotationError(f"{json_path}: missing top-level key {key!r}")
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    frames_root = Path(frames_root) if frames_root else json_path.parent / "JPEGImages"
+    if not frames_root.is_dir():
+        raise FileNotFoundError(f"frame folder not found: {frames_root} (give it with --frames)")
+    ids = sorted(v["id"] for v in data["videos"])
+    if len(ids) < 2:
+        raise ValueError(f"{json_path}: {len(ids)} video(s); a split needs at least 2")
+    order = ids.copy()
+    random.Random(seed).shuffle(order)
+    val = set(order[:max(1, math.floor(val_fraction * len(ids) + 0.5))])
+    record = {"source": str(json_path), "seed": seed, "val_fraction": val_fraction,
+              "train": [i for i in ids if i not in val], "val": sorted(val)}
+    out = Path(out)
+    for split in ("train", "val"):
+        keep = set(record[split])
+        part = {**{k: v for k, v in data.items() if k not in ("videos", "annotations")},
+                "videos": [v for v in data["videos"] if v["id"] in keep],
+                "annotations": [a for a in data["annotations"] if a["video_id"] in keep]}
+        (out / split).mkdir(parents=True, exist_ok=True)
+        atomic_write(out / split / "instances.json", json.dumps(part))
+        link = out / split / "JPEGImages"
+        if link.is_symlink() or link.exists():
+            if link.resolve() != frames_root.resolve():
+                raise FileExistsError(f"{link} exists and is not a link to {frames_root}")
+        else:
+            link.symlink_to(frames_root.resolve(), target_is_directory=True)
+    atomic_write(out / "split.json", json.dumps(record, indent=1))
+    return record

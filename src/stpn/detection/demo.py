@@ -37,9 +37,10 @@ def pretrain_config(out: Path, quick: bool, seed: int = 0) -> Config:
     return load_config(packaged_config("demo_cpu_pretrain"), overrides)
 
 
-def prepare(configs: dict, out: Path, quick: bool, seed: int, console: Console) -> dict:
-    """Pre-train the backbone both detectors start from (on the demo's data); report entries."""
-    pre = pretrain_config(out, quick, seed)
+def prepare(configs: dict, out: Path, quick: bool, seed: int, console: Console, pre: Config | None = None) -> dict:
+    """Pre-train the backbone both models start from (on the demo's data; ``pre``: the
+    pre-training config, default the detection demo's); report entries."""
+    pre = pre or pretrain_config(out, quick, seed)
     pretrain = pretrain_backbone(pre, console)
     console.print(f"both start from the same backbone, pre-trained for {pretrain['train_seconds']:.0f} s as an object "
                   f"classifier (validation crops: {100 * pretrain['accuracy_clean']:.1f} % right on clean frames, "
@@ -71,7 +72,7 @@ def demo_figures(report: dict, configs: dict, out: Path) -> list[Path]:
     return [out / "ap50.png", out / "stpn_val0.mp4"]
 
 
-def bar_chart(report: dict, path: Path) -> None:
+def bar_chart(report: dict, path: Path, metric: str = "AP50") -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -84,9 +85,9 @@ def bar_chart(report: dict, path: Path) -> None:
                       label="single frame" if name == "baseline" else "STPN")
         ax.bar_label(bars, fmt="%.1f", fontsize=8)
     ax.set_xticks([0.19, 1.19], ["all frames", "deteriorated frames"])
-    ax.set_ylabel("AP50")
+    ax.set_ylabel(metric)
     ax.set_ylim(0, 105)
-    ax.set_title("generated deteriorated video: AP50")
+    ax.set_title(f"generated deteriorated video: {metric}")
     ax.legend(loc="upper right")
     fig.tight_layout()
     fig.savefig(path)

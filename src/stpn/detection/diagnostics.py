@@ -1,8 +1,11 @@
 """Do a trained STPN detector's prompts carry the class of the video? A support-swap test.
 
     python -m stpn.detection.diagnostics --weights runs/demo/stpn/model.safetensors [--clean]
+    python -m stpn.detection.diagnostics --weights runs/demo_vis/stpn/model.safetensors
 
-On generated data with one object per video (the demo's), each deteriorated validation frame
+Works for detectors and segmenters (a segmenter is a detector with masks). On generated data
+with one object per video (the detection demo's; for a run on generated multi-object data, the
+same generator's settings with one object per video, written to ``<run>/swap_data``), each deteriorated validation frame
 (``--clean``: the first 4 clean frames of each video) is detected twice through the same support
 stream as ``stpn eval`` (local supports t-1, t+1): once with its own video's frames as supports
 and once with the same-numbered frames of the next video whose object has another class.
@@ -59,22 +62,33 @@ def main(argv=None):
     from rich.console import Console
     from rich.table import Table
 
+    import dataclasses
+    from pathlib import Path
+
     from ..data.splits import deteriorated_frames, read_split
-    from .commands import load_detector
+    from ..engine.runs import resolve_run
+    from ..engine.tasks import get_task
     parser = argparse.ArgumentParser(prog="python -m stpn.detection.diagnostics", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--weights", required=True, help="an STPN detection run's model.safetensors (or the run folder)")
+    parser.add_argument("--weights", required=True, help="an STPN detection or segmentation run's model.safetensors (or the run folder)")
     parser.add_argument("--clean", action="store_true", help="test clean frames instead of deteriorated ones")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    det, cfg = load_detector(args.weights, None, [])
+    weights, cfg = resolve_run(args.weights)
+    if cfg.task not in ("detection", "segmentation"):
+        raise SystemExit(f"{args.weights}: a {cfg.task} run; the swap test takes a detector or a segmenter")
+    det, cfg = get_task(cfg.task).load(weights)
     if not det.stpn.prompting:
         raise SystemExit(f"{args.weights}: a run without prompts has no supports to swap")
-    videos = read_split(cfg.data, cfg.data.val_split)
-    bad = deteriorated_frames(cfg.data, cfg.data.val_split)
+    data = cfg.data
+    if data.synth and data.synth.get("max_objects", 3) > 1:  # one object per video, else the class is not the video's
+        synth = {**data.synth, "min_objects": 1, "max_objects": 1}
+        data = dataclasses.replace(data, root=str(Path(weights).parent / "swap_data"), synth=synth)
+    videos = read_split(data, data.val_split)
+    bad = deteriorated_frames(data, data.val_split)
     frames_of = {v.name: ([t for t in range(len(v)) if t not in bad[v.name]][:4] if args.clean else bad[v.name])
                  for v in videos}
-    counts = swap_test(det, videos, frames_of, sizes=(cfg.detection.test_min_size, cfg.detection.test_max_size))
+    counts = swap_test(det, videos, frames_of, sizes=(cfg.section.test_min_size, cfg.section.test_max_size))
     table = Table(title=f"{'clean' if args.clean else 'deteriorated'} frames, top detection's class")
     for col in ("frames", "right (own supports)", "swapped class (swapped supports)", "right (swapped supports)"):
         table.add_column(col, justify="right")

@@ -21,38 +21,53 @@ from ..core.weights import load_backbone_weights, read_state_dict
 
 
 @dataclass
-class DetectionSection(Section):
-    """``detection:`` in a config."""
+class RCNNSection(Section):
+    """What every R-CNN task on the STPN backbone sets (detection, segmentation)."""
 
     num_classes: int = 30
     fpn_channels: int = 256
     box_head_dim: int = 1024
     anchor_scale: int = 8
-    conventions: str = "torchvision"  # torchvision | mmdet (the released model's resize, anchors, RoIAlign, ...)
     min_size: list = field(default_factory=lambda: [480, 512, 544, 576, 608, 640, 672, 704, 736, 768, 800])
     max_size: int = 1333
     test_min_size: int = 600
     test_max_size: int = 1000
     rpn_batch_size_per_image: int = 256
     box_batch_size_per_image: int = 512
-    det_image_set: str | None = None  # training: add the ImageNet DET images of ROOT/ImageSets/<this>.txt (e.g. DET_train_30classes)
     deteriorated_repeat: int = 1  # key frames listed in deteriorated_<train_split>.json appear this often per epoch
 
     def problems(self):
         return [(k, m) for ok, k, m in (
-            (self.conventions in ("torchvision", "mmdet"), "conventions", "must be torchvision or mmdet"),
             (self.deteriorated_repeat >= 1, "deteriorated_repeat", "must be >= 1"),
             (self.num_classes >= 1, "num_classes", "must be >= 1")) if not ok]
 
 
+@dataclass
+class DetectionSection(RCNNSection):
+    """``detection:`` in a config."""
+
+    conventions: str = "torchvision"  # torchvision | mmdet (the released model's resize, anchors, RoIAlign, ...)
+    det_image_set: str | None = None  # training: add the ImageNet DET images of ROOT/ImageSets/<this>.txt (e.g. DET_train_30classes)
+
+    def problems(self):
+        bad = [] if self.conventions in ("torchvision", "mmdet") else [("conventions", "must be torchvision or mmdet")]
+        return bad + super().problems()
+
+
 def build_detector(cfg: Config) -> STPNDetector:
-    m, o = cfg.model, cfg.detection
+    return build_rcnn(cfg, STPNDetector, conventions=cfg.detection.conventions)
+
+
+def build_rcnn(cfg: Config, cls, **extra):
+    """An R-CNN of class ``cls`` (``STPNDetector`` or a subclass) from the config's model and task
+    section, with ``model.weights`` loaded (a backbone checkpoint, or an mmdetection detector)."""
+    m, o = cfg.model, cfg.section
     stpn = build_stpn(cfg)
     mean, std = normalization_of(cfg)
-    det = STPNDetector(stpn, o.num_classes, image_mean=list(mean), image_std=list(std), fpn_channels=o.fpn_channels, box_head_dim=o.box_head_dim,
-                       anchor_scale=o.anchor_scale, min_size=tuple(o.min_size), max_size=o.max_size,
-                       conventions=o.conventions, rpn_batch_size_per_image=o.rpn_batch_size_per_image,
-                       box_batch_size_per_image=o.box_batch_size_per_image)
+    det = cls(stpn, o.num_classes, image_mean=list(mean), image_std=list(std), fpn_channels=o.fpn_channels,
+              box_head_dim=o.box_head_dim, anchor_scale=o.anchor_scale, min_size=tuple(o.min_size),
+              max_size=o.max_size, rpn_batch_size_per_image=o.rpn_batch_size_per_image,
+              box_batch_size_per_image=o.box_batch_size_per_image, **extra)
     if m.weights:
         sd = read_state_dict(m.weights)  # read once: a COCO detector checkpoint is hundreds of MB
         if is_mmdet_detector(sd):  # e.g. the COCO Mask R-CNN Swin-T the paper starts from
@@ -92,14 +107,14 @@ def train_videos(cfg: Config) -> list[Video]:
     return videos
 
 
-def train_clips(cfg: Config, videos: list[Video]) -> DetectionClips:
-    """The training items of ``videos`` (the config's training split): key frames with their
-    supports, deteriorated key frames repeated when ``data.deteriorated_repeat`` > 1."""
+def train_clips(cfg: Config, videos: list[Video], cls=DetectionClips) -> ClipDataset:
+    """The training items of ``videos`` (the config's training split) as ``cls``: key frames with
+    their supports, deteriorated key frames repeated when the section's ``deteriorated_repeat`` > 1."""
     d = cfg.data
     support = SupportConfig(d.train_policy, d.train_num_support, 1, d.train_max_offset)
-    clips = DetectionClips(videos, support, key_stride=d.key_stride, seed=cfg.run.seed)
-    if cfg.detection.deteriorated_repeat > 1:
-        clips.oversample(deteriorated_frames(d, d.train_split), cfg.detection.deteriorated_repeat)
+    clips = cls(videos, support, key_stride=d.key_stride, seed=cfg.run.seed)
+    if cfg.section.deteriorated_repeat > 1:
+        clips.oversample(deteriorated_frames(d, d.train_split), cfg.section.deteriorated_repeat)
     return clips
 
 
@@ -164,18 +179,22 @@ class DetectionTask(Task):
 
 
 def predict_video(det: STPNDetector, video: Video, mode: str = "global", num_support: int = 14, stride: int = 1,
-                  refresh_every: int = 1, device: str = "cpu", min_size: int | None = None, max_size: int | None = None):
+                  refresh_every: int = 1, device: str = "cpu", min_size: int | None = None, max_size: int | None = None,
+                  convert=None):
     """Detections of every frame of a video, in order (a generator; the settings are checked
     before it is returned): dicts of numpy boxes (xyxy, inclusive input pixels), labels
     (1-based), scores. Support frames per ``mode``: ``global`` (prompts once per video),
-    ``local`` (K/2 before and after, stride S), ``causal`` (stream, past only)."""
+    ``local`` (K/2 before and after, stride S), ``causal`` (stream, past only). ``convert(output,
+    H, W)`` turns the model's output of a frame into what is yielded (default:
+    ``inclusive_detections``; a task on this detector adds its own outputs, e.g. masks)."""
     if mode not in ("global", "local", "causal"):
         raise ValueError(f"inference mode must be global, local or causal, got {mode!r}")
     if det.stpn.prompting:
         check_test_support(mode, num_support, stride, refresh_every)
     stream = SupportStream(mode, num_support, stride, refresh_every, len(video)) if det.stpn.prompting else None
     frames = (video.frames[i] for i in range(len(video)))
-    return _at_test_sizes(det, min_size, max_size, lambda: _detect(det, frames, stream, device, video.frames.__getitem__))
+    return _at_test_sizes(det, min_size, max_size,
+                          lambda: _detect(det, frames, stream, device, video.frames.__getitem__, convert=convert))
 
 
 @torch.no_grad()
@@ -209,23 +228,26 @@ def inclusive_detections(d: dict, height: int, width: int) -> dict:
 
 
 def predict_stream(det: STPNDetector, frames, num_support: int = 4, stride: int = 1, refresh_every: int = 8,
-                   device: str = "cpu", min_size: int | None = None, max_size: int | None = None):
+                   device: str = "cpu", min_size: int | None = None, max_size: int | None = None, convert=None):
     """Online detection over any iterable of (H, W, 3) uint8 frames (a live stream): causal
-    supports for STPN, single frames for the baseline. A generator of one dict per frame."""
+    supports for STPN, single frames for the baseline. A generator of one dict per frame
+    (``convert`` as in ``predict_video``)."""
     if det.stpn.prompting:
         check_test_support("causal", num_support, stride, refresh_every)
     stream = SupportStream("causal", num_support, stride, refresh_every) if det.stpn.prompting else None
-    return _at_test_sizes(det, min_size, max_size, lambda: _detect(det, frames, stream, device))
+    return _at_test_sizes(det, min_size, max_size, lambda: _detect(det, frames, stream, device, convert=convert))
 
 
-def _detect(det: STPNDetector, frames, stream: SupportStream | None, device, frame_at=None, first: int = 0):
+def _detect(det: STPNDetector, frames, stream: SupportStream | None, device, frame_at=None, first: int = 0,
+            convert=None):
     """Detections of ``frames`` (frame numbers from ``first``) in order, prompts from ``stream``.
     The support frames are the unprompted backbone's input of the key frame (causal: the current
     frame) or, offline, frame ``frame_at(i)`` through the key frame's transform."""
+    convert = convert or inclusive_detections
     for t, frame in enumerate(frames, start=first):
         img = _image(frame).to(device)
         if stream is None:
-            yield inclusive_detections(det([img])[0], *img.shape[-2:])
+            yield convert(det([img])[0], *img.shape[-2:])
             continue
         images, _ = det.transform([img])
         if stream.policy == "causal":
@@ -234,7 +256,7 @@ def _detect(det: STPNDetector, frames, stream: SupportStream | None, device, fra
             image_of = lambda i: det.transform_support(  # noqa: E731
                 [_image(frame_at(i)).to(device)[None]], images.image_sizes, images.tensors.shape[-2:])[:, 0]
         maps = det.stpn.backbone(images.tensors, stream.prompts_at(det.stpn, t, image_of))
-        yield inclusive_detections(det.detect_maps(images, maps, tuple(img.shape[-2:])), *img.shape[-2:])
+        yield convert(det.detect_maps(images, maps, tuple(img.shape[-2:])), *img.shape[-2:])
 
 
 def detections_table(videos: list[Video], predictions: list[list[dict]]) -> np.ndarray:

@@ -17,6 +17,7 @@ from pathlib import Path
 TASKS: dict[str, tuple[str, str | None, str | None]] = {
     "detection": ("stpn.detection.task:DetectionTask", "det", "stpn.detection.cli"),
     "tracking": ("stpn.tracking.task:TrackingTask", "sot", "stpn.tracking.cli"),
+    "segmentation": ("stpn.segmentation.task:SegmentationTask", "vis", "stpn.segmentation.cli"),
     "classification": ("stpn.classification.task:ClassificationTask", None, None),
 }
 

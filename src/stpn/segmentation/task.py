@@ -1,0 +1,203 @@
+"""The segmentation task for the engine: model, data, loss, video inference into tracks, evaluation."""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import partial
+
+import numpy as np
+import torch
+from pycocotools import mask as mask_utils
+
+from ..association import InstanceTracker
+from ..data.clips import ClipDataset
+from ..data.splits import read_split
+from ..data.types import Video
+from ..detection.task import DetectionTask, RCNNSection, _target, build_rcnn, inclusive_detections, predict_video
+from ..engine.config import Config
+from .model import STPNSegmenter
+
+
+@dataclass
+class SegmentationSection(RCNNSection):
+    """``segmentation:`` in a config: the R-CNN settings, the mask branch and the association."""
+
+    mask_layers: list = field(default_factory=lambda: [256, 256, 256, 256])
+    mask_roi_size: int = 14
+    mask_threshold: float = 0.5  # a pixel belongs to an instance where its mask probability is >= this
+    score_threshold: float = 0.3  # instances scoring below this stay out of the tracks and the results
+    embed_weight: float = 1.0  # association cost: (1 - mask IoU) + embed_weight * (1 - cosine of embeddings)
+    max_cost: float = 1.5  # pairs costing more never match
+    max_missed: int = 5  # a track ends after this many frames in a row without a match
+    class_gate: bool = True  # instances only join tracks of their class
+
+    def problems(self):
+        return [(k, m) for ok, k, m in (
+            (len(self.mask_layers) >= 1, "mask_layers", "needs at least one layer"),
+            (0 < self.mask_threshold < 1, "mask_threshold", "must be in (0, 1)"),
+            (0 <= self.score_threshold < 1, "score_threshold", "must be in [0, 1)"),
+            (self.embed_weight >= 0, "embed_weight", "must be >= 0"),
+            (self.max_cost >= 0, "max_cost", "must be >= 0"),
+            (self.max_missed >= 0, "max_missed", "must be >= 0")) if not ok] + super().problems()
+
+
+def build_segmenter(cfg: Config) -> STPNSegmenter:
+    o = cfg.segmentation
+    return build_rcnn(cfg, STPNSegmenter, mask_layers=tuple(o.mask_layers), mask_roi_size=o.mask_roi_size)
+
+
+class SegmentationClips(ClipDataset):
+    """ClipDataset whose items collate into segmenter input (targets with masks)."""
+
+    @staticmethod
+    def collate(samples) -> dict:
+        targets = []
+        for s in samples:
+            tg = _target(s.targets)
+            tg["boxes"][:, 2:] -= 1  # YouTube-VIS boxes are x, y, x + w, y + h already (exclusive corners)
+            H, W = s.frame.shape[-2:]
+            if s.targets.masks is None:
+                raise ValueError(f"video {s.video} frame {s.index}: segmentation needs masks, the annotation has none")
+            masks = [mask_utils.decode(m) for m in s.targets.masks]
+            for k, m in enumerate(masks):
+                if m.shape != (H, W):
+                    raise ValueError(f"video {s.video} frame {s.index}: mask {k} is {m.shape[1]}x{m.shape[0]}, "
+                                     f"the frame {W}x{H}")
+            tg["masks"] = torch.from_numpy(np.stack(masks)) if masks else torch.zeros((0, H, W), dtype=torch.uint8)
+            targets.append(tg)
+        return {"images": [s.frame.float().div(255) for s in samples],
+                "support": [s.support.float().div(255) for s in samples],
+                "offsets": torch.tensor([[i - s.index for i in s.support_index] for s in samples]),
+                "targets": targets}
+
+
+def instances(output: dict, height: int, width: int, mask_threshold: float = 0.5) -> dict:
+    """Segmenter output of one frame -> numpy boxes (inclusive pixels), labels, scores, masks
+    ((n, H, W) bool, at the frame's size) and embeddings ((n, D))."""
+    out = inclusive_detections(output, height, width)
+    out["masks"] = (output["masks"][:, 0] >= mask_threshold).cpu().numpy()
+    out["embeddings"] = output["embeddings"].float().cpu().numpy()
+    return out
+
+
+def encode(mask: np.ndarray) -> dict:
+    """(H, W) bool -> compressed COCO RLE with ``counts`` as str (JSON-ready)."""
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    rle["counts"] = rle["counts"].decode("ascii")
+    return rle
+
+
+class VideoTracks:
+    """One video's instances, frame by frame, into tracks (``InstanceTracker``) and results.
+
+    ``add(frame)`` takes one frame's ``instances`` and returns those kept (score >=
+    ``score_threshold``) with their track ids; ``results(video_id)`` gives the video-level
+    tracks as YouTube-VIS results: score = mean of the track's frame scores, category = the
+    majority of its frame labels (a tie goes to the label with the higher summed score),
+    one RLE or None per frame. Memory: one RLE per instance and frame."""
+
+    def __init__(self, tracker: InstanceTracker, score_threshold: float = 0.3):
+        self.tracker, self.score_threshold = tracker, score_threshold
+        self.length = 0
+        self.tracks: dict[int, dict[int, tuple[dict, float, int]]] = {}  # id -> frame -> (rle, score, label)
+
+    def add(self, frame: dict) -> dict:
+        keep = np.flatnonzero(frame["scores"] >= self.score_threshold)
+        kept = {k: v[keep] for k, v in frame.items()}
+        rles = [encode(m) for m in kept["masks"]]
+        ids = self.tracker.update(rles, kept["labels"], kept["embeddings"] if self.tracker.embed_weight else None)
+        t = self.length
+        for rle, score, label, tid in zip(rles, kept["scores"], kept["labels"], ids):
+            self.tracks.setdefault(int(tid), {})[t] = (rle, float(score), int(label))
+        self.length += 1
+        return {**kept, "rles": rles, "track_ids": ids}
+
+    def results(self, video_id: int) -> list[dict]:
+        out = []
+        for tid, frames in sorted(self.tracks.items()):
+            votes, mass = Counter(), Counter()
+            for _, score, label in frames.values():
+                votes[label] += 1
+                mass[label] += score
+            category = max(votes, key=lambda c: (votes[c], mass[c]))
+            out.append({"video_id": int(video_id), "category_id": int(category),
+                        "score": float(np.mean([s for _, s, _ in frames.values()])),
+                        "segmentations": [frames[t][0] if t in frames else None for t in range(self.length)],
+                        "track_id": tid})
+        return out
+
+
+def new_tracks(cfg: Config) -> VideoTracks:
+    o = cfg.segmentation
+    return VideoTracks(InstanceTracker(o.embed_weight, o.max_cost, o.max_missed, o.class_gate), o.score_threshold)
+
+
+def segment_video(seg: STPNSegmenter, video: Video, cfg: Config, mode: str | None = None, device: str = "cpu",
+                  on_frame=None) -> list[dict]:
+    """YouTube-VIS results (one dict per track, with ``track_id``) of one video, inference per the
+    config's ``data.test_*`` settings (``mode`` overrides the policy). ``on_frame(t, kept)`` sees
+    each frame's kept instances with their track ids (for drawing or saving PNGs)."""
+    d, o = cfg.data, cfg.segmentation
+    frames = predict_video(seg, video, mode or d.test_policy, d.test_num_support, d.test_stride, d.test_refresh_every,
+                           device, o.test_min_size, o.test_max_size,
+                           convert=partial(instances, mask_threshold=o.mask_threshold))
+    tracks = new_tracks(cfg)
+    for t, frame in enumerate(frames):
+        kept = tracks.add(frame)
+        if on_frame is not None:
+            on_frame(t, kept)
+    return tracks.results(video.meta.get("id", 1))
+
+
+class SegmentationTask(DetectionTask):
+    """Video instance segmentation (YouTube-VIS layout): Mask R-CNN + FPN on the STPN backbone,
+    online association of the instances into tracks. Its loss is the detector's plus the masks'."""
+
+    name, what, data_formats, Section = "segmentation", "segmenter", ("ytvis",), SegmentationSection
+
+    def build_model(self, cfg: Config) -> STPNSegmenter:
+        return build_segmenter(cfg)
+
+    def train_dataset(self, cfg: Config) -> SegmentationClips:
+        from ..detection.task import train_clips
+        return train_clips(cfg, read_split(cfg.data, cfg.data.train_split), SegmentationClips)
+
+    def load(self, weights, config=None, overrides=()):
+        return super(DetectionTask, self).load(weights, config, overrides)
+
+    def evaluate(self, model, cfg: Config, out, mode=None, console=None) -> dict:
+        from .commands import evaluate_run
+        return evaluate_run(model, cfg, out, mode, console)
+
+    def print_metrics(self, metrics: dict, cfg: Config, console=None) -> None:
+        from .commands import print_metrics
+        print_metrics(metrics, cfg, console)
+
+    # the demo: hooks of stpn.engine.demo.run_paired_demo
+    def demo_config(self, out, quick, prompting, seed=0):
+        from .demo import demo_config
+        return demo_config(out, quick, prompting, seed)
+
+    def demo_settings(self, out, quick, seed):
+        from ..engine.config import config_dict
+        from .demo import pretrain_config
+        return {"pretrain": config_dict(pretrain_config(out, quick, seed))}
+
+    def demo_prepare(self, configs, out, quick, seed, console):
+        from .demo import prepare
+        return prepare(configs, out, quick, seed, console)
+
+    demo_metrics = ("ap_all", "ap50_all", "ap_deteriorated", "ap50_deteriorated")
+
+    def demo_row(self, metrics: dict) -> dict:
+        return {"ap_all": metrics["ap_all"], "ap50_all": metrics["ap50_all"],
+                "ap_deteriorated": metrics.get("ap_deteriorated"), "ap50_deteriorated": metrics.get("ap50_deteriorated"),
+                "ms_per_frame": metrics["ms_per_frame"], "inference_mode": metrics["mode"]}
+
+    def demo_table(self, report: dict, console) -> None:
+        from .demo import demo_table
+        demo_table(report, console)
+
+    def demo_figures(self, report, results, configs, out):
+        from .demo import demo_figures
+        return demo_figures(report, configs, out)
