@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo demo-sot bench clean
+.PHONY: test demo demo-sot demo-vis bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,9 @@ demo: $(STAMP)
 
 demo-sot: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/stpn demo --task sot
+
+demo-vis: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/stpn demo --task vis
 
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/overhead.py

@@ -76,15 +76,15 @@ def test_a_gap_of_at_most_max_missed_frames_relinks(gap, relinked):
 
 
 def test_a_dissimilar_instance_is_not_matched():
-    tr = InstanceTracker(embed_weight=1.0, max_cost=1.0)
+    tr = InstanceTracker(embed_weight=1.0, max_cost=1.0, class_gate=True)
     tr.update(rles(square(0, 0)), [1], E[:1])
     # same place, orthogonal embedding: cost 0 + 1 * (1 - 0) = 1.0 passes; opposite: 2.0 does not
     assert tr.update(rles(square(0, 0)), [1], E[1:2]).tolist() == [1]
     assert tr.update(rles(square(0, 0)), [1], -E[1:2]).tolist() == [2]
     # another class at the same place never joins the track (class gate)
     assert tr.update(rles(square(0, 0)), [2], -E[1:2]).tolist() == [3]
-    # without the gate it does
-    free = InstanceTracker(class_gate=False)
+    # without the gate (the default) it does
+    free = InstanceTracker()
     free.update(rles(square(0, 0)), [1], E[:1])
     assert free.update(rles(square(0, 0)), [2], E[:1]).tolist() == [1]
 
@@ -371,3 +371,47 @@ def test_the_support_swap_diagnostic_runs_on_a_segmenter_with_one_object_videos(
     # the multi-object run's generator settings, one object per video, in the run folder
     made = json.loads((out / "swap_data" / "synth_val.json").read_text())
     assert made["min_objects"] == made["max_objects"] == 1 and made["width"] == 96
+
+
+def test_quick_vis_demo_writes_report_chart_and_video(tmp_path):
+    assert main(["demo", "--task", "vis", "--quick", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    for name in ("stpn", "baseline"):
+        assert set(report[name]) >= {"ap_all", "ap50_all", "ap_deteriorated", "ap50_deteriorated", "train_seconds",
+                                     "ms_per_frame"}
+        assert 0 <= report[name]["ap50_all"] <= 1 and report[name]["train_seconds"] > 0
+    assert report["config"]["task"] == "segmentation" and report["pretrain_config"]["task"] == "classification"
+    assert report["config"]["model"]["weights"] == str(tmp_path / "pretrain" / "model.safetensors")
+    margins = report["stpn_minus_baseline_points"]
+    assert margins["ap50_all"] == pytest.approx(100 * (report["stpn"]["ap50_all"] - report["baseline"]["ap50_all"]))
+    assert (tmp_path / "mask_ap50.png").stat().st_size > 1000
+    assert len(open_video(tmp_path / "stpn_val0.mp4")) == 12
+    metrics = json.loads((tmp_path / "stpn" / "eval" / "metrics.json").read_text())
+    assert metrics["ap50_all"] == report["stpn"]["ap50_all"]
+
+
+def test_mask_nms_drops_duplicates_and_parts_of_any_class_and_keeps_neighbours():
+    from stpn.segmentation.task import mask_nms
+    whole, part, dup, other = square(0, 0, 20), square(5, 5, 8), square(1, 1, 20), square(30, 10, 10)
+    # sorted by score: the part (inside the whole: IoU 0.16, but all of it overlaps) and the
+    # near-duplicate go; the neighbour that does not overlap stays
+    assert mask_nms(rles(whole, part, dup, other), 0.5) == [0, 3]
+    assert mask_nms(rles(whole, part, dup, other), 1.0) == [0, 1, 2, 3]
+    vt = VideoTracks(InstanceTracker(embed_weight=0.0), score_threshold=0.1, nms_overlap=0.5)
+    kept = vt.add({"boxes": np.zeros((3, 4)), "labels": np.array([1, 2, 1]), "scores": np.array([0.6, 0.9, 0.5]),
+                   "masks": np.stack([whole, dup, other]), "embeddings": np.zeros((3, 4))})
+    assert kept["labels"].tolist() == [2, 1] and kept["scores"].tolist() == [0.9, 0.5]  # one per object, best first
+
+
+def test_a_frame_subset_leaves_out_result_tracks_with_nothing_in_it():
+    from stpn.data import ArrayFrames, FrameTargets, Video
+    m = encode(square(0, 0))
+    targets = [FrameTargets([[0, 0, 10, 10]], [1], [1], masks=[m]) for _ in range(3)]
+    v = Video("v", ArrayFrames([np.zeros((40, 60, 3), np.uint8)] * 3), 60, 40, targets, meta={"id": 1})
+    cats = [{"id": 1, "name": "a"}]
+    good = {"video_id": 1, "category_id": 1, "score": 0.5, "segmentations": [None, m, None]}
+    elsewhere = {"video_id": 1, "category_id": 1, "score": 0.9, "segmentations": [m, None, m]}
+    # on frame 1 only, the track seen on frames 0 and 2 is not there (not a false positive)
+    assert evaluate_ytvis([v], cats, [good, elsewhere], frames={1: [1]})["ap"] == pytest.approx(1.0)
+    # on all frames both count: the track of frames 0 and 2 has IoU 2/3 with the ground truth, the other 1/3
+    assert evaluate_ytvis([v], cats, [good, elsewhere])["ap75"] < 1.0

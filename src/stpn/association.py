@@ -39,14 +39,15 @@ class InstanceTracker:
 
         (1 - mask IoU with the track's last mask) + embed_weight * (1 - cosine with its last embedding)
 
-    where a pair of different classes (``class_gate``) or of cost above ``max_cost`` never
-    matches. A matched track takes the instance's mask and embedding; a track unmatched for more
+    where a pair of cost above ``max_cost`` never matches, nor, with ``class_gate``, a pair of
+    different classes (off by default: a per-frame class that flips on a bad frame would cut the
+    track there; the video's category is voted over the track anyway). A matched track takes the instance's mask and embedding; a track unmatched for more
     than ``max_missed`` frames in a row ends; an unmatched instance starts a track with the next id.
     Masks are COCO RLEs (so long videos stay small); embeddings unit vectors (or None when
     ``embed_weight`` is 0).
     """
 
-    def __init__(self, embed_weight: float = 1.0, max_cost: float = 1.5, max_missed: int = 5, class_gate: bool = True):
+    def __init__(self, embed_weight: float = 1.0, max_cost: float = 1.9, max_missed: int = 5, class_gate: bool = False):
         if embed_weight < 0 or max_cost < 0 or max_missed < 0:
             raise ValueError("embed_weight, max_cost and max_missed must be >= 0")
         self.embed_weight, self.max_cost, self.max_missed, self.class_gate = embed_weight, max_cost, max_missed, class_gate

@@ -84,7 +84,9 @@ def evaluate_ytvis(videos: list[Video], categories: list[dict], results: list[di
     """AP, AP50, AP75, APs, APm, APl, AR1, AR10 of ``results`` (the results.json list).
 
     ``videos`` come from ``read_ytvis`` (``meta['id']`` is the video id). ``frames``: optional
-    {video id: frame indices} restricting the IoU and areas to those frames.
+    {video id: frame indices} restricting the IoU and areas to those frames; a track (ground
+    truth or result) with no mask in them is left out, as detections on other frames are left
+    out of a frame subset's detection AP.
     """
     by_id = {v.meta["id"]: v for v in videos}
     cat_ids = {c["id"] for c in categories}
@@ -120,6 +122,8 @@ def evaluate_ytvis(videos: list[Video], categories: list[dict], results: list[di
                                   f"of {len(video)} frames")
         chosen = None if frames is None else {int(t) for t in frames.get(r["video_id"], [])}
         rles, areas, mean_area = _track_masks(r["segmentations"], video, chosen, where)
+        if chosen is not None and not areas.any():
+            continue  # nothing of this track in the scored frames: not there, as a ground-truth track
         dt_anns.append({"id": len(dt_anns) + 1, "image_id": r["video_id"], "category_id": r["category_id"],
                         "score": float(r["score"]), "area": mean_area, "bbox": [0, 0, 1, 1]})
         dt_masks.setdefault(r["video_id"], []).append((dt_anns[-1]["id"], rles, areas))

@@ -17,7 +17,7 @@ from rich.table import Table
 from ..data.splits import read_split
 from ..engine.config import Config, load_config, packaged_config, paired_run_config, seed_overrides
 
-QUICK_DATA = ["data.synth.train_videos=12", "data.synth.val_videos=4"]
+QUICK_DATA = ["data.synth.train_videos=8", "data.synth.val_videos=4"]
 
 
 def demo_config(out: Path, quick: bool, prompting: bool, seed: int = 0) -> Config:

@@ -25,17 +25,19 @@ class SegmentationSection(RCNNSection):
     mask_layers: list = field(default_factory=lambda: [256, 256, 256, 256])
     mask_roi_size: int = 14
     mask_threshold: float = 0.5  # a pixel belongs to an instance where its mask probability is >= this
-    score_threshold: float = 0.3  # instances scoring below this stay out of the tracks and the results
+    score_threshold: float = 0.1  # instances scoring below this stay out of the tracks and the results
+    nms_overlap: float = 0.5  # of two instances of a frame, of any classes, whose masks overlap more (intersection / the smaller mask), the lower-scoring one is dropped
     embed_weight: float = 1.0  # association cost: (1 - mask IoU) + embed_weight * (1 - cosine of embeddings)
-    max_cost: float = 1.5  # pairs costing more never match
+    max_cost: float = 1.9  # pairs costing more never match
     max_missed: int = 5  # a track ends after this many frames in a row without a match
-    class_gate: bool = True  # instances only join tracks of their class
+    class_gate: bool = False  # true: instances only join tracks of their class (fragments a track where its frame class flips)
 
     def problems(self):
         return [(k, m) for ok, k, m in (
             (len(self.mask_layers) >= 1, "mask_layers", "needs at least one layer"),
             (0 < self.mask_threshold < 1, "mask_threshold", "must be in (0, 1)"),
             (0 <= self.score_threshold < 1, "score_threshold", "must be in [0, 1)"),
+            (0 < self.nms_overlap <= 1, "nms_overlap", "must be in (0, 1] (1: no suppression)"),
             (self.embed_weight >= 0, "embed_weight", "must be >= 0"),
             (self.max_cost >= 0, "max_cost", "must be >= 0"),
             (self.max_missed >= 0, "max_missed", "must be >= 0")) if not ok] + super().problems()
@@ -90,21 +92,28 @@ def encode(mask: np.ndarray) -> dict:
 class VideoTracks:
     """One video's instances, frame by frame, into tracks (``InstanceTracker``) and results.
 
-    ``add(frame)`` takes one frame's ``instances`` and returns those kept (score >=
-    ``score_threshold``) with their track ids; ``results(video_id)`` gives the video-level
+    ``add(frame)`` takes one frame's ``instances`` and returns those kept with their track ids:
+    score >= ``score_threshold``, then a class-agnostic NMS on masks (of two instances whose
+    masks overlap by more than ``nms_overlap`` of the smaller one, the lower-scoring one goes:
+    the detector's NMS is per class and on box IoU, so one object often comes out several
+    times, as two classes or as parts of itself inside its own box, and would start several
+    tracks); ``results(video_id)`` gives the video-level
     tracks as YouTube-VIS results: score = mean of the track's frame scores, category = the
     majority of its frame labels (a tie goes to the label with the higher summed score),
     one RLE or None per frame. Memory: one RLE per instance and frame."""
 
-    def __init__(self, tracker: InstanceTracker, score_threshold: float = 0.3):
-        self.tracker, self.score_threshold = tracker, score_threshold
+    def __init__(self, tracker: InstanceTracker, score_threshold: float = 0.1, nms_overlap: float = 0.5):
+        self.tracker, self.score_threshold, self.nms_overlap = tracker, score_threshold, nms_overlap
         self.length = 0
         self.tracks: dict[int, dict[int, tuple[dict, float, int]]] = {}  # id -> frame -> (rle, score, label)
 
     def add(self, frame: dict) -> dict:
         keep = np.flatnonzero(frame["scores"] >= self.score_threshold)
+        keep = keep[np.argsort(-frame["scores"][keep], kind="stable")]
+        rles = [encode(m) for m in frame["masks"][keep]]
+        chosen = mask_nms(rles, self.nms_overlap)
+        keep, rles = keep[chosen], [rles[i] for i in chosen]
         kept = {k: v[keep] for k, v in frame.items()}
-        rles = [encode(m) for m in kept["masks"]]
         ids = self.tracker.update(rles, kept["labels"], kept["embeddings"] if self.tracker.embed_weight else None)
         t = self.length
         for rle, score, label, tid in zip(rles, kept["scores"], kept["labels"], ids):
@@ -127,9 +136,27 @@ class VideoTracks:
         return out
 
 
+def mask_nms(rles: list, threshold: float) -> list[int]:
+    """Indices kept by greedy NMS over ``rles`` sorted by decreasing score: a mask goes when its
+    intersection with a kept one exceeds ``threshold`` of the smaller of the two (so a part
+    inside a whole goes too, which IoU would keep). 1 keeps all."""
+    if threshold >= 1 or len(rles) < 2:
+        return list(range(len(rles)))
+    iou = np.asarray(mask_utils.iou(rles, rles, [0] * len(rles)), dtype=np.float64)
+    area = np.asarray(mask_utils.area(rles), dtype=np.float64)
+    inter = iou * (area[:, None] + area[None, :]) / (1 + iou)
+    overlap = inter / np.maximum(np.minimum(area[:, None], area[None, :]), 1)
+    kept: list[int] = []
+    for i in range(len(rles)):
+        if area[i] > 0 and all(overlap[i, j] <= threshold for j in kept):
+            kept.append(i)
+    return kept
+
+
 def new_tracks(cfg: Config) -> VideoTracks:
     o = cfg.segmentation
-    return VideoTracks(InstanceTracker(o.embed_weight, o.max_cost, o.max_missed, o.class_gate), o.score_threshold)
+    return VideoTracks(InstanceTracker(o.embed_weight, o.max_cost, o.max_missed, o.class_gate), o.score_threshold,
+                       o.nms_overlap)
 
 
 def segment_video(seg: STPNSegmenter, video: Video, cfg: Config, mode: str | None = None, device: str = "cpu",
