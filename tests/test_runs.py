@@ -134,7 +134,7 @@ def test_a_task_owns_its_section_and_old_flat_keys_move_there_with_a_warning(tmp
         config_from_dict({**data, "tracking": {"search_size": 64}})
     with pytest.raises(ConfigError, match=r"unknown config key detection.num_clases \(did you mean detection.num_classes"):
         config_from_dict(data, ["detection.num_clases=3"])
-    with pytest.raises(ConfigError, match=r"task: must be one of detection, tracking, classification, got 'detektion'"):
+    with pytest.raises(ConfigError, match=r"task: must be one of detection, tracking, segmentation, classification, got 'detektion'"):
         config_from_dict(data, ["task=detektion"])
     with pytest.raises(ConfigError, match="detection.conventions: must be torchvision or mmdet"):
         config_from_dict(data, ["detection.conventions=detectron"])
@@ -154,7 +154,7 @@ def test_every_registered_task_implements_the_interface():
         for hook in ("demo_config", "demo_row", "demo_table"):
             assert getattr(type(task), hook) is not getattr(Task, hook), (name, hook)
         assert task.demo_metrics, name  # the scores whose margins the demo reports
-    assert demo_tasks() == {"det": "detection", "sot": "tracking"}
+    assert demo_tasks() == {"det": "detection", "sot": "tracking", "vis": "segmentation"}
 
 
 def test_normalisation_comes_from_the_backbone_or_the_config(tmp_path):

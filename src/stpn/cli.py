@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "runs/demo_<task> otherwise; with --quick a _quick suffix)")
     demo.add_argument("--quick", action="store_true", help="a smaller dataset and one epoch (minutes)")
     demo.add_argument("--seed", type=int, default=0,
-                      help="det, sot: data seeds 2N / 2N+1 and training seed N (default 0: the README's run)")
+                      help="det, sot, vis: data seeds 2N / 2N+1 and training seed N (default 0: the README's run)")
     demo.add_argument("--frames", type=int, default=24, help="features: clip length")
     demo.add_argument("--size", type=int, default=224, help="features: frame side in pixels (multiple of 32)")
     demo.add_argument("--tiny", action="store_true", help="features: a 32-dim Swin instead of Swin-T")
