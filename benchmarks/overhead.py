@@ -8,6 +8,9 @@ timed alternately with the measured variant. Rows: timm's own Swin forward, the 
 forward (N_P=5),
 each predictor on K=14 support frames, and causal streams (per-frame cost in steady state,
 averaged over whole refresh cycles), plus the offline global protocol amortised over a video.
+Beside every time ratio, the FLOP ratio of the same two calls (``torch.utils.flop_counter.
+FlopCounterMode``: matrix products, convolutions and attention), the limit a ratio could reach
+if time followed arithmetic.
 """
 from __future__ import annotations
 
@@ -27,17 +30,25 @@ from stpn.core.predictors import build_predictor
 TINY = dict(embed_dim=32, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8), window_size=4)
 
 
-def paired(baseline, fn, repeats: int) -> tuple[float, float]:
+def count_flops(fn) -> int:
+    """FLOPs of one call of fn (it also serves as the warm-up call)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def paired(baseline, fn, repeats: int) -> tuple[float, float, int, int]:
     """Median seconds of fn() and of baseline(), timed alternately so that both see the same
-    machine load; one warm-up call each."""
-    baseline(), fn()
+    machine load, and the FLOPs of one call of each (counted in the warm-up calls)."""
+    flops_base, flops = count_flops(baseline), count_flops(fn)
     base, times = [], []
     for _ in range(repeats):
         for fun, out in ((baseline, base), (fn, times)):
             start = time.perf_counter()
             fun()
             out.append(time.perf_counter() - start)
-    return statistics.median(times), statistics.median(base)
+    return statistics.median(times), statistics.median(base), flops, flops_base
 
 
 def stream_cost(model, frame, num_support, stride, refresh, cycles):
@@ -61,8 +72,8 @@ def stream_cost(model, frame, num_support, stride, refresh, cycles):
         for _ in range(period):
             model.backbone(x)
 
-    stream, base = paired(plain, chunk, cycles)
-    return stream / period, base / period
+    stream, base, flops, flops_base = paired(plain, chunk, cycles)
+    return stream / period, base / period, flops / period, flops_base / period
 
 
 def main(argv=None):
@@ -74,51 +85,57 @@ def main(argv=None):
     torch.manual_seed(0)
     kwargs = dict(backbone_kwargs=TINY, predictor_kwargs=dict(num_groups=4)) if args.tiny else {}
     sizes = (128, 256) if args.tiny else (224, 448)
-    model = STPN("swin_tiny_patch4_window7_224", predictor="attention", num_prompts=5, **kwargs).eval()
+    # no parameter needs a gradient: FlopCounterMode's module tracker trips on parameters that do under no_grad
+    model = STPN("swin_tiny_patch4_window7_224", predictor="attention", num_prompts=5, **kwargs).eval().requires_grad_(False)
     backbone = model.backbone
     D, dL = backbone.embed_dim, backbone.dims[-1]
-    rows = []  # (group, name, seconds, baseline seconds)
+    rows = []  # (group, name, seconds, baseline seconds, flops, baseline flops)
     with torch.no_grad():
         for size in sizes:
             x = torch.randn(1, 3, size, size)
             prompts = torch.randn(1, 5, D)
-            timm_s, plain = paired(lambda: backbone(x), lambda: backbone.body.forward_intermediates(
+            timm_row = paired(lambda: backbone(x), lambda: backbone.body.forward_intermediates(
                 x, intermediates_only=True), args.repeats)
-            prompted, plain = paired(lambda: backbone(x), lambda: backbone(x, prompts), args.repeats)
-            rows += [(f"forward {size}x{size}", "timm Swin (reference)", timm_s, plain),
-                     (f"forward {size}x{size}", "prompted, N_P=5", prompted, plain)]
+            prompted_row = paired(lambda: backbone(x), lambda: backbone(x, prompts), args.repeats)
+            rows += [(f"forward {size}x{size}", "timm Swin (reference)", *timm_row),
+                     (f"forward {size}x{size}", "prompted, N_P=5", *prompted_row)]
         size = sizes[0]
         x = torch.randn(1, 3, size, size)
         grid = size // backbone.strides[-1]
         tokens = torch.randn(1, 14, grid * grid, dL)
         for name in ("attention", "topk_mean", "mixer", "decoder"):
             extra = dict(num_groups=4) if (args.tiny and name == "attention") else {}
-            pred = build_predictor(name, dL, D, 5, **extra).eval()
-            cost, plain = paired(lambda: backbone(x), lambda: pred(tokens, grid_size=(grid, grid)), args.repeats)
-            rows.append((f"predictor, K=14 at {size}", name, cost, plain))
+            pred = build_predictor(name, dL, D, 5, **extra).eval().requires_grad_(False)
+            row = paired(lambda: backbone(x), lambda: pred(tokens, grid_size=(grid, grid)), args.repeats)
+            rows.append((f"predictor, K=14 at {size}", name, *row))
         frame = torch.randn(3, size, size)
         cycles = 2 if args.tiny else max(3, args.repeats)
         for K, S, N in ((4, 8, 8), (14, 8, 8), (4, 2, 8), (4, 1, 8), (14, 1, 8), (4, 1, 1)):
-            cost, plain = stream_cost(model, frame, K, S, N, cycles)
-            rows.append((f"causal stream at {size}", f"K={K} S={S} refresh every {N}", cost, plain))
+            row = stream_cost(model, frame, K, S, N, cycles)
+            rows.append((f"causal stream at {size}", f"K={K} S={S} refresh every {N}", *row))
         video = torch.randn(14, 3, size, size)
-        once, plain14 = paired(lambda: [backbone(x) for _ in range(14)],
-                               lambda: model.new_stream("global", num_support=14, video=video), 1)
-        prompted, plain = paired(lambda: backbone(x), lambda: backbone(x, torch.randn(1, 5, D)), args.repeats)
+        def global_prompts():  # the support pass and the predictor, once per video
+            stream = model.new_stream("global", num_support=14, video=video)
+            return stream.prompts_at(model, 0, lambda i: video[i][None])
+
+        once, _, once_flops, _ = paired(lambda: [backbone(x) for _ in range(14)], global_prompts, 1)
+        prompted, plain, flops, flops_plain = paired(lambda: backbone(x), lambda: backbone(x, torch.randn(1, 5, D)),
+                                                     args.repeats)
         for length in (100, 300):
             rows.append((f"global K=14 at {size}", f"amortised over {length} frames",
-                         prompted + once / length, plain))
+                         prompted + once / length, plain, flops + once_flops / length, flops_plain))
 
     table = Table(title=f"STPN overhead ({'tiny Swin' if args.tiny else 'Swin-T'}, CPU, "
                         f"{torch.get_num_threads()} threads)")
-    for col in ("measurement", "variant", "ms", "x plain"):
-        table.add_column(col, justify="right" if col in ("ms", "x plain") else "left")
-    for group, name, seconds, base in rows:
-        table.add_row(group, name, f"{seconds * 1e3:.1f}", f"{seconds / base:.3f}")
+    for col in ("measurement", "variant", "ms", "x plain (time)", "x plain (FLOPs)"):
+        table.add_column(col, justify="left" if col in ("measurement", "variant") else "right")
+    for group, name, seconds, base, flops, flops_base in rows:
+        table.add_row(group, name, f"{seconds * 1e3:.1f}", f"{seconds / base:.3f}", f"{flops / flops_base:.3f}")
     Console().print(table)
     if args.json:
         with open(args.json, "w") as f:
-            json.dump([dict(measurement=g, variant=n, ms=s * 1e3, ratio=s / b) for g, n, s, b in rows], f, indent=1)
+            json.dump([dict(measurement=g, variant=n, ms=s * 1e3, ratio=s / b, flop_ratio=fl / fb)
+                       for g, n, s, b, fl, fb in rows], f, indent=1)
     return rows
 
 
