@@ -128,6 +128,9 @@ def test_detect_writes_an_annotated_video_with_every_frame(tmp_path):
         assert len(open_video(ann)) == 7
         record = json.loads(dets.read_text())
         assert record["mode"] == mode and len(record["frames"]) == 7
+        # the test-time supports default to the config's, as stpn eval uses them
+        assert (record["num_support"], record["stride"], record["refresh_every"]) == \
+            (cfg.data.test_num_support, cfg.data.test_stride, cfg.data.test_refresh_every)
         boxes = [d for f in record["frames"] for d in f["detections"]]
         assert all({"box", "label", "class", "score", "track_id"} <= set(d) for d in boxes)
 

@@ -104,12 +104,13 @@ def cmd_detect(args) -> None:
         raise ValueError(f"a webcam is a live stream: use --mode causal (not {mode})")
     names = class_names(cfg)
     K = args.num_support or cfg.data.test_num_support
+    stride, refresh = args.stride or cfg.data.test_stride, args.refresh_every or cfg.data.test_refresh_every
     sizes = (cfg.detection.test_min_size, cfg.detection.test_max_size)
     if mode == "causal" or not det.stpn.prompting:
         frames, mine = itertools.tee(frames)
-        preds = predict_stream(det, mine, K, args.stride, args.refresh_every, device, *sizes)
+        preds = predict_stream(det, mine, K, stride, refresh, device, *sizes)
     else:
-        preds = predict_video(det, video, mode, K, args.stride, args.refresh_every, device, *sizes)
+        preds = predict_video(det, video, mode, K, stride, refresh, device, *sizes)
     tracker, records = IoUTracker(), []
 
     def annotated():
@@ -126,7 +127,8 @@ def cmd_detect(args) -> None:
 
     def save():  # the frames done so far, also when the video breaks mid-stream
         if args.json:
-            write_json(args.json, {"video": str(args.video), "mode": mode, "num_support": K,
+            write_json(args.json, {"video": str(args.video), "mode": mode, "num_support": K, "stride": stride,
+                                   "refresh_every": refresh,
                                    "prompting": cfg.model.prompting, "frames": records}, indent=None)
             print(f"wrote {args.json} ({len(records)} frames)")
 
