@@ -13,14 +13,13 @@ detector, an mmdetection checkpoint with the config that describes it). ``pretra
 the backbone loads timm's ImageNet weights (through the hub; not STPN weights: none are hosted).
 Models are returned in eval mode on the CPU, except where a config's ``run.device`` says otherwise.
 """
+import importlib.util
 import sys
 from pathlib import Path
 
 dependencies = ["torch", "torchvision", "timm", "safetensors", "scipy", "pycocotools"]
 
-try:  # an installed stpn, else the copy beside this file (torch.hub from a clone)
-    import stpn  # noqa: F401
-except ImportError:
+if importlib.util.find_spec("stpn") is None:  # not installed: the copy beside this file (torch.hub from a clone)
     sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 
 

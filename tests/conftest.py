@@ -42,11 +42,14 @@ TINY_DETECTION = [  # the demo detector, tiny and fast
 ]
 
 
+def _tiny(name, tiny, tmp_path, extra):
+    from stpn.engine.config import load_config, packaged_config
+    return load_config(packaged_config(name), tiny + [f"data.root={tmp_path / 'data'}", f"run.out={tmp_path / 'run'}", *extra])
+
+
 def tiny_config(tmp_path, *extra):
     """The demo detection config, tiny, with data and run under tmp_path."""
-    from stpn.engine.config import load_config, packaged_config
-    return load_config(packaged_config("demo_cpu"),
-                       TINY_DETECTION + [f"data.root={tmp_path / 'data'}", f"run.out={tmp_path / 'run'}", *extra])
+    return _tiny("demo_cpu", TINY_DETECTION, tmp_path, extra)
 
 
 TINY_SEGMENTATION = [  # the demo segmenter, tiny and fast
@@ -62,9 +65,7 @@ TINY_SEGMENTATION = [  # the demo segmenter, tiny and fast
 
 def tiny_vis_config(tmp_path, *extra):
     """The demo segmentation config, tiny, with data and run under tmp_path."""
-    from stpn.engine.config import load_config, packaged_config
-    return load_config(packaged_config("vis_demo_cpu"),
-                       TINY_SEGMENTATION + [f"data.root={tmp_path / 'data'}", f"run.out={tmp_path / 'run'}", *extra])
+    return _tiny("vis_demo_cpu", TINY_SEGMENTATION, tmp_path, extra)
 
 
 DET_XML = """<annotation><folder>ILSVRC2013_train</folder><filename>{name}</filename>

@@ -236,10 +236,8 @@ def test_causal_outputs_up_to_t_ignore_later_frames(tmp_path):
 
 
 def test_a_stream_gives_the_same_results_as_one_pass_over_the_video(tmp_path):
-    from functools import partial
-
     from stpn.detection.task import predict_stream
-    from stpn.segmentation.task import instances
+    from stpn.segmentation.task import convert_of
     out, cfg = _untrained_run(tmp_path, "data.test_policy=causal", "data.test_refresh_every=2")
     seg, cfg = SegmentationTask().load(out)
     video = read_split(cfg.data, cfg.data.val_split)[0]
@@ -248,7 +246,7 @@ def test_a_stream_gives_the_same_results_as_one_pass_over_the_video(tmp_path):
     tracks = new_tracks(cfg)
     stream = predict_stream(seg, (video.frames[t] for t in range(len(video))), d.test_num_support, d.test_stride,
                             d.test_refresh_every, "cpu", o.test_min_size, o.test_max_size,
-                            convert=partial(instances, mask_threshold=o.mask_threshold))
+                            convert=convert_of(cfg))
     for frame in stream:
         tracks.add(frame)
     streamed = tracks.results(video.meta["id"])
@@ -397,6 +395,8 @@ def test_mask_nms_drops_duplicates_and_parts_of_any_class_and_keeps_neighbours()
     # near-duplicate go; the neighbour that does not overlap stays
     assert mask_nms(rles(whole, part, dup, other), 0.5) == [0, 3]
     assert mask_nms(rles(whole, part, dup, other), 1.0) == [0, 1, 2, 3]
+    empty = np.zeros_like(whole)
+    assert mask_nms(rles(empty), 0.5) == [] and mask_nms(rles(other, empty), 0.5) == [0] and mask_nms([], 0.5) == []
     vt = VideoTracks(InstanceTracker(embed_weight=0.0), score_threshold=0.1, nms_overlap=0.5)
     kept = vt.add({"boxes": np.zeros((3, 4)), "labels": np.array([1, 2, 1]), "scores": np.array([0.6, 0.9, 0.5]),
                    "masks": np.stack([whole, dup, other]), "embeddings": np.zeros((3, 4))})

@@ -62,7 +62,8 @@ def check_track_ids(track: dict, where: str, video_ids, category_ids, videos_are
 
 
 def read_ytvis(json_path: str | Path, frames_root: str | Path | None = None) -> tuple[list[Video], list[dict]]:
-    """Read instances.json -> (videos with per-frame targets, categories). Frames are read from
+    """Read instances.json -> (videos with per-frame targets, categories; each video's
+    ``meta['categories']`` holds them too, as VID videos hold theirs). Frames are read from
     ``frames_root / file_names[i]`` (default: ``JPEGImages`` beside the JSON) on access."""
     json_path = Path(json_path)
     data = _load_json(json_path)
@@ -81,7 +82,7 @@ def read_ytvis(json_path: str | Path, frames_root: str | Path | None = None) -> 
         name = str(Path(v["file_names"][0]).parent) if v["file_names"] else str(v["id"])
         video = Video(name, ImageFiles([frames_root / f for f in v["file_names"]]), v["width"], v["height"],
                       None, frame_names=[Path(f).stem for f in v["file_names"]],
-                      meta={"id": v["id"], "file_names": v["file_names"]})
+                      meta={"id": v["id"], "file_names": v["file_names"], "categories": categories})
         by_id[v["id"]] = (video, [[] for _ in range(v["length"])])
         videos.append(video)
     for i, ann in enumerate(data["annotations"]):

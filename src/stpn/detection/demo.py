@@ -23,18 +23,21 @@ from .task import predict_video
 QUICK_DATA = ["data.synth.train_videos=16", "data.synth.val_videos=4"]
 
 
-def demo_config(out: Path, quick: bool, prompting: bool, seed: int = 0) -> Config:
-    """A detector of the demo: it starts from the demo's pre-trained backbone (``pretrain_config``)."""
+def demo_config(out: Path, quick: bool, prompting: bool, seed: int = 0, name: str = "demo_cpu",
+                quick_data=QUICK_DATA) -> Config:
+    """A model of a demo (packaged config ``name``: this demo's detector, or another task's model
+    on the same recipe): it starts from the demo's pre-trained backbone (``pretrain_config``)."""
     overrides = [f"model.weights={Path(out) / 'pretrain' / 'model.safetensors'}",
-                 *(["optim.epochs=1", *QUICK_DATA] if quick else []), *seed_overrides(seed)]
-    return paired_run_config("demo_cpu", out, prompting, overrides)
+                 *(["optim.epochs=1", *quick_data] if quick else []), *seed_overrides(seed)]
+    return paired_run_config(name, out, prompting, overrides)
 
 
-def pretrain_config(out: Path, quick: bool, seed: int = 0) -> Config:
+def pretrain_config(out: Path, quick: bool, seed: int = 0, name: str = "demo_cpu_pretrain", quick_data=QUICK_DATA,
+                    quick_extra=()) -> Config:
     """The demo's backbone pre-training (an object classifier on the same data) in ``out/pretrain``."""
     overrides = [f"data.root={Path(out) / 'data'}", f"run.out={Path(out) / 'pretrain'}",
-                 *(QUICK_DATA if quick else []), *seed_overrides(seed)]
-    return load_config(packaged_config("demo_cpu_pretrain"), overrides)
+                 *([*quick_data, *quick_extra] if quick else []), *seed_overrides(seed)]
+    return load_config(packaged_config(name), overrides)
 
 
 def prepare(configs: dict, out: Path, quick: bool, seed: int, console: Console, pre: Config | None = None) -> dict:

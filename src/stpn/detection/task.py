@@ -81,9 +81,12 @@ def _image(frame: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.array(frame, copy=True)).permute(2, 0, 1).float().div_(255)
 
 
-def _target(tg) -> dict:
+def _target(tg, inclusive: bool = True) -> dict:
+    """FrameTargets -> the detector's target: boxes with exclusive corners (``inclusive``: the
+    annotation's are inclusive pixel coordinates, as VID's; YouTube-VIS boxes are exclusive)."""
     boxes = torch.as_tensor(tg.boxes, dtype=torch.float32).reshape(-1, 4).clone()
-    boxes[:, 2:] += 1  # inclusive pixel coordinates -> exclusive corners
+    if inclusive:
+        boxes[:, 2:] += 1
     return {"boxes": boxes, "labels": torch.as_tensor(tg.labels, dtype=torch.int64)}
 
 
@@ -141,27 +144,30 @@ class DetectionTask(Task):
         from .commands import load_detector
         return load_detector(weights, config, overrides)
 
+    # the hooks below live in the task package's ``commands`` and ``demo`` modules, imported on
+    # use; a task built on this one (segmentation) sets ``package`` to its own
+    package = "stpn.detection"
+
+    def _part(self, module: str, name: str):
+        import importlib
+        return getattr(importlib.import_module(f"{self.package}.{module}"), name)
+
     def evaluate(self, model, cfg: Config, out, mode=None, console=None) -> dict:
-        from .commands import evaluate_run
-        return evaluate_run(model, cfg, out, mode, console)
+        return self._part("commands", "evaluate_run")(model, cfg, out, mode, console)
 
     def print_metrics(self, metrics: dict, cfg: Config, console=None) -> None:
-        from .commands import print_metrics
-        print_metrics(metrics, cfg, console)
+        self._part("commands", "print_metrics")(metrics, cfg, console)
 
     # the demo: hooks of stpn.engine.demo.run_paired_demo
     def demo_config(self, out, quick, prompting, seed=0):
-        from .demo import demo_config
-        return demo_config(out, quick, prompting, seed)
+        return self._part("demo", "demo_config")(out, quick, prompting, seed)
 
     def demo_settings(self, out, quick, seed):
         from ..engine.config import config_dict
-        from .demo import pretrain_config
-        return {"pretrain": config_dict(pretrain_config(out, quick, seed))}
+        return {"pretrain": config_dict(self._part("demo", "pretrain_config")(out, quick, seed))}
 
     def demo_prepare(self, configs, out, quick, seed, console):
-        from .demo import prepare
-        return prepare(configs, out, quick, seed, console)
+        return self._part("demo", "prepare")(configs, out, quick, seed, console)
 
     demo_metrics = ("ap50_all", "ap50_deteriorated")
 
@@ -170,12 +176,10 @@ class DetectionTask(Task):
                 "ms_per_frame": metrics["ms_per_frame"], "inference_mode": metrics["mode"]}
 
     def demo_table(self, report: dict, console) -> None:
-        from .demo import demo_table
-        demo_table(report, console)
+        self._part("demo", "demo_table")(report, console)
 
     def demo_figures(self, report, results, configs, out):
-        from .demo import demo_figures
-        return demo_figures(report, configs, out)
+        return self._part("demo", "demo_figures")(report, configs, out)
 
 
 def predict_video(det: STPNDetector, video: Video, mode: str = "global", num_support: int = 14, stride: int = 1,

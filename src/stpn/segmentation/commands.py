@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import time
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -15,27 +14,19 @@ from ..data.splits import read_sidecar, read_split, sidecar_path
 from ..data.types import atomic_write, write_json
 from ..data.ytvis import write_ytvis_results
 from ..engine.config import Config
-from .task import SegmentationTask, instances, new_tracks, segment_video
+from ..evaluation.ytvis import KEYS, evaluate_ytvis
+from .task import SegmentationTask, convert_of, new_tracks, segment_video
 
-KEYS = ("ap", "ap50", "ap75", "aps", "apm", "apl", "ar1", "ar10")
-
-
-def categories_of(cfg: Config, split: str) -> list[dict]:
-    """The categories of a YouTube-VIS split's instances.json (the split is generated if asked)."""
-    read_split(cfg.data, split)
-    path = Path(cfg.data.root) / split / "instances.json"
-    return json.loads(path.read_text())["categories"]
 
 
 def evaluate_run(seg, cfg: Config, out: Path, mode: str | None = None, console: Console | None = None) -> dict:
     """Segment the validation split into tracks, write ``results.json`` (and ``results.zip``,
     what the YouTube-VIS server takes), score mask AP on all frames and on the deteriorated ones
     (when the data has a sidecar). Returns the metrics; writes ``out/metrics.json``."""
-    from ..evaluation.ytvis import evaluate_ytvis
     d = cfg.data
     mode = mode or d.test_policy
     videos = read_split(d, d.val_split)
-    categories = categories_of(cfg, d.val_split)
+    categories = videos[0].meta["categories"] if videos else []
     device = next(seg.parameters()).device.type
     results, start = [], time.perf_counter()
     for video in track(videos, f"segmenting ({mode})", console=console):
@@ -67,11 +58,12 @@ def print_metrics(metrics: dict, cfg: Config, console: Console | None = None) ->
     for k in KEYS:
         table.add_column(k.upper(), justify="right")
     f = lambda v: "-" if v is None else f"{100 * v:.1f}"  # noqa: E731
-    for name, key in (("all", "all"), ("deteriorated", "deteriorated")):
-        if key in metrics:
-            table.add_row(name, *(f(metrics[key][k]) for k in KEYS))
-    (console or Console(width=110)).print(table)
-    (console or Console(width=110)).print(f"{metrics['ms_per_frame']:.1f} ms per frame")
+    for frames in ("all", "deteriorated"):
+        if frames in metrics:
+            table.add_row(frames, *(f(metrics[frames][k]) for k in KEYS))
+    console = console or Console(width=110)
+    console.print(table)
+    console.print(f"{metrics['ms_per_frame']:.1f} ms per frame")
 
 
 def class_names(cfg: Config) -> list[str]:
@@ -120,7 +112,7 @@ def cmd_segment(args) -> None:
     names = class_names(cfg)
     K = args.num_support or d.test_num_support
     stride, refresh = args.stride or d.test_stride, args.refresh_every or d.test_refresh_every
-    convert = partial(instances, mask_threshold=o.mask_threshold)
+    convert = convert_of(cfg)
     sizes = (o.test_min_size, o.test_max_size)
     if mode == "causal" or not seg.stpn.prompting:
         frames, mine = itertools.tee(frames)

@@ -15,21 +15,19 @@ from rich.console import Console
 from rich.table import Table
 
 from ..data.splits import read_split
-from ..engine.config import Config, load_config, packaged_config, paired_run_config, seed_overrides
+from ..engine.config import Config
 
 QUICK_DATA = ["data.synth.train_videos=8", "data.synth.val_videos=4"]
 
 
 def demo_config(out: Path, quick: bool, prompting: bool, seed: int = 0) -> Config:
-    overrides = [f"model.weights={Path(out) / 'pretrain' / 'model.safetensors'}",
-                 *(["optim.epochs=1", *QUICK_DATA] if quick else []), *seed_overrides(seed)]
-    return paired_run_config("vis_demo_cpu", out, prompting, overrides)
+    from ..detection import demo
+    return demo.demo_config(out, quick, prompting, seed, "vis_demo_cpu", QUICK_DATA)
 
 
 def pretrain_config(out: Path, quick: bool, seed: int = 0) -> Config:
-    overrides = [f"data.root={Path(out) / 'data'}", f"run.out={Path(out) / 'pretrain'}",
-                 *([*QUICK_DATA, "optim.epochs=3"] if quick else []), *seed_overrides(seed)]
-    return load_config(packaged_config("vis_demo_cpu_pretrain"), overrides)
+    from ..detection import demo
+    return demo.pretrain_config(out, quick, seed, "vis_demo_cpu_pretrain", QUICK_DATA, ["optim.epochs=3"])
 
 
 def prepare(configs: dict, out: Path, quick: bool, seed: int, console: Console) -> dict:

@@ -13,7 +13,8 @@ from ..association import InstanceTracker
 from ..data.clips import ClipDataset
 from ..data.splits import read_split
 from ..data.types import Video
-from ..detection.task import DetectionTask, RCNNSection, _target, build_rcnn, inclusive_detections, predict_video
+from ..detection.task import (DetectionTask, RCNNSection, _target, build_rcnn, inclusive_detections, predict_video,
+                              train_clips)
 from ..engine.config import Config
 from .model import STPNSegmenter
 
@@ -55,8 +56,7 @@ class SegmentationClips(ClipDataset):
     def collate(samples) -> dict:
         targets = []
         for s in samples:
-            tg = _target(s.targets)
-            tg["boxes"][:, 2:] -= 1  # YouTube-VIS boxes are x, y, x + w, y + h already (exclusive corners)
+            tg = _target(s.targets, inclusive=False)  # YouTube-VIS boxes are x, y, x + w, y + h
             H, W = s.frame.shape[-2:]
             if s.targets.masks is None:
                 raise ValueError(f"video {s.video} frame {s.index}: segmentation needs masks, the annotation has none")
@@ -73,9 +73,11 @@ class SegmentationClips(ClipDataset):
                 "targets": targets}
 
 
-def instances(output: dict, height: int, width: int, mask_threshold: float = 0.5) -> dict:
+def instances(output: dict, height: int, width: int, mask_threshold: float = 0.5, score_threshold: float = 0.0) -> dict:
     """Segmenter output of one frame -> numpy boxes (inclusive pixels), labels, scores, masks
-    ((n, H, W) bool, at the frame's size) and embeddings ((n, D))."""
+    ((n, H, W) bool, at the frame's size) and embeddings ((n, D)) of the instances scoring at
+    least ``score_threshold`` (dropped before their full-size masks are copied)."""
+    output = {k: v[output["scores"] >= score_threshold] for k, v in output.items()}
     out = inclusive_detections(output, height, width)
     out["masks"] = (output["masks"][:, 0] >= mask_threshold).cpu().numpy()
     out["embeddings"] = output["embeddings"].float().cpu().numpy()
@@ -139,9 +141,11 @@ class VideoTracks:
 def mask_nms(rles: list, threshold: float) -> list[int]:
     """Indices kept by greedy NMS over ``rles`` sorted by decreasing score: a mask goes when its
     intersection with a kept one exceeds ``threshold`` of the smaller of the two (so a part
-    inside a whole goes too, which IoU would keep). 1 keeps all."""
-    if threshold >= 1 or len(rles) < 2:
+    inside a whole goes too, which IoU would keep). An empty mask goes. 1 keeps all (empty ones too)."""
+    if threshold >= 1:
         return list(range(len(rles)))
+    if not rles:
+        return []
     iou = np.asarray(mask_utils.iou(rles, rles, [0] * len(rles)), dtype=np.float64)
     area = np.asarray(mask_utils.area(rles), dtype=np.float64)
     inter = iou * (area[:, None] + area[None, :]) / (1 + iou)
@@ -151,6 +155,12 @@ def mask_nms(rles: list, threshold: float) -> list[int]:
         if area[i] > 0 and all(overlap[i, j] <= threshold for j in kept):
             kept.append(i)
     return kept
+
+
+def convert_of(cfg: Config):
+    """The segmenter output -> ``instances`` conversion of the config's thresholds."""
+    o = cfg.segmentation
+    return partial(instances, mask_threshold=o.mask_threshold, score_threshold=o.score_threshold)
 
 
 def new_tracks(cfg: Config) -> VideoTracks:
@@ -167,7 +177,7 @@ def segment_video(seg: STPNSegmenter, video: Video, cfg: Config, mode: str | Non
     d, o = cfg.data, cfg.segmentation
     frames = predict_video(seg, video, mode or d.test_policy, d.test_num_support, d.test_stride, d.test_refresh_every,
                            device, o.test_min_size, o.test_max_size,
-                           convert=partial(instances, mask_threshold=o.mask_threshold))
+                           convert=convert_of(cfg))
     tracks = new_tracks(cfg)
     for t, frame in enumerate(frames):
         kept = tracks.add(frame)
@@ -178,41 +188,20 @@ def segment_video(seg: STPNSegmenter, video: Video, cfg: Config, mode: str | Non
 
 class SegmentationTask(DetectionTask):
     """Video instance segmentation (YouTube-VIS layout): Mask R-CNN + FPN on the STPN backbone,
-    online association of the instances into tracks. Its loss is the detector's plus the masks'."""
+    online association of the instances into tracks. Its loss is the detector's plus the masks'
+    (the detector's ``loss`` with the mask targets); its hooks read this package's modules."""
 
     name, what, data_formats, Section = "segmentation", "segmenter", ("ytvis",), SegmentationSection
+    package = "stpn.segmentation"  # evaluate, print_metrics and the demo hooks: its commands and demo modules
 
     def build_model(self, cfg: Config) -> STPNSegmenter:
         return build_segmenter(cfg)
 
     def train_dataset(self, cfg: Config) -> SegmentationClips:
-        from ..detection.task import train_clips
         return train_clips(cfg, read_split(cfg.data, cfg.data.train_split), SegmentationClips)
 
     def load(self, weights, config=None, overrides=()):
         return super(DetectionTask, self).load(weights, config, overrides)
-
-    def evaluate(self, model, cfg: Config, out, mode=None, console=None) -> dict:
-        from .commands import evaluate_run
-        return evaluate_run(model, cfg, out, mode, console)
-
-    def print_metrics(self, metrics: dict, cfg: Config, console=None) -> None:
-        from .commands import print_metrics
-        print_metrics(metrics, cfg, console)
-
-    # the demo: hooks of stpn.engine.demo.run_paired_demo
-    def demo_config(self, out, quick, prompting, seed=0):
-        from .demo import demo_config
-        return demo_config(out, quick, prompting, seed)
-
-    def demo_settings(self, out, quick, seed):
-        from ..engine.config import config_dict
-        from .demo import pretrain_config
-        return {"pretrain": config_dict(pretrain_config(out, quick, seed))}
-
-    def demo_prepare(self, configs, out, quick, seed, console):
-        from .demo import prepare
-        return prepare(configs, out, quick, seed, console)
 
     demo_metrics = ("ap_all", "ap50_all", "ap_deteriorated", "ap50_deteriorated")
 
@@ -220,11 +209,3 @@ class SegmentationTask(DetectionTask):
         return {"ap_all": metrics["ap_all"], "ap50_all": metrics["ap50_all"],
                 "ap_deteriorated": metrics.get("ap_deteriorated"), "ap50_deteriorated": metrics.get("ap50_deteriorated"),
                 "ms_per_frame": metrics["ms_per_frame"], "inference_mode": metrics["mode"]}
-
-    def demo_table(self, report: dict, console) -> None:
-        from .demo import demo_table
-        demo_table(report, console)
-
-    def demo_figures(self, report, results, configs, out):
-        from .demo import demo_figures
-        return demo_figures(report, configs, out)
