@@ -1,12 +1,13 @@
 """Cost of prompting, as ratios against the plain backbone measured in the same run.
 
-    python benchmarks/overhead.py            # Swin-T, 224 and 448, K=4/14 streams
+    python benchmarks/overhead.py            # Swin-T, 224, 448 and 576x1008, K=4/14 streams
     python benchmarks/overhead.py --tiny     # a 32-dim Swin, seconds (smoke run)
+    python benchmarks/overhead.py --device cuda --json overhead_gpu.json
 
 Every ratio divides by the plain backbone (our forward with prompts=None, which equals timm's)
 timed alternately with the measured variant. Rows: timm's own Swin forward, the prompted
-forward (N_P=5),
-each predictor on K=14 support frames, and causal streams (per-frame cost in steady state,
+forward (N_P=5), the whole method on a clip of 1+K frames (support pass, predictor, prompted
+pass) against the plain backbone on the same 1+K frames, each predictor on K=14 support frames, and causal streams (per-frame cost in steady state,
 averaged over whole refresh cycles), plus the offline global protocol amortised over a video.
 Beside every time ratio, the FLOP ratio of the same two calls (``torch.utils.flop_counter.
 FlopCounterMode``: matrix products, convolutions and attention), the limit a ratio could reach
@@ -18,7 +19,6 @@ import argparse
 import json
 import math
 import statistics
-import time
 
 import torch
 from rich.console import Console
@@ -26,6 +26,8 @@ from rich.table import Table
 
 from stpn import STPN
 from stpn.core.predictors import build_predictor
+
+from _timing import default_device, device_name, now
 
 TINY = dict(embed_dim=32, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8), window_size=4)
 
@@ -38,6 +40,9 @@ def count_flops(fn) -> int:
     return counter.get_total_flops()
 
 
+DEVICE = "cpu"  # set by main
+
+
 def paired(baseline, fn, repeats: int) -> tuple[float, float, int, int]:
     """Median seconds of fn() and of baseline(), timed alternately so that both see the same
     machine load, and the FLOPs of one call of each (counted in the warm-up calls)."""
@@ -45,10 +50,16 @@ def paired(baseline, fn, repeats: int) -> tuple[float, float, int, int]:
     base, times = [], []
     for _ in range(repeats):
         for fun, out in ((baseline, base), (fn, times)):
-            start = time.perf_counter()
+            start = now(DEVICE)
             fun()
-            out.append(time.perf_counter() - start)
+            out.append(now(DEVICE) - start)
     return statistics.median(times), statistics.median(base), flops, flops_base
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'224' -> (224, 224); '576x1008' -> (576, 1008) as height x width."""
+    h, _, w = text.partition("x")
+    return int(h), int(w or h)
 
 
 def stream_cost(model, frame, num_support, stride, refresh, cycles):
@@ -81,52 +92,62 @@ def main(argv=None):
     parser.add_argument("--tiny", action="store_true", help="32-dim Swin at 128/256 px (smoke run)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", help="also write the rows to this JSON file")
+    parser.add_argument("--device", default=default_device())
+    parser.add_argument("--sizes", nargs="+", help="forward sizes, HxW or one side "
+                        "(default 224 448 576x1008; --tiny: 128 256); streams run at the first")
     args = parser.parse_args(argv)
+    global DEVICE
+    DEVICE = args.device
     torch.manual_seed(0)
     kwargs = dict(backbone_kwargs=TINY, predictor_kwargs=dict(num_groups=4)) if args.tiny else {}
-    sizes = (128, 256) if args.tiny else (224, 448)
+    sizes = [parse_size(s) for s in (args.sizes or (("128", "256") if args.tiny else ("224", "448", "576x1008")))]
     # no parameter needs a gradient: FlopCounterMode's module tracker trips on parameters that do under no_grad
-    model = STPN("swin_tiny_patch4_window7_224", predictor="attention", num_prompts=5, **kwargs).eval().requires_grad_(False)
+    model = STPN("swin_tiny_patch4_window7_224", predictor="attention", num_prompts=5, **kwargs).eval().requires_grad_(False).to(DEVICE)
     backbone = model.backbone
     D, dL = backbone.embed_dim, backbone.dims[-1]
     rows = []  # (group, name, seconds, baseline seconds, flops, baseline flops)
     with torch.no_grad():
-        for size in sizes:
-            x = torch.randn(1, 3, size, size)
-            prompts = torch.randn(1, 5, D)
+        for h, w in sizes:
+            x = torch.randn(1, 3, h, w, device=DEVICE)
+            prompts = torch.randn(1, 5, D, device=DEVICE)
             timm_row = paired(lambda: backbone(x), lambda: backbone.body.forward_intermediates(
                 x, intermediates_only=True), args.repeats)
             prompted_row = paired(lambda: backbone(x), lambda: backbone(x, prompts), args.repeats)
-            rows += [(f"forward {size}x{size}", "timm Swin (reference)", *timm_row),
-                     (f"forward {size}x{size}", "prompted, N_P=5", *prompted_row)]
-        size = sizes[0]
-        x = torch.randn(1, 3, size, size)
-        grid = size // backbone.strides[-1]
-        tokens = torch.randn(1, 14, grid * grid, dL)
+            rows += [(f"forward {h}x{w}", "timm Swin (reference)", *timm_row),
+                     (f"forward {h}x{w}", "prompted, N_P=5", *prompted_row)]
+        h, w = sizes[0]
+        size = f"{h}x{w}"
+        x = torch.randn(1, 3, h, w, device=DEVICE)
+        grid = (math.ceil(h / backbone.strides[-1]), math.ceil(w / backbone.strides[-1]))
+        tokens = torch.randn(1, 14, grid[0] * grid[1], dL, device=DEVICE)
+        for K in (2, 14):  # the whole method on a clip: support pass + predictor + prompted pass
+            clip = torch.randn(1 + K, 3, h, w, device=DEVICE)
+            row = paired(lambda: backbone(clip), lambda: model(clip[:1], clip[None, 1:]), args.repeats)
+            rows.append((f"STPN on 1+K frames at {size}", f"K={K} (plain: the same 1+K frames)", *row))
         for name in ("attention", "topk_mean", "mixer", "decoder"):
             extra = dict(num_groups=4) if (args.tiny and name == "attention") else {}
-            pred = build_predictor(name, dL, D, 5, **extra).eval().requires_grad_(False)
-            row = paired(lambda: backbone(x), lambda: pred(tokens, grid_size=(grid, grid)), args.repeats)
+            pred = build_predictor(name, dL, D, 5, **extra).eval().requires_grad_(False).to(DEVICE)
+            row = paired(lambda: backbone(x), lambda: pred(tokens, grid_size=grid), args.repeats)
             rows.append((f"predictor, K=14 at {size}", name, *row))
-        frame = torch.randn(3, size, size)
+        frame = torch.randn(3, h, w, device=DEVICE)
         cycles = 2 if args.tiny else max(3, args.repeats)
         for K, S, N in ((4, 8, 8), (14, 8, 8), (4, 2, 8), (4, 1, 8), (14, 1, 8), (4, 1, 1)):
             row = stream_cost(model, frame, K, S, N, cycles)
             rows.append((f"causal stream at {size}", f"K={K} S={S} refresh every {N}", *row))
-        video = torch.randn(14, 3, size, size)
+        video = torch.randn(14, 3, h, w, device=DEVICE)
         def global_prompts():  # the support pass and the predictor, once per video
             stream = model.new_stream("global", num_support=14, video=video)
             return stream.prompts_at(model, 0, lambda i: video[i][None])
 
         once, _, once_flops, _ = paired(lambda: [backbone(x) for _ in range(14)], global_prompts, 1)
-        prompted, plain, flops, flops_plain = paired(lambda: backbone(x), lambda: backbone(x, torch.randn(1, 5, D)),
+        prompted, plain, flops, flops_plain = paired(lambda: backbone(x), lambda: backbone(x, torch.randn(1, 5, D, device=DEVICE)),
                                                      args.repeats)
         for length in (100, 300):
             rows.append((f"global K=14 at {size}", f"amortised over {length} frames",
                          prompted + once / length, plain, flops + once_flops / length, flops_plain))
 
-    table = Table(title=f"STPN overhead ({'tiny Swin' if args.tiny else 'Swin-T'}, CPU, "
-                        f"{torch.get_num_threads()} threads)")
+    table = Table(title=f"STPN overhead ({'tiny Swin' if args.tiny else 'Swin-T'}, batch 1, "
+                        f"{device_name(DEVICE)})")
     for col in ("measurement", "variant", "ms", "x plain (time)", "x plain (FLOPs)"):
         table.add_column(col, justify="left" if col in ("measurement", "variant") else "right")
     for group, name, seconds, base, flops, flops_base in rows:

@@ -2,18 +2,20 @@
 
     python benchmarks/tracker_speed.py                 # ViT-Tiny and ViT-Base, search 256, template 128
     python benchmarks/tracker_speed.py --models vit_tiny_patch16_224 --frames 20
+    python benchmarks/tracker_speed.py --models vit_base_patch16_224 --dtypes fp32 bf16 --backends eager compiled
 
 Random-init weights (speed does not depend on them), a generated 640x360 video, the full
 tracking loop per frame (crop, joint template + search pass, head, box back to the frame; for
 STPN also the unprompted support passes and the predictor at their real rates). The baseline
 and each STPN setting run interleaved in rounds, so machine noise hits them alike; the table
-gives the median per-frame time over rounds and the ratio to the baseline.
+gives the median per-frame time over rounds and the ratio to the baseline of the same precision
+and compilation. ``--dtypes bf16`` runs under autocast; ``--backends compiled`` times
+``STPNTracker.compile()`` (compilation happens in the first round, which is not counted then).
 """
 from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 from rich.console import Console
@@ -23,15 +25,17 @@ from stpn.data.synth import SynthConfig, synth_video
 from stpn.tracking.model import STPNTracker
 from stpn.tracking.tracker import start, step
 
+from _timing import DTYPES, default_device, device_name, now, precision
+
 
 def seconds_per_frame(model, frames, box, K, S, R, device, warm=2) -> float:
     state = start(model, frames[0], box, K, S, R, device)
     times = []
     for t, frame in enumerate(frames[1:], 1):
-        t0 = time.perf_counter()
+        t0 = now(device)
         _, _, state = step(model, frame, state)
         if t > warm:
-            times.append(time.perf_counter() - t0)
+            times.append(now(device) - t0)
     return sum(times) / len(times)
 
 
@@ -40,7 +44,9 @@ def main(argv=None):
     parser.add_argument("--models", nargs="+", default=["vit_tiny_patch16_224", "vit_base_patch16_224"])
     parser.add_argument("--frames", type=int, default=26, help="frames per round (after 2 warm-up frames)")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default=default_device())
+    parser.add_argument("--dtypes", nargs="+", default=["fp32"], choices=list(DTYPES))
+    parser.add_argument("--backends", nargs="+", default=["eager"], choices=["eager", "compiled"])
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     video, _, _ = synth_video(SynthConfig(videos=1, frames=args.frames + 3, width=640, height=360, max_objects=1), 0)
@@ -49,21 +55,29 @@ def main(argv=None):
     box = [x1, y1, x2 - x1, y2 - y1]
     settings = {"baseline (no prompts)": (False, 4, 4, 4), "STPN K=4 S=4 refresh 4": (True, 4, 4, 4),
                 "STPN K=2 S=1 refresh 1": (True, 2, 1, 1)}
-    device_name = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    table = Table(title=f"tracking speed, search 256 / template 128, {device_name}")
-    for col in ("backbone", "setting", "ms/frame", "FPS", "x baseline"):
-        table.add_column(col, justify="left" if col in ("backbone", "setting") else "right")
+    table = Table(title=f"tracking speed, search 256 / template 128, {device_name(args.device)}")
+    for col in ("backbone", "precision", "compiled", "setting", "ms/frame", "FPS", "x baseline"):
+        table.add_column(col, justify="right" if col in ("ms/frame", "FPS", "x baseline") else "left")
     for name in args.models:
-        models = {label: STPNTracker(name, prompting=p).eval().to(args.device) for label, (p, *_) in settings.items()}
-        per = {label: [] for label in settings}
-        with torch.no_grad():
-            for _ in range(args.rounds):
-                for label, (_, K, S, R) in settings.items():
-                    per[label].append(seconds_per_frame(models[label], frames, box, K, S, R, args.device))
-        base = statistics.median(per["baseline (no prompts)"])
-        for label in settings:
-            s = statistics.median(per[label])
-            table.add_row(name, label, f"{1e3 * s:.1f}", f"{1 / s:.1f}", f"{s / base:.2f}")
+        for compiled in [b == "compiled" for b in args.backends]:
+            models = {label: STPNTracker(name, prompting=p).eval().to(args.device) for label, (p, *_) in settings.items()}
+            if compiled:
+                for model in models.values():
+                    model.compile()
+            for dtype in args.dtypes:
+                per = {label: [] for label in settings}
+                with torch.no_grad(), precision(args.device, dtype):
+                    for r in range(args.rounds + compiled):  # a compiled model's first round compiles
+                        for label, (_, K, S, R) in settings.items():
+                            seconds = seconds_per_frame(models[label], frames, box, K, S, R, args.device)
+                            if not (compiled and r == 0):
+                                per[label].append(seconds)
+                base = statistics.median(per["baseline (no prompts)"])
+                for label in settings:
+                    s = statistics.median(per[label])
+                    table.add_row(name, dtype, "yes" if compiled else "no", label, f"{1e3 * s:.1f}", f"{1 / s:.1f}",
+                                  f"{s / base:.2f}")
+                    print(name, dtype, compiled, label, f"{1e3 * s:.2f} ms", flush=True)
     Console(width=110).print(table)
 
 

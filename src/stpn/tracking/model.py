@@ -166,6 +166,14 @@ class STPNTracker(nn.Module):
         h, w = H // vit.patch_size[0], W // vit.patch_size[1]
         return self.head(out[:, -s.shape[1]:].transpose(1, 2).reshape(B, -1, h, w))
 
+    def compile(self, **kwargs) -> "STPNTracker":
+        """``torch.compile`` the parts the tracking loop calls: the joint pass with the head
+        (``head_forward``) and the backbone (support passes). Each compiles to one graph (no
+        graph breaks); kwargs go to ``torch.compile``."""
+        self.head_forward = torch.compile(self.head_forward, **kwargs)
+        self.stpn.backbone.compile(**kwargs)
+        return self
+
     def forward(self, template: torch.Tensor, search: torch.Tensor, support: torch.Tensor | None = None,
                 offsets: torch.Tensor | None = None) -> dict:
         """template (B, 3, t, t), search (B, 3, s, s), support (B, K, 3, s, s) past search crops,
