@@ -35,8 +35,8 @@ TINY = dict(embed_dim=32, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8), window_si
 def count_flops(fn) -> int:
     """FLOPs of one call of fn (it also serves as the warm-up call)."""
     from torch.utils.flop_counter import FlopCounterMode
-    with FlopCounterMode(display=False) as counter:
-        fn()
+    with FlopCounterMode(display=False) as counter, torch.compiler.set_stance("force_eager"):
+        fn()  # compiled modules run eagerly here: the same arithmetic, visible to the counter
     return counter.get_total_flops()
 
 
@@ -47,6 +47,7 @@ def paired(baseline, fn, repeats: int) -> tuple[float, float, int, int]:
     """Median seconds of fn() and of baseline(), timed alternately so that both see the same
     machine load, and the FLOPs of one call of each (counted in the warm-up calls)."""
     flops_base, flops = count_flops(baseline), count_flops(fn)
+    baseline(), fn()  # warm-up (and compilation, with --compile)
     base, times = [], []
     for _ in range(repeats):
         for fun, out in ((baseline, base), (fn, times)):
@@ -93,6 +94,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", help="also write the rows to this JSON file")
     parser.add_argument("--device", default=default_device())
+    parser.add_argument("--compile", action="store_true", help="torch.compile the backbone (plain and prompted "
+                        "calls alike; the timm reference row stays eager)")
     parser.add_argument("--sizes", nargs="+", help="forward sizes, HxW or one side "
                         "(default 224 448 576x1008; --tiny: 128 256); streams run at the first")
     args = parser.parse_args(argv)
@@ -104,6 +107,9 @@ def main(argv=None):
     # no parameter needs a gradient: FlopCounterMode's module tracker trips on parameters that do under no_grad
     model = STPN("swin_tiny_patch4_window7_224", predictor="attention", num_prompts=5, **kwargs).eval().requires_grad_(False).to(DEVICE)
     backbone = model.backbone
+    if args.compile:  # one graph per input shape (sizes, batch 1 and 1+K, plain and prompted)
+        torch._dynamo.config.recompile_limit = 64
+        backbone.compile(dynamic=False)
     D, dL = backbone.embed_dim, backbone.dims[-1]
     rows = []  # (group, name, seconds, baseline seconds, flops, baseline flops)
     with torch.no_grad():
@@ -147,6 +153,7 @@ def main(argv=None):
                          prompted + once / length, plain, flops + once_flops / length, flops_plain))
 
     table = Table(title=f"STPN overhead ({'tiny Swin' if args.tiny else 'Swin-T'}, batch 1, "
+                        f"{'compiled' if args.compile else 'eager'}, "
                         f"{device_name(DEVICE)})")
     for col in ("measurement", "variant", "ms", "x plain (time)", "x plain (FLOPs)"):
         table.add_column(col, justify="left" if col in ("measurement", "variant") else "right")

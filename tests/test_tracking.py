@@ -358,3 +358,29 @@ def test_track_command_on_a_frame_folder(trained_run, tmp_path):
     assert main(["track", str(tmp_path / "frames"), "--box", ",".join(str(v) for v in gt[0]), "--weights", str(run),
                  "--txt", str(tmp_path / "boxes.txt")]) == 0
     assert len((tmp_path / "boxes.txt").read_text().splitlines()) == 5
+
+
+def test_exported_tracker_tracks_a_video_like_the_run(trained_run, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    from stpn.data.video import write_video
+    from stpn.export import read_manifest
+    run, _ = trained_run
+    assert main(["export", "--weights", str(run), "--out", str(tmp_path / "onnx")]) == 0
+    manifest = read_manifest(tmp_path / "onnx")
+    assert manifest["task"] == "tracker" and manifest["graphs"][-2:] == ["template.onnx", "head.onnx"]
+    frames, gt = moving_square(10)
+    write_video(tmp_path / "in.mp4", iter(frames), fps=10)
+    box = ",".join(str(v) for v in gt[0])
+    assert main(["track", str(tmp_path / "in.mp4"), "--box", box, "--weights", str(run),
+                 "--txt", str(tmp_path / "torch.txt")]) == 0
+    assert main(["track", str(tmp_path / "in.mp4"), "--box", box, "--onnx", str(tmp_path / "onnx"),
+                 "--txt", str(tmp_path / "onnx.txt")]) == 0
+    a, b = (np.loadtxt(tmp_path / f"{n}.txt", delimiter=",") for n in ("torch", "onnx"))
+    assert a.shape == (10, 4)
+    np.testing.assert_allclose(b, a, atol=0.1)
+    capsys.readouterr()
+    assert main(["track", str(tmp_path / "in.mp4"), "--box", box]) == 2
+    assert "either --weights" in capsys.readouterr().err
+    assert main(["track", str(tmp_path / "in.mp4"), "--box", box, "--onnx", str(tmp_path / "onnx"),
+                 "--num-support", "7"]) == 2
+    assert "exported for K=" in capsys.readouterr().err

@@ -41,6 +41,18 @@ def build_parser() -> argparse.ArgumentParser:
     evl.add_argument("--mode", choices=("global", "local", "causal"),
                      help="support frames at test time (default: the config's data.test_policy; a tracker is always causal)")
     evl.add_argument("--out", help="folder for the results and metrics.json (default: <run>/eval)")
+    exp = sub.add_parser("export", help="write a trained model as ONNX graphs (support embedding, predictor, "
+                                        "prompted pass with the task's head) for ONNX Runtime")
+    exp.add_argument("--weights", required=True, help="a run's model.safetensors (or the run folder)")
+    exp.add_argument("--config", help="YAML config (default: config.json beside the weights)")
+    exp.add_argument("--out", required=True, help="folder for the graphs and export.json")
+    exp.add_argument("--format", choices=("onnx",), default="onnx")
+    exp.add_argument("--size", help="frame WxH the graphs take (detection and --part backbone; a tracker's "
+                                    "crops have fixed sides)")
+    exp.add_argument("--num-support", type=int, help="K of the predictor graph (default: the config's test_num_support)")
+    exp.add_argument("--part", choices=("task", "backbone"), default="task",
+                     help="task: the whole model (detector, tracker); backbone: STPN alone (stage maps)")
+    exp.set_defaults(handler="stpn.commands:export")
     for module in command_modules():  # each task's own commands (stpn detect, stpn track, ...)
         importlib.import_module(module).add_commands(sub)
 

@@ -1,6 +1,7 @@
 """``stpn train`` / ``stpn eval`` dispatch by task; ``stpn evaluate`` and ``stpn data``: file in, table and JSON out."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from rich.console import Console
@@ -111,6 +112,38 @@ def data(args, console: Console | None = None) -> None:
         console.print(f"split {len(record['train']) + len(record['val'])} videos: {len(record['train'])} to "
                       f"{Path(args.out) / 'train'}, {len(record['val'])} to {Path(args.out) / 'val'} "
                       f"(which: {Path(args.out) / 'split.json'})")
+
+
+def export(args) -> None:
+    """``stpn export``: a run's model as ONNX graphs (``stpn.export``)."""
+    from .detection.model import STPNDetector
+    from .engine.runs import resolve_run
+    from .engine.tasks import get_task
+    from .export import export_onnx
+    from .segmentation.model import STPNSegmenter
+    from .tracking.model import STPNTracker
+    _, cfg = resolve_run(args.weights, args.config, ["run.device=cpu"])
+    model, cfg = get_task(cfg.task).load(args.weights, args.config, ["run.device=cpu"])
+    d = cfg.data
+    K = args.num_support or d.test_num_support
+    if args.part == "backbone":
+        model = model if not hasattr(model, "stpn") else model.stpn
+    elif isinstance(model, STPNSegmenter) or not isinstance(model, (STPNDetector, STPNTracker)):
+        raise ValueError(f"stpn export exports detectors and trackers (task {cfg.task!r} is not supported yet); "
+                         f"--part backbone exports its STPN")
+    size = None
+    if not isinstance(model, STPNTracker):
+        if not args.size:
+            raise ValueError("--size WxH is needed: the graphs take frames of one size")
+        w, _, h = args.size.partition("x")
+        if not (w.isdigit() and h.isdigit()):
+            raise ValueError(f"--size must be WxH in pixels (e.g. 1000x600), got {args.size!r}")
+        size = (int(h), int(w))
+    extra = {"weights": str(args.weights), "config_task": cfg.task, "test_num_support": K,
+             "test_stride": d.test_stride, "test_refresh_every": d.test_refresh_every}
+    out = export_onnx(model, args.out, size=size, num_support=K, extra=extra)
+    manifest = json.loads((out / "export.json").read_text())
+    print(f"wrote {', '.join(manifest['graphs'])} and export.json to {out}")
 
 
 def run_task_command(args) -> None:

@@ -36,6 +36,18 @@ def token_wise(fn, x: torch.Tensor, p: torch.Tensor | None):
     return y[:, p.shape[1]:].reshape(*x.shape[:-1], y.shape[-1]), y[:, :p.shape[1]]
 
 
+def _sdpa(q, k, v, mask=None, dropout_p: float = 0.0) -> torch.Tensor:
+    """``F.scaled_dot_product_attention`` on (B, nW, heads, L, d) tensors run as 4-D (B*nW, ...)
+    (the 4-D form is the one every backend and the ONNX exporter take); the mask broadcasts
+    over (B, nW, heads, L, S)."""
+    B, nW = q.shape[:2]
+    if mask is not None:
+        mask = mask.expand(B, nW, *mask.shape[-3:]).flatten(0, 1)
+    out = F.scaled_dot_product_attention(q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1), attn_mask=mask,
+                                         dropout_p=dropout_p)
+    return out.unflatten(0, (B, nW))
+
+
 def window_attention(attn: nn.Module, windows: torch.Tensor, prompts: torch.Tensor | None,
                      mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Prompted window self-attention with timm's ``WindowAttention`` weights.
@@ -56,7 +68,7 @@ def window_attention(attn: nn.Module, windows: torch.Tensor, prompts: torch.Tens
     if mask is not None:
         bias = bias + mask.unsqueeze(1).to(bias.dtype)  # (nW, heads, A, A)
     if prompts is None:
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), dropout_p=dropout)
+        out = _sdpa(q, k, v, bias.to(q.dtype), dropout)
         return attn.proj_drop(attn.proj(out.transpose(-3, -2).flatten(-2))), None
     P = prompts.shape[1]
     # prompt q/k/v once per image, broadcast to the image's windows
@@ -64,11 +76,9 @@ def window_attention(attn: nn.Module, windows: torch.Tensor, prompts: torch.Tens
     k = torch.cat([k_p.unsqueeze(1).expand(-1, nW, -1, -1, -1), k], dim=-2)  # B,nW,h,P+A,d
     v = torch.cat([v_p.unsqueeze(1).expand(-1, nW, -1, -1, -1), v], dim=-2)
     # patch queries: bias and shift mask are zero on the prompt columns
-    out_x = F.scaled_dot_product_attention(q, k, v, attn_mask=F.pad(bias, (P, 0)).to(q.dtype),
-                                           dropout_p=dropout)  # B,nW,h,A,d
+    out_x = _sdpa(q, k, v, F.pad(bias, (P, 0)).to(q.dtype), dropout)  # B,nW,h,A,d
     # prompt queries: their rows of bias and mask are zero, so no mask at all
-    out_p = F.scaled_dot_product_attention(q_p.unsqueeze(1).expand(-1, nW, -1, -1, -1), k, v,
-                                           dropout_p=dropout)  # B,nW,h,P,d
+    out_p = _sdpa(q_p.unsqueeze(1).expand(-1, nW, -1, -1, -1), k, v, None, dropout)  # B,nW,h,P,d
     out_x, out_p = token_wise(attn.proj, out_x.transpose(-3, -2).flatten(-2),
                               out_p.mean(1).transpose(1, 2).flatten(-2))  # prompts: mean over windows
     out_x, out_p = attn.proj_drop(out_x), attn.proj_drop(out_p)

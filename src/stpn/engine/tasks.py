@@ -40,10 +40,10 @@ def command_modules() -> list[str]:
     return [cli for _, _, cli in TASKS.values() if cli]
 
 
-def add_source_arguments(parser, results: str) -> None:
+def add_source_arguments(parser, results: str, weights_required: bool = True) -> None:
     """The arguments every ``stpn <verb> VIDEO`` command of a task shares."""
     parser.add_argument("video", help="video file, folder of frames, or webcam index (0, 1, ...)")
-    parser.add_argument("--weights", required=True, help="a run's model.safetensors (or the run folder)")
+    parser.add_argument("--weights", required=weights_required, help="a run's model.safetensors (or the run folder)")
     parser.add_argument("--config", help="YAML config (default: config.json beside the weights)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: the config's run.device")
     parser.add_argument("--out", help="annotated video (mp4)")

@@ -47,20 +47,29 @@ def parse_box(text: str) -> list[float]:
 def cmd_track(args) -> None:
     """Track one target from a first box through a video file, a frame folder or a webcam."""
     from ..data.video import open_source, write_annotated
-    model, cfg = load_tracker(args.weights, args.config, [f"run.device={args.device}"] if args.device else [])
+    if bool(args.weights) == bool(args.onnx):
+        raise ValueError("give either --weights (a trained run) or --onnx (a folder written by stpn export)")
+    if args.onnx:
+        from ..export import OnnxTracker
+        model = OnnxTracker(args.onnx)
+        defaults = (model.manifest.get(k, 1) for k in ("test_num_support", "test_stride", "test_refresh_every"))
+        device = "cpu"
+    else:
+        model, cfg = load_tracker(args.weights, args.config, [f"run.device={args.device}"] if args.device else [])
+        defaults = (cfg.data.test_num_support, cfg.data.test_stride, cfg.data.test_refresh_every)
+        device = next(model.parameters()).device.type  # load_tracker put it on run.device
     video, frames, count, fps = open_source(args.video)
     box = parse_box(args.box)
-    d = cfg.data
-    K = args.num_support or d.test_num_support
-    S = args.stride or d.test_stride
-    R = args.refresh_every or d.test_refresh_every
+    K0, S0, R0 = defaults
+    K = args.num_support or K0
+    S = args.stride or S0
+    R = args.refresh_every or R0
     first = next(iter(frames), None)
     if first is None:
         raise ValueError(f"{args.video}: no frames")
     check_box(box, first.shape[1], first.shape[0], f"the first frame of {args.video}")
     import itertools
 
-    device = next(model.parameters()).device.type  # load_tracker put it on run.device
     rows = []
 
     def annotated():
