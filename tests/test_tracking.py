@@ -384,3 +384,14 @@ def test_exported_tracker_tracks_a_video_like_the_run(trained_run, tmp_path, cap
     assert main(["track", str(tmp_path / "in.mp4"), "--box", box, "--onnx", str(tmp_path / "onnx"),
                  "--num-support", "7"]) == 2
     assert "exported for K=" in capsys.readouterr().err
+
+
+def test_robustness_clean_score_is_the_evaluations_ao(trained_run, tmp_path):
+    from stpn.robustness import run_robustness
+    run, _ = trained_run
+    report = run_robustness({"stpn": str(run)}, tmp_path / "rob", ["motion_blur"], [3])
+    assert main(["eval", "--weights", str(run), "--out", str(tmp_path / "ev")]) == 0
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    entry = report["runs"]["stpn"]
+    assert entry["metric"] == "AO" and entry["clean"] == pytest.approx(metrics["ao_all"], abs=1e-9)
+    assert set(entry["curves"]["motion_blur"]) == {"key+support", "key"}

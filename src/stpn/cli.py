@@ -53,6 +53,19 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--part", choices=("task", "backbone"), default="task",
                      help="task: the whole model (detector, tracker); backbone: STPN alone (stage maps)")
     exp.set_defaults(handler="stpn.commands:export")
+    rob = sub.add_parser("robustness", help="score trained runs on corrupted validation videos (5 corruptions x "
+                                            "severities 1-5, key frame only and key + support frames): table, JSON, plot")
+    rob.add_argument("--weights", nargs="+", required=True, help="runs of one task (run folders or model.safetensors), "
+                                                                 "e.g. runs/demo/stpn runs/demo/baseline")
+    rob.add_argument("--names", nargs="+", help="a name per run (default: the run folders' names)")
+    rob.add_argument("--out", required=True, help="folder for robustness.json and robustness.png (resumes there)")
+    rob.add_argument("--corruptions", nargs="+", default=["motion_blur", "defocus", "occlusion", "noise", "jpeg"])
+    rob.add_argument("--severities", nargs="+", type=int, default=[1, 2, 3, 4, 5])
+    rob.add_argument("--settings", nargs="+", default=["key+support", "key"],
+                     help="key+support: every frame corrupted; key: the support frames stay clean")
+    rob.add_argument("--videos", type=int, help="the first N validation videos only (default: all)")
+    rob.add_argument("--seed", type=int, default=0, help="corruption seed")
+    rob.set_defaults(handler="stpn.commands:robustness")
     for module in command_modules():  # each task's own commands (stpn detect, stpn track, ...)
         importlib.import_module(module).add_commands(sub)
 

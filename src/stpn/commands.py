@@ -146,6 +146,24 @@ def export(args) -> None:
     print(f"wrote {', '.join(manifest['graphs'])} and export.json to {out}")
 
 
+def robustness(args) -> None:
+    """``stpn robustness``: robustness curves of trained runs (``stpn.robustness``)."""
+    from .robustness import run_robustness
+    names = args.names or [_run_name(w) for w in args.weights]
+    if len(names) != len(args.weights):
+        raise ValueError(f"--names gives {len(names)} names for {len(args.weights)} runs")
+    if len(set(names)) != len(names):
+        raise ValueError(f"run names must differ, got {names}: give --names")
+    run_robustness(dict(zip(names, args.weights)), args.out, args.corruptions, args.severities, args.settings,
+                   args.videos, args.seed)
+    print(f"wrote {Path(args.out) / 'robustness.json'} and {Path(args.out) / 'robustness.png'}")
+
+
+def _run_name(weights: str) -> str:
+    p = Path(weights)
+    return (p.parent if p.suffix == ".safetensors" else p).name
+
+
 def run_task_command(args) -> None:
     """``stpn train`` and ``stpn eval`` through the config's task (``stpn.engine.tasks``)."""
     from .engine.config import load_config

@@ -178,27 +178,48 @@ class DetectionTask(Task):
     def demo_table(self, report: dict, console) -> None:
         self._part("demo", "demo_table")(report, console)
 
+    robustness_metric = "AP50"
+
+    def robustness_score(self, model, cfg, videos, support_videos=None) -> float:
+        from ..evaluation.vid import evaluate_vid
+        d, o = cfg.data, cfg.section
+        device = next(model.parameters()).device.type
+        preds = [list(predict_video(model, v, d.test_policy, d.test_num_support, d.test_stride, d.test_refresh_every,
+                                    device, o.test_min_size, o.test_max_size, support_video=sv))
+                 for v, sv in zip(videos, support_videos or [None] * len(videos))]
+        names = self._part("commands", "class_names")(cfg)
+        return evaluate_vid(videos, detections_table(videos, preds), class_names=names,
+                            num_classes=o.num_classes)["ap50"]
+
     def demo_figures(self, report, results, configs, out):
         return self._part("demo", "demo_figures")(report, configs, out)
 
 
 def predict_video(det: STPNDetector, video: Video, mode: str = "global", num_support: int = 14, stride: int = 1,
                   refresh_every: int = 1, device: str = "cpu", min_size: int | None = None, max_size: int | None = None,
-                  convert=None):
+                  convert=None, support_video: Video | None = None):
     """Detections of every frame of a video, in order (a generator; the settings are checked
     before it is returned): dicts of numpy boxes (xyxy, inclusive input pixels), labels
     (1-based), scores. Support frames per ``mode``: ``global`` (prompts once per video),
     ``local`` (K/2 before and after, stride S), ``causal`` (stream, past only). ``convert(output,
     H, W)`` turns the model's output of a frame into what is yielded (default:
-    ``inclusive_detections``; a task on this detector adds its own outputs, e.g. masks)."""
+    ``inclusive_detections``; a task on this detector adds its own outputs, e.g. masks).
+    ``support_video``: take the support frames from this video instead (the same frames, e.g.
+    uncorrupted, to corrupt the key frames only); every mode then embeds them through the
+    support transform."""
     if mode not in ("global", "local", "causal"):
         raise ValueError(f"inference mode must be global, local or causal, got {mode!r}")
     if det.stpn.prompting:
         check_test_support(mode, num_support, stride, refresh_every)
     stream = SupportStream(mode, num_support, stride, refresh_every, len(video)) if det.stpn.prompting else None
     frames = (video.frames[i] for i in range(len(video)))
+    if support_video is not None and len(support_video) != len(video):
+        raise ValueError(f"support video {support_video.name} has {len(support_video)} frames, "
+                         f"video {video.name} {len(video)}")
+    source = video if support_video is None else support_video
     return _at_test_sizes(det, min_size, max_size,
-                          lambda: _detect(det, frames, stream, device, video.frames.__getitem__, convert=convert))
+                          lambda: _detect(det, frames, stream, device, source.frames.__getitem__, convert=convert,
+                                          separate_support=support_video is not None))
 
 
 @torch.no_grad()
@@ -243,7 +264,7 @@ def predict_stream(det: STPNDetector, frames, num_support: int = 4, stride: int 
 
 
 def _detect(det: STPNDetector, frames, stream: SupportStream | None, device, frame_at=None, first: int = 0,
-            convert=None):
+            convert=None, separate_support: bool = False):
     """Detections of ``frames`` (frame numbers from ``first``) in order, prompts from ``stream``.
     The support frames are the unprompted backbone's input of the key frame (causal: the current
     frame) or, offline, frame ``frame_at(i)`` through the key frame's transform."""
@@ -254,7 +275,7 @@ def _detect(det: STPNDetector, frames, stream: SupportStream | None, device, fra
             yield convert(det([img])[0], *img.shape[-2:])
             continue
         images, _ = det.transform([img])
-        if stream.policy == "causal":
+        if stream.policy == "causal" and not separate_support:
             image_of = lambda i: images.tensors  # noqa: E731 - the current frame
         else:
             image_of = lambda i: det.transform_support(  # noqa: E731

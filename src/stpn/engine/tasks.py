@@ -110,6 +110,14 @@ class Task:
     def print_metrics(self, metrics: dict, cfg, console=None) -> None:
         raise NotImplementedError
 
+    # robustness curves (``stpn.robustness``) --------------------------------------------------
+    robustness_metric: str = ""  # the score ``robustness_score`` returns (a fraction), e.g. "AP50"
+
+    def robustness_score(self, model, cfg, videos: list, support_videos: list | None = None) -> float:
+        """The task's headline score of ``model`` on ``videos`` (all frames), at the config's test
+        settings; ``support_videos``: the same videos whose frames feed the support stream."""
+        raise NotImplementedError(f"robustness curves are not implemented for the {self.name} task yet")
+
     # the paired demo (``stpn.engine.demo.run_paired_demo``) -------------------------------------
     def demo_config(self, out: Path, quick: bool, prompting: bool, seed: int = 0):
         raise NotImplementedError(f"the {self.name} task has no demo")

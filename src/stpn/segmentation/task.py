@@ -170,14 +170,15 @@ def new_tracks(cfg: Config) -> VideoTracks:
 
 
 def segment_video(seg: STPNSegmenter, video: Video, cfg: Config, mode: str | None = None, device: str = "cpu",
-                  on_frame=None) -> list[dict]:
+                  on_frame=None, support_video: Video | None = None) -> list[dict]:
     """YouTube-VIS results (one dict per track, with ``track_id``) of one video, inference per the
     config's ``data.test_*`` settings (``mode`` overrides the policy). ``on_frame(t, kept)`` sees
-    each frame's kept instances with their track ids (for drawing or saving PNGs)."""
+    each frame's kept instances with their track ids (for drawing or saving PNGs);
+    ``support_video`` as in ``predict_video``."""
     d, o = cfg.data, cfg.segmentation
     frames = predict_video(seg, video, mode or d.test_policy, d.test_num_support, d.test_stride, d.test_refresh_every,
                            device, o.test_min_size, o.test_max_size,
-                           convert=convert_of(cfg))
+                           convert=convert_of(cfg), support_video=support_video)
     tracks = new_tracks(cfg)
     for t, frame in enumerate(frames):
         kept = tracks.add(frame)
@@ -193,6 +194,17 @@ class SegmentationTask(DetectionTask):
 
     name, what, data_formats, Section = "segmentation", "segmenter", ("ytvis",), SegmentationSection
     package = "stpn.segmentation"  # evaluate, print_metrics and the demo hooks: its commands and demo modules
+    robustness_metric = "mask AP50"
+
+    def robustness_score(self, model, cfg, videos, support_videos=None) -> float:
+        from ..evaluation.ytvis import evaluate_ytvis
+        device = next(model.parameters()).device.type
+        results = []
+        for video, sv in zip(videos, support_videos or [None] * len(videos)):
+            results += [{k: r[k] for k in ("video_id", "category_id", "score", "segmentations")}
+                        for r in segment_video(model, video, cfg, None, device, support_video=sv)]
+        categories = videos[0].meta["categories"] if videos else []
+        return evaluate_ytvis(videos, categories, results)["ap50"]
 
     def build_model(self, cfg: Config) -> STPNSegmenter:
         return build_segmenter(cfg)

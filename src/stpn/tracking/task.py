@@ -2,6 +2,8 @@
 and evaluation on a GOT-10k-layout split."""
 from __future__ import annotations
 
+import tempfile
+
 import bisect
 import random
 from dataclasses import dataclass
@@ -132,6 +134,25 @@ class TrackingTask(Task):
         if mode not in (None, "causal"):
             raise ValueError(f"a tracker's supports are always causal (past frames only), not {mode}")
         return evaluate_tracking(model, cfg, out, console)
+
+    robustness_metric = "AO"
+
+    def robustness_score(self, model, cfg, videos, support_videos=None) -> float:
+        from ..evaluation.got10k import evaluate_got10k
+        d = cfg.data
+        device = next(model.parameters()).device.type
+        with tempfile.TemporaryDirectory() as tmp:
+            for video, sv in zip(videos, support_videos or [None] * len(videos)):
+                first = _xywh(video, 0)
+                if first is None:
+                    raise ValueError(f"sequence {video.name}: the target is absent in the first frame")
+                frames = (video.frames[t] for t in range(len(video)))
+                supports = None if sv is None else (sv.frames[t] for t in range(len(sv)))
+                rows = list(track_frames(model, frames, first, d.test_num_support, d.test_stride,
+                                         d.test_refresh_every, device, supports))
+                write_got10k_results(Path(tmp), video.name, np.stack([r[1] for r in rows]),
+                                     np.array([r[3] for r in rows]))
+            return evaluate_got10k(videos, Path(tmp))["ao"]
 
     def print_metrics(self, metrics: dict, cfg: Config, console=None) -> None:
         from .commands import print_metrics

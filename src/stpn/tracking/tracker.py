@@ -68,8 +68,9 @@ def sanitize(box: np.ndarray, last: np.ndarray, width: int, height: int, min_sid
 
 @torch.no_grad()
 def start(model: STPNTracker, frame: np.ndarray, box, num_support: int = 4, stride: int = 4,
-          refresh_every: int = 4, device: str = "cpu") -> TrackState:
-    """A fresh state from the first frame (H, W, 3) uint8 and the target's x,y,w,h box."""
+          refresh_every: int = 4, device: str = "cpu", support_frame: np.ndarray | None = None) -> TrackState:
+    """A fresh state from the first frame (H, W, 3) uint8 and the target's x,y,w,h box
+    (``support_frame`` as in ``step``)."""
     check_test_support("causal", num_support, stride, refresh_every)
     H, W = frame.shape[:2]
     box = check_box(box, W, H)
@@ -77,21 +78,28 @@ def start(model: STPNTracker, frame: np.ndarray, box, num_support: int = 4, stri
     stream = SupportStream("causal", num_support, stride, refresh_every) if model.prompting else None
     state = TrackState(model.embed_template(template[None]), box, W, H, stream)
     if stream is not None:
-        search = crop_frame(frame, crop_region(box, model.search_factor), model.search_size, device, model.mean, model.std)
+        search = crop_frame(frame if support_frame is None else support_frame, crop_region(box, model.search_factor),
+                            model.search_size, device, model.mean, model.std)
         stream.observe(model.stpn, 0, lambda i: search[None])
     return state
 
 
 @torch.no_grad()
-def step(model: STPNTracker, frame: np.ndarray, state: TrackState) -> tuple[np.ndarray, float, TrackState]:
-    """Track into the next frame: returns (x,y,w,h box inside the image, score, state)."""
+def step(model: STPNTracker, frame: np.ndarray, state: TrackState,
+         support_frame: np.ndarray | None = None) -> tuple[np.ndarray, float, TrackState]:
+    """Track into the next frame: returns (x,y,w,h box inside the image, score, state).
+    ``support_frame``: the stream keeps this frame's search crop (same region) as support
+    instead of ``frame``'s (e.g. the uncorrupted frame, to corrupt the key frames only)."""
     if frame.shape[:2] != (state.height, state.width):
         raise ValueError(f"frame {state.t} is {frame.shape[1]}x{frame.shape[0]}, the video is "
                          f"{state.width}x{state.height}")
     t = state.t
     region = crop_region(state.box, model.search_factor)
     search = crop_frame(frame, region, model.search_size, state.template.device, model.mean, model.std)
-    prompts = None if state.stream is None else state.stream.prompts_at(model.stpn, t, lambda i: search[None])
+    support = search
+    if support_frame is not None and state.stream is not None:
+        support = crop_frame(support_frame, region, model.search_size, state.template.device, model.mean, model.std)
+    prompts = None if state.stream is None else state.stream.prompts_at(model.stpn, t, lambda i: support[None])
     out = model.head_forward(state.template, search[None], prompts)
     cxcywh, score = decode(out)
     box, _ = sanitize(from_crop(cxcywh[0].double().cpu().numpy(), region), state.box, state.width, state.height)
@@ -146,15 +154,18 @@ class Tracker:
 
 
 def track_frames(model: STPNTracker, frames, box, num_support: int = 4, stride: int = 4, refresh_every: int = 4,
-                 device: str = "cpu"):
+                 device: str = "cpu", support_frames=None):
     """Track over an iterable of (H, W, 3) uint8 frames from a first box; yields
-    (frame, box, score, seconds) per frame, the first frame with the given box."""
+    (frame, box, score, seconds) per frame, the first frame with the given box.
+    ``support_frames``: an iterable beside ``frames`` whose crops the support stream keeps."""
     state = None
+    supports = iter(support_frames) if support_frames is not None else None
     for t, frame in enumerate(frames):
         t0 = time.perf_counter()
+        support = None if supports is None else next(supports)
         if state is None:
-            state = start(model, frame, box, num_support, stride, refresh_every, device)
+            state = start(model, frame, box, num_support, stride, refresh_every, device, support)
             out, score = state.box, 1.0
         else:
-            out, score, state = step(model, frame, state)
+            out, score, state = step(model, frame, state, support)
         yield frame, out, score, time.perf_counter() - t0

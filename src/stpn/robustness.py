@@ -1,0 +1,165 @@
+"""Robustness curves: each model's score as the validation frames get worse (no peer has them).
+
+For every corruption of the suite (``stpn.data.corrupt``: motion blur, defocus, occlusion, noise,
+JPEG) and severity 1-5, the validation videos are corrupted at test time and every model is
+scored with its task's headline metric (AP50 for detection, AO for tracking, mask AP50 for
+segmentation) at its config's test settings, in two settings:
+
+- ``key+support``: every frame is corrupted (the key frame and the frames the prompts come from);
+- ``key``: only the key frames are; the support stream reads the clean frames (a prompted model
+  only; for a tracker the search crops it keeps as supports are cut from the clean frames).
+
+Severity 0 is the clean evaluation. Results go to ``robustness.json`` after every evaluation
+(atomic writes), so an interrupted run resumes where it stopped; ``robustness.png`` plots metric
+vs severity per corruption, every model in its colour, solid for key+support, dashed for key only.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .data.corrupt import CORRUPTIONS, corrupt_video
+from .data.types import write_json
+
+SETTINGS = ("key+support", "key")
+
+
+def _load(weights: str):
+    from .engine.runs import resolve_run
+    from .engine.tasks import get_task
+    _, cfg = resolve_run(weights, None, [])
+    task = get_task(cfg.task)
+    model, cfg = task.load(weights)
+    return task, model, cfg
+
+
+def run_robustness(runs: dict[str, str], out: str | Path, corruptions=CORRUPTIONS, severities=(1, 2, 3, 4, 5),
+                   settings=SETTINGS, videos: int | None = None, seed: int = 0,
+                   console: Console | None = None) -> dict:
+    """Score every run (name -> weights) on its validation split under the corruption suite.
+    ``videos``: the first N validation videos only. Returns the report written to
+    ``out/robustness.json``."""
+    from .data.splits import read_split
+    console = console or Console()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "robustness.json"
+    bad = [c for c in corruptions if c not in CORRUPTIONS]
+    if bad:
+        raise ValueError(f"unknown corruption(s) {bad}; choose from {CORRUPTIONS}")
+    bad = [s for s in severities if s not in (1, 2, 3, 4, 5)]
+    if bad:
+        raise ValueError(f"severities must be in 1..5, got {bad}")
+    bad = [s for s in settings if s not in SETTINGS]
+    if bad:
+        raise ValueError(f"settings must be among {SETTINGS}, got {bad}")
+    plan = {"corruptions": list(corruptions), "severities": list(severities), "settings": list(settings),
+            "videos": videos, "seed": seed}
+    report = {"plan": plan, "runs": {}}
+    if path.is_file():  # resume: the same plan continues, another plan is refused
+        old = json.loads(path.read_text())
+        if old.get("plan") != plan:
+            raise ValueError(f"{path} holds a run with another plan ({old.get('plan')}); "
+                             f"use another --out or the same settings")
+        report = old
+    loaded = {name: _load(w) for name, w in runs.items()}
+    tasks = {task.name for task, _, _ in loaded.values()}
+    if len(tasks) > 1:
+        raise ValueError(f"the runs belong to different tasks ({sorted(tasks)}): compare runs of one task")
+    jobs = []  # (run, corruption, severity, setting)
+    for name, (task, model, cfg) in loaded.items():
+        entry = report["runs"].setdefault(name, {"weights": str(runs[name]), "metric": task.robustness_metric,
+                                                 "prompting": bool(getattr(model, "stpn", model).prompting),
+                                                 "clean": None, "curves": {}})
+        modes = [s for s in settings if entry["prompting"] or s == "key+support"]  # no supports: one setting
+        if entry["clean"] is None:
+            jobs.append((name, None, 0, "key+support"))
+        for c in corruptions:
+            curves = entry["curves"].setdefault(c, {})
+            for mode in modes:
+                values = curves.setdefault(mode, {})
+                jobs += [(name, c, s, mode) for s in severities if str(s) not in values]
+    split = {name: read_split(cfg.data, cfg.data.val_split)[:videos] for name, (_, _, cfg) in loaded.items()}
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task("robustness", total=len(jobs))
+        for name, c, s, mode in jobs:
+            task, model, cfg = loaded[name]
+            progress.update(bar, description=f"{name}: {c or 'clean'} {s} {mode}")
+            clean = split[name]
+            if c is None:
+                value = task.robustness_score(model, cfg, clean)
+                report["runs"][name]["clean"] = value
+            else:
+                corrupted = [corrupt_video(v, c, s, seed) for v in clean]
+                value = task.robustness_score(model, cfg, corrupted, clean if mode == "key" else None)
+                report["runs"][name]["curves"][c][mode][str(s)] = value
+            write_json(path, report)
+            progress.advance(bar)
+    print_robustness(report, console)
+    plot_robustness(report, out / "robustness.png")
+    return report
+
+
+def print_robustness(report: dict, console: Console | None = None) -> None:
+    """One row per run, corruption and setting: the score at severity 0 (clean) and 1..5, in %."""
+    severities = report["plan"]["severities"]
+    metric = next(iter(report["runs"].values()))["metric"] if report["runs"] else ""
+    table = Table(title=f"robustness: {metric} (%) vs severity")
+    for col in ("run", "corruption", "corrupted", "clean", *map(str, severities), "mean"):
+        table.add_column(col, justify="left" if col in ("run", "corruption", "corrupted") else "right")
+    for name, entry in report["runs"].items():
+        for c, curves in entry["curves"].items():
+            for mode, values in curves.items():
+                row = [values.get(str(s)) for s in severities]
+                done = [v for v in row if v is not None]
+                table.add_row(name, c, mode, _pct(entry["clean"]), *map(_pct, row),
+                              _pct(sum(done) / len(done) if done else None))
+    (console or Console(width=120)).print(table)
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{100 * v:.1f}"
+
+
+def plot_robustness(report: dict, path: str | Path) -> Path:
+    """Metric vs severity (0 = clean), one panel per corruption."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    corruptions = report["plan"]["corruptions"]
+    severities = report["plan"]["severities"]
+    fig, axes = plt.subplots(1, len(corruptions), figsize=(2.6 * len(corruptions) + 0.6, 3.0), dpi=120,
+                             sharey=True, squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    metric = ""
+    for i, (name, entry) in enumerate(report["runs"].items()):
+        metric = entry["metric"]
+        for ax, c in zip(axes[0], corruptions):
+            for mode, values in entry["curves"].get(c, {}).items():
+                xs = [0] + [s for s in severities if str(s) in values]
+                ys = [entry["clean"]] + [values[str(s)] for s in severities if str(s) in values]
+                if entry["clean"] is None:
+                    xs, ys = xs[1:], ys[1:]
+                label = name if mode == "key+support" else f"{name}, key frame only"
+                ax.plot(xs, [100 * y for y in ys], "-" if mode == "key+support" else "--", marker="o", ms=3,
+                        color=colours[i % len(colours)], label=label)
+            ax.set_title(c.replace("_", " "), fontsize=9)
+            ax.set_xlabel("severity (0 = clean)", fontsize=8)
+            ax.set_xticks([0, *severities])
+            ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"{metric} (%)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=max(1, len(labels)), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
