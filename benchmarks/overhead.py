@@ -94,6 +94,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", help="also write the rows to this JSON file")
     parser.add_argument("--device", default=default_device())
+    parser.add_argument("--forward-only", action="store_true", help="only the forward rows (e.g. a short GPU run)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the backbone (plain and prompted "
                         "calls alike; the timm reference row stays eager)")
     parser.add_argument("--sizes", nargs="+", help="forward sizes, HxW or one side "
@@ -121,36 +122,38 @@ def main(argv=None):
             prompted_row = paired(lambda: backbone(x), lambda: backbone(x, prompts), args.repeats)
             rows += [(f"forward {h}x{w}", "timm Swin (reference)", *timm_row),
                      (f"forward {h}x{w}", "prompted, N_P=5", *prompted_row)]
+            print(f"{h}x{w}: plain {prompted_row[1] * 1e3:.2f} ms, prompted {prompted_row[0] * 1e3:.2f} ms", flush=True)
         h, w = sizes[0]
         size = f"{h}x{w}"
-        x = torch.randn(1, 3, h, w, device=DEVICE)
-        grid = (math.ceil(h / backbone.strides[-1]), math.ceil(w / backbone.strides[-1]))
-        tokens = torch.randn(1, 14, grid[0] * grid[1], dL, device=DEVICE)
-        for K in (2, 14):  # the whole method on a clip: support pass + predictor + prompted pass
-            clip = torch.randn(1 + K, 3, h, w, device=DEVICE)
-            row = paired(lambda: backbone(clip), lambda: model(clip[:1], clip[None, 1:]), args.repeats)
-            rows.append((f"STPN on 1+K frames at {size}", f"K={K} (plain: the same 1+K frames)", *row))
-        for name in ("attention", "topk_mean", "mixer", "decoder"):
-            extra = dict(num_groups=4) if (args.tiny and name == "attention") else {}
-            pred = build_predictor(name, dL, D, 5, **extra).eval().requires_grad_(False).to(DEVICE)
-            row = paired(lambda: backbone(x), lambda: pred(tokens, grid_size=grid), args.repeats)
-            rows.append((f"predictor, K=14 at {size}", name, *row))
-        frame = torch.randn(3, h, w, device=DEVICE)
-        cycles = 2 if args.tiny else max(3, args.repeats)
-        for K, S, N in ((4, 8, 8), (14, 8, 8), (4, 2, 8), (4, 1, 8), (14, 1, 8), (4, 1, 1)):
-            row = stream_cost(model, frame, K, S, N, cycles)
-            rows.append((f"causal stream at {size}", f"K={K} S={S} refresh every {N}", *row))
-        video = torch.randn(14, 3, h, w, device=DEVICE)
-        def global_prompts():  # the support pass and the predictor, once per video
-            stream = model.new_stream("global", num_support=14, video=video)
-            return stream.prompts_at(model, 0, lambda i: video[i][None])
+        if not args.forward_only:  # the method's rows at the first size
+            x = torch.randn(1, 3, h, w, device=DEVICE)
+            grid = (math.ceil(h / backbone.strides[-1]), math.ceil(w / backbone.strides[-1]))
+            tokens = torch.randn(1, 14, grid[0] * grid[1], dL, device=DEVICE)
+            for K in (2, 14):  # the whole method on a clip: support pass + predictor + prompted pass
+                clip = torch.randn(1 + K, 3, h, w, device=DEVICE)
+                row = paired(lambda: backbone(clip), lambda: model(clip[:1], clip[None, 1:]), args.repeats)
+                rows.append((f"STPN on 1+K frames at {size}", f"K={K} (plain: the same 1+K frames)", *row))
+            for name in ("attention", "topk_mean", "mixer", "decoder"):
+                extra = dict(num_groups=4) if (args.tiny and name == "attention") else {}
+                pred = build_predictor(name, dL, D, 5, **extra).eval().requires_grad_(False).to(DEVICE)
+                row = paired(lambda: backbone(x), lambda: pred(tokens, grid_size=grid), args.repeats)
+                rows.append((f"predictor, K=14 at {size}", name, *row))
+            frame = torch.randn(3, h, w, device=DEVICE)
+            cycles = 2 if args.tiny else max(3, args.repeats)
+            for K, S, N in ((4, 8, 8), (14, 8, 8), (4, 2, 8), (4, 1, 8), (14, 1, 8), (4, 1, 1)):
+                row = stream_cost(model, frame, K, S, N, cycles)
+                rows.append((f"causal stream at {size}", f"K={K} S={S} refresh every {N}", *row))
+            video = torch.randn(14, 3, h, w, device=DEVICE)
+            def global_prompts():  # the support pass and the predictor, once per video
+                stream = model.new_stream("global", num_support=14, video=video)
+                return stream.prompts_at(model, 0, lambda i: video[i][None])
 
-        once, _, once_flops, _ = paired(lambda: [backbone(x) for _ in range(14)], global_prompts, 1)
-        prompted, plain, flops, flops_plain = paired(lambda: backbone(x), lambda: backbone(x, torch.randn(1, 5, D, device=DEVICE)),
-                                                     args.repeats)
-        for length in (100, 300):
-            rows.append((f"global K=14 at {size}", f"amortised over {length} frames",
-                         prompted + once / length, plain, flops + once_flops / length, flops_plain))
+            once, _, once_flops, _ = paired(lambda: [backbone(x) for _ in range(14)], global_prompts, 1)
+            prompted, plain, flops, flops_plain = paired(lambda: backbone(x), lambda: backbone(x, torch.randn(1, 5, D, device=DEVICE)),
+                                                         args.repeats)
+            for length in (100, 300):
+                rows.append((f"global K=14 at {size}", f"amortised over {length} frames",
+                             prompted + once / length, plain, flops + once_flops / length, flops_plain))
 
     table = Table(title=f"STPN overhead ({'tiny Swin' if args.tiny else 'Swin-T'}, batch 1, "
                         f"{'compiled' if args.compile else 'eager'}, "
