@@ -395,3 +395,32 @@ def test_robustness_clean_score_is_the_evaluations_ao(trained_run, tmp_path):
     entry = report["runs"]["stpn"]
     assert entry["metric"] == "AO" and entry["clean"] == pytest.approx(metrics["ao_all"], abs=1e-9)
     assert set(entry["curves"]["motion_blur"]) == {"key+support", "key"}
+
+
+def test_support_swap_diagnostic_regenerates_the_validation_targets(trained_run, tmp_path):
+    from stpn.data.splits import read_split
+    from stpn.tracking.diagnostics import main as diagnose
+    from stpn.tracking.diagnostics import object_boxes, swap_test, validation_videos
+    from stpn.tracking.commands import load_tracker
+    run, _ = trained_run
+    model, cfg = load_tracker(run)
+    full, stored = validation_videos(cfg), read_split(cfg.data, cfg.data.val_split)
+    assert [v.name for v in full] == [v.name for v in stored]
+    for v, s in zip(full, stored):  # the GOT-10k target is the first object visible in frame 0
+        first = v.targets[0]
+        target = object_boxes(v, int(first.track_ids[first.visible][0]))
+        np.testing.assert_allclose(target[0], [*s.targets[0].boxes[0][:2], *(s.targets[0].boxes[0][2:] - s.targets[0].boxes[0][:2])],
+                                   atol=1e-3)
+    # the search region itself as the support region is the usual path
+    video = full[0]
+    box0 = object_boxes(video, int(video.targets[0].track_ids[0]))[0]
+    a, b = start(model, video.frames[0], box0, 2, 1, 1), start(model, video.frames[0], box0, 2, 1, 1)
+    for t in range(1, len(video)):
+        region = crop_region(b.box, model.search_factor)
+        ra, _, a = step(model, video.frames[t], a)
+        rb, _, b = step(model, video.frames[t], b, support_region=region)
+        np.testing.assert_array_equal(ra, rb)
+    result = swap_test(model, full, 2, 1, 1, model.search_factor)
+    assert result["sequences"] >= 1 and 0 <= result["swapped"]["on_distractor"] <= 1
+    assert diagnose(["--weights", str(run), "--json", str(tmp_path / "swap.json")]) == 0
+    assert json.loads((tmp_path / "swap.json").read_text())["sequences"] == result["sequences"]

@@ -85,11 +85,12 @@ def start(model: STPNTracker, frame: np.ndarray, box, num_support: int = 4, stri
 
 
 @torch.no_grad()
-def step(model: STPNTracker, frame: np.ndarray, state: TrackState,
-         support_frame: np.ndarray | None = None) -> tuple[np.ndarray, float, TrackState]:
+def step(model: STPNTracker, frame: np.ndarray, state: TrackState, support_frame: np.ndarray | None = None,
+         support_region: np.ndarray | None = None) -> tuple[np.ndarray, float, TrackState]:
     """Track into the next frame: returns (x,y,w,h box inside the image, score, state).
-    ``support_frame``: the stream keeps this frame's search crop (same region) as support
-    instead of ``frame``'s (e.g. the uncorrupted frame, to corrupt the key frames only)."""
+    The stream keeps this frame's search crop as support; ``support_frame``: crop this frame
+    instead (e.g. the uncorrupted one, to corrupt the key frames only); ``support_region``: crop
+    this region (x, y, w, h) instead of the search region (a support-swap test)."""
     if frame.shape[:2] != (state.height, state.width):
         raise ValueError(f"frame {state.t} is {frame.shape[1]}x{frame.shape[0]}, the video is "
                          f"{state.width}x{state.height}")
@@ -97,8 +98,10 @@ def step(model: STPNTracker, frame: np.ndarray, state: TrackState,
     region = crop_region(state.box, model.search_factor)
     search = crop_frame(frame, region, model.search_size, state.template.device, model.mean, model.std)
     support = search
-    if support_frame is not None and state.stream is not None:
-        support = crop_frame(support_frame, region, model.search_size, state.template.device, model.mean, model.std)
+    if (support_frame is not None or support_region is not None) and state.stream is not None:
+        support = crop_frame(frame if support_frame is None else support_frame,
+                             region if support_region is None else support_region, model.search_size,
+                             state.template.device, model.mean, model.std)
     prompts = None if state.stream is None else state.stream.prompts_at(model.stpn, t, lambda i: support[None])
     out = model.head_forward(state.template, search[None], prompts)
     cxcywh, score = decode(out)
