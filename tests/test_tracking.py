@@ -422,5 +422,8 @@ def test_support_swap_diagnostic_regenerates_the_validation_targets(trained_run,
         np.testing.assert_array_equal(ra, rb)
     result = swap_test(model, full, 2, 1, 1, model.search_factor)
     assert result["sequences"] >= 1 and 0 <= result["swapped"]["on_distractor"] <= 1
+    plain = tiny_tracker(prompting=False, prompt_depth="shallow", template_size=model.template_size,
+                         search_size=model.search_size)
+    assert set(swap_test(plain, full, 2, 1, 1, model.search_factor)) == {"sequences", "own"}
     assert diagnose(["--weights", str(run), "--json", str(tmp_path / "swap.json")]) == 0
     assert json.loads((tmp_path / "swap.json").read_text())["sequences"] == result["sequences"]

@@ -10,7 +10,8 @@ always), once with support crops cut around the distractor (its true box in each
 tracker's search factor). Printed per setting: AO on the target, and the share of frames where
 the box is on the distractor (IoU with it >= 0.3 and above the IoU with the target). Prompts
 that carry the target's identity pull the box to the distractor under the swap; prompts the
-tracker ignores leave the numbers unchanged.
+tracker ignores leave the numbers unchanged. A run without prompts gets the first row only: how
+often the single-frame tracker drifts to the distractor.
 """
 from __future__ import annotations
 
@@ -63,8 +64,9 @@ def validation_videos(cfg) -> list[Video]:
 
 def swap_test(model, videos: list[Video], num_support: int, stride: int, refresh_every: int,
               factor: float) -> dict:
-    """AO on the target and the share of frames on the distractor, own vs swapped supports."""
-    rows = {"own": [], "swapped": []}
+    """AO on the target and the share of frames on the distractor, own vs swapped supports (a
+    tracker without prompts: its own row only, the drift a prompted tracker is measured against)."""
+    rows = {"own": [], "swapped": []} if model.prompting else {"own": []}
     used = 0
     for video in videos:
         first = video.targets[0]
@@ -99,12 +101,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     from .commands import load_tracker
     model, cfg = load_tracker(args.weights)
-    if not model.prompting:
-        raise SystemExit(f"{args.weights}: a tracker without prompts; the test needs an STPN run")
     d = cfg.data
     result = swap_test(model, validation_videos(cfg)[:args.videos], d.test_num_support, d.test_stride,
                        d.test_refresh_every, model.search_factor)
-    for setting in ("own", "swapped"):
+    for setting in ("own", "swapped") if model.prompting else ("own",):
         r = result[setting]
         print(f"{setting:8s} supports: AO {100 * r['ao']:.1f}, on the distractor in {100 * r['on_distractor']:.1f} % "
               f"of {r['frames']} frames ({result['sequences']} sequences with a distractor)")
