@@ -44,7 +44,7 @@ def run_robustness(runs: dict[str, str], out: str | Path, corruptions=CORRUPTION
     ``videos``: the first N validation videos only. Returns the report written to
     ``out/robustness.json``."""
     from .data.splits import read_split
-    console = console or Console()
+    console = console or Console(width=120)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "robustness.json"
