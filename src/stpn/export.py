@@ -170,6 +170,9 @@ def _export_graph(module: nn.Module, args: tuple, path: Path, inputs: list[str],
                 warnings.filterwarnings("ignore", category=category)
             torch.onnx.export(module, args, tmp, input_names=inputs, output_names=outputs, opset_version=OPSET,
                               dynamic_axes=dynamic or None, dynamo=False)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's file is private; a written graph is an ordinary file
         os.replace(tmp, path)
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)
