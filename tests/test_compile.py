@@ -1,6 +1,7 @@
 """torch.compile: the prompted backbones and the tracker compile to one graph each (no graph
 breaks) and give the eager outputs. ``aot_eager`` traces and functionalises exactly as the
 default backend does, without its C++ code generation (minutes on a CPU)."""
+import pytest
 import torch
 
 from conftest import tiny_stpn
@@ -12,22 +13,14 @@ def explain(fn, *args):
     return e.graph_count, e.graph_break_count
 
 
-def test_prompted_swin_compiles_to_one_graph_with_the_eager_outputs():
+@pytest.mark.parametrize("kwargs,size,K", [
+    ({}, (72, 100), 2),  # Swin: padding, shifted windows
+    (dict(backbone="vit_tiny_patch16_224", prompt_depth="deep"), (64, 64), 3),  # ViT, deep prompts
+])
+def test_prompted_backbone_compiles_to_one_graph_with_the_eager_outputs(kwargs, size, K):
     torch._dynamo.reset()
-    model = tiny_stpn().eval()
-    x, support = torch.randn(2, 3, 72, 100), torch.randn(2, 2, 3, 72, 100)  # padding, shifted windows
-    with torch.no_grad():
-        ref = model(x, support)
-        assert explain(model, x, support) == (1, 0)
-        out = torch.compile(model, backend="aot_eager", fullgraph=True)(x, support)
-    for a, b in zip(out, ref):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
-
-
-def test_prompted_vit_with_deep_prompts_compiles_to_one_graph():
-    torch._dynamo.reset()
-    model = tiny_stpn(backbone="vit_tiny_patch16_224", prompt_depth="deep").eval()
-    x, support = torch.randn(1, 3, 64, 64), torch.randn(1, 3, 3, 64, 64)
+    model = tiny_stpn(**kwargs).eval()
+    x, support = torch.randn(2, 3, *size), torch.randn(2, K, 3, *size)
     with torch.no_grad():
         ref = model(x, support)
         assert explain(model, x, support) == (1, 0)
