@@ -37,12 +37,16 @@ def token_wise(fn, x: torch.Tensor, p: torch.Tensor | None):
 
 
 def _sdpa(q, k, v, mask=None, dropout_p: float = 0.0) -> torch.Tensor:
-    """``F.scaled_dot_product_attention`` on (B, nW, heads, L, d) tensors run as 4-D (B*nW, ...)
-    (the 4-D form is the one every backend and the ONNX exporter take); the mask broadcasts
-    over (B, nW, heads, L, S)."""
-    B, nW = q.shape[:2]
-    if mask is not None:
-        mask = mask.expand(B, nW, *mask.shape[-3:]).flatten(0, 1)
+    """``F.scaled_dot_product_attention`` on (B, nW, heads, L, d) tensors run as 4-D (the form
+    every backend and the ONNX exporter take), without copying the mask: a mask (1, heads, L, S)
+    shared by all windows broadcasts over the windows folded into the batch; a mask per window
+    (nW, heads, L, S) folds with the windows into the heads and broadcasts over the batch."""
+    B, nW, h = q.shape[:3]
+    if mask is not None and mask.shape[0] != 1:
+        fold = lambda t: t.flatten(1, 2)  # noqa: E731 - (B, nW*heads, L, d)
+        out = F.scaled_dot_product_attention(fold(q), fold(k), fold(v), attn_mask=mask.flatten(0, 1)[None],
+                                             dropout_p=dropout_p)
+        return out.unflatten(1, (nW, h))
     out = F.scaled_dot_product_attention(q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1), attn_mask=mask,
                                          dropout_p=dropout_p)
     return out.unflatten(0, (B, nW))
