@@ -13,7 +13,7 @@ from ..data.types import write_json
 from ..engine.config import Config
 from ..engine.runs import load_run_model
 from ..data.splits import read_split
-from .task import DetectionTask, detections_table, predict_video
+from .task import DetectionTask, detect_videos, detections_table, predict_video
 
 
 def load_detector(weights: str | Path, config: str | Path | None = None, overrides=()):
@@ -49,11 +49,8 @@ def evaluate_run(det, cfg: Config, out: Path, mode: str | None = None, console: 
     d = cfg.data
     mode = mode or d.test_policy
     videos = read_split(d, d.val_split)
-    device = next(det.parameters()).device.type
     start = time.perf_counter()
-    preds = [list(predict_video(det, v, mode, d.test_num_support, d.test_stride, d.test_refresh_every, device,
-                                cfg.detection.test_min_size, cfg.detection.test_max_size))
-             for v in track(videos, f"detecting ({mode})", console=console)]
+    preds = detect_videos(det, cfg, track(videos, f"detecting ({mode})", console=console), mode)
     seconds = time.perf_counter() - start
     dets = detections_table(videos, preds)
     from ..data.vid import write_vid_detections

@@ -1,6 +1,7 @@
 """The detection task for the engine: model, data, loss, video inference and evaluation."""
 from __future__ import annotations
 
+import itertools
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -182,17 +183,25 @@ class DetectionTask(Task):
 
     def robustness_score(self, model, cfg, videos, support_videos=None) -> float:
         from ..evaluation.vid import evaluate_vid
-        d, o = cfg.data, cfg.section
-        device = next(model.parameters()).device.type
-        preds = [list(predict_video(model, v, d.test_policy, d.test_num_support, d.test_stride, d.test_refresh_every,
-                                    device, o.test_min_size, o.test_max_size, support_video=sv))
-                 for v, sv in zip(videos, support_videos or [None] * len(videos))]
+        preds = detect_videos(model, cfg, videos, support_videos=support_videos)
+        o = cfg.section
         names = self._part("commands", "class_names")(cfg)
         return evaluate_vid(videos, detections_table(videos, preds), class_names=names,
                             num_classes=o.num_classes)["ap50"]
 
     def demo_figures(self, report, results, configs, out):
         return self._part("demo", "demo_figures")(report, configs, out)
+
+
+def detect_videos(det: STPNDetector, cfg: Config, videos, mode: str | None = None,
+                  support_videos: list[Video] | None = None) -> list[list[dict]]:
+    """``predict_video`` over ``videos`` at the config's test settings (``mode`` overrides the
+    policy), on the detector's device; ``support_videos`` as ``support_video`` per video."""
+    d, o = cfg.data, cfg.section
+    device = next(det.parameters()).device.type
+    return [list(predict_video(det, v, mode or d.test_policy, d.test_num_support, d.test_stride, d.test_refresh_every,
+                               device, o.test_min_size, o.test_max_size, support_video=sv))
+            for v, sv in zip(videos, support_videos or itertools.repeat(None))]
 
 
 def predict_video(det: STPNDetector, video: Video, mode: str = "global", num_support: int = 14, stride: int = 1,

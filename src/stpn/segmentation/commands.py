@@ -30,7 +30,7 @@ def evaluate_run(seg, cfg: Config, out: Path, mode: str | None = None, console: 
     device = next(seg.parameters()).device.type
     results, start = [], time.perf_counter()
     for video in track(videos, f"segmenting ({mode})", console=console):
-        results += [_entry(r) for r in segment_video(seg, video, cfg, mode, device)]
+        results += [results_entry(r) for r in segment_video(seg, video, cfg, mode, device)]
     seconds = time.perf_counter() - start
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -47,7 +47,7 @@ def evaluate_run(seg, cfg: Config, out: Path, mode: str | None = None, console: 
     return metrics
 
 
-def _entry(track: dict) -> dict:
+def results_entry(track: dict) -> dict:
     """A results.json entry: the four keys the server reads."""
     return {k: track[k] for k in ("video_id", "category_id", "score", "segmentations")}
 

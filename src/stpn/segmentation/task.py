@@ -198,11 +198,11 @@ class SegmentationTask(DetectionTask):
 
     def robustness_score(self, model, cfg, videos, support_videos=None) -> float:
         from ..evaluation.ytvis import evaluate_ytvis
+        entry = self._part("commands", "results_entry")
         device = next(model.parameters()).device.type
         results = []
         for video, sv in zip(videos, support_videos or [None] * len(videos)):
-            results += [{k: r[k] for k in ("video_id", "category_id", "score", "segmentations")}
-                        for r in segment_video(model, video, cfg, None, device, support_video=sv)]
+            results += [entry(r) for r in segment_video(model, video, cfg, None, device, support_video=sv)]
         categories = videos[0].meta["categories"] if videos else []
         return evaluate_ytvis(videos, categories, results)["ap50"]
 

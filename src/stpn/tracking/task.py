@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 
 import bisect
+import itertools
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,19 +140,9 @@ class TrackingTask(Task):
 
     def robustness_score(self, model, cfg, videos, support_videos=None) -> float:
         from ..evaluation.got10k import evaluate_got10k
-        d = cfg.data
         device = next(model.parameters()).device.type
         with tempfile.TemporaryDirectory() as tmp:
-            for video, sv in zip(videos, support_videos or [None] * len(videos)):
-                first = _xywh(video, 0)
-                if first is None:
-                    raise ValueError(f"sequence {video.name}: the target is absent in the first frame")
-                frames = (video.frames[t] for t in range(len(video)))
-                supports = None if sv is None else (sv.frames[t] for t in range(len(sv)))
-                rows = list(track_frames(model, frames, first, d.test_num_support, d.test_stride,
-                                         d.test_refresh_every, device, supports))
-                write_got10k_results(Path(tmp), video.name, np.stack([r[1] for r in rows]),
-                                     np.array([r[3] for r in rows]))
+            track_videos(model, cfg, videos, Path(tmp), device, support_videos)
             return evaluate_got10k(videos, Path(tmp))["ao"]
 
     def print_metrics(self, metrics: dict, cfg: Config, console=None) -> None:
@@ -191,6 +182,22 @@ class TrackingTask(Task):
         return tracking_loss(out, batch["box"].to(device))
 
 
+def track_videos(model: STPNTracker, cfg: Config, videos, results: Path, device, support_videos=None) -> None:
+    """Track each sequence from its first box at the config's test settings and write the GOT-10k
+    results layout (boxes, measured seconds per frame) into ``results``; ``support_videos``: the
+    same sequences whose frames the support stream keeps (``track_frames``)."""
+    d = cfg.data
+    for video, sv in zip(videos, support_videos or itertools.repeat(None)):
+        first = _xywh(video, 0)
+        if first is None:
+            raise ValueError(f"sequence {video.name}: the target is absent in the first frame")
+        frames = (video.frames[t] for t in range(len(video)))
+        supports = None if sv is None else (sv.frames[t] for t in range(len(sv)))
+        rows = list(track_frames(model, frames, first, d.test_num_support, d.test_stride, d.test_refresh_every,
+                                 device, supports))
+        write_got10k_results(results, video.name, np.stack([r[1] for r in rows]), np.array([r[3] for r in rows]))
+
+
 def evaluate_tracking(model: STPNTracker, cfg: Config, out: Path, console=None) -> dict:
     """Track every validation sequence from its first box, write the GOT-10k results layout with
     the measured seconds per frame, score it (all frames and, with a sidecar, the deteriorated
@@ -201,13 +208,7 @@ def evaluate_tracking(model: STPNTracker, cfg: Config, out: Path, console=None) 
     results = out / "results"
     device = resolve_device(cfg.run.device)
     model.eval().to(device)
-    for video in track(videos, "tracking", console=console):
-        first = _xywh(video, 0)
-        if first is None:
-            raise ValueError(f"sequence {video.name}: the target is absent in the first frame")
-        frames = (video.frames[t] for t in range(len(video)))
-        rows = list(track_frames(model, frames, first, d.test_num_support, d.test_stride, d.test_refresh_every, device))
-        write_got10k_results(results, video.name, np.stack([r[1] for r in rows]), np.array([r[3] for r in rows]))
+    track_videos(model, cfg, track(videos, "tracking", console=console), results, device)
     metrics = {"all": evaluate_got10k(videos, results)}
     sidecar = sidecar_path(d, d.val_split)
     if sidecar.is_file():
