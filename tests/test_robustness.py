@@ -61,6 +61,8 @@ def test_robustness_report_clean_equals_eval_and_resumes(detection_runs, capsys)
     assert again == json.loads(saved)
     with pytest.raises(ValueError, match="another plan"):
         run_robustness({n: str(r) for n, r in runs.items()}, out, ["noise"], [1])
+    with pytest.raises(ValueError, match="run 'stpn' was scored from"):  # never mix two models' numbers
+        run_robustness({"stpn": str(runs["baseline"])}, out, ["noise", "jpeg"], [1])
 
 
 def test_robustness_command(detection_runs, capsys):

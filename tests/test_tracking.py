@@ -384,6 +384,9 @@ def test_exported_tracker_tracks_a_video_like_the_run(trained_run, tmp_path, cap
     assert main(["track", str(tmp_path / "in.mp4"), "--box", box, "--onnx", str(tmp_path / "onnx"),
                  "--num-support", "7"]) == 2
     assert "exported for K=" in capsys.readouterr().err
+    assert main(["track", str(tmp_path / "in.mp4"), "--box", box, "--onnx", str(tmp_path / "onnx"),
+                 "--device", "cuda"]) == 2
+    assert "--device do not apply" in capsys.readouterr().err
 
 
 def test_robustness_clean_score_is_the_evaluations_ao(trained_run, tmp_path):

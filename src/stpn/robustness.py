@@ -72,6 +72,9 @@ def run_robustness(runs: dict[str, str], out: str | Path, corruptions=CORRUPTION
         raise ValueError(f"the runs belong to different tasks ({sorted(tasks)}): compare runs of one task")
     jobs = []  # (run, corruption, severity, setting)
     for name, (task, model, cfg) in loaded.items():
+        if name in report["runs"] and report["runs"][name]["weights"] != str(runs[name]):
+            raise ValueError(f"{path}: run {name!r} was scored from {report['runs'][name]['weights']}, not "
+                             f"{runs[name]}; use another --out or another name")
         entry = report["runs"].setdefault(name, {"weights": str(runs[name]), "metric": task.robustness_metric,
                                                  "prompting": bool(getattr(model, "stpn", model).prompting),
                                                  "clean": None, "curves": {}})

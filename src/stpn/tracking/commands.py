@@ -49,6 +49,9 @@ def cmd_track(args) -> None:
     from ..data.video import open_source, write_annotated
     if bool(args.weights) == bool(args.onnx):
         raise ValueError("give either --weights (a trained run) or --onnx (a folder written by stpn export)")
+    if args.onnx and (args.config or args.device not in (None, "cpu")):
+        raise ValueError("--onnx runs on ONNX Runtime on the CPU with the exported settings: --config and "
+                         "--device do not apply")
     if args.onnx:
         from ..export import OnnxTracker
         model = OnnxTracker(args.onnx)
