@@ -180,8 +180,9 @@ def _export_graph(module: nn.Module, args: tuple, path: Path, inputs: list[str],
             os.remove(tmp)
 
 
-def _support_graphs(stpn, example: torch.Tensor, num_support: int, out: Path, prepare=None) -> dict:
-    """embed.onnx and predictor.onnx for frames like ``example`` (1, 3, H, W); their manifest entry."""
+def _support_graphs(stpn, example: torch.Tensor, num_support: int, out: Path, prepare=None) -> tuple[dict, tuple]:
+    """embed.onnx and predictor.onnx for frames like ``example`` (1, 3, H, W); their manifest
+    entry and the example prompts (for tracing the prompted graph)."""
     if stpn.prompt_depth == "deep_block":
         raise ValueError("ONNX export supports prompt_depth shallow and deep, not deep_block")
     stages = stpn.support_stages
@@ -394,7 +395,10 @@ class OnnxDetector:
     def predict_video(self, video, mode: str = "global", num_support: int | None = None, stride: int = 1,
                       refresh_every: int = 1):
         """Detections of every frame (a generator of the dicts ``predict_video`` yields), support
-        frames per ``mode`` as in ``stpn.detection.task.predict_video``."""
+        frames per ``mode`` as in ``stpn.detection.task.predict_video``. The embedding graph
+        prepares every support frame as the offline modes do (``transform_support``); in causal
+        mode PyTorch embeds the key frame's own transformed tensor instead, which differs where
+        the detector resizes (bilinear either way, sizes rounded differently)."""
         from .detection.task import _image, inclusive_detections
         K = num_support or (self.stpn.num_support if self.stpn.prompting else 1)
         stream = SupportStream(mode, K, stride, refresh_every, len(video)) if self.stpn.prompting else None
