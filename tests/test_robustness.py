@@ -91,6 +91,9 @@ def test_tracker_keeps_the_support_frames_crops(tmp_path):
 
     np.testing.assert_array_equal(boxes(noisy, noisy), boxes(noisy))  # the frame itself == the usual path
     assert not np.array_equal(boxes(noisy, frames), boxes(noisy))  # clean supports change the prompts
+    state = start(model, frames[0], gt[0], 2, 1, 1)
+    with pytest.raises(ValueError, match="support frame 1 has shape"):
+        step(model, frames[1], state, frames[1][:10])
 
 
 def test_segmentation_robustness_clean_equals_eval(tmp_path):

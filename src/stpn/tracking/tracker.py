@@ -97,12 +97,14 @@ def step(model: STPNTracker, frame: np.ndarray, state: TrackState, support_frame
     t = state.t
     region = crop_region(state.box, model.search_factor)
     search = crop_frame(frame, region, model.search_size, state.template.device, model.mean, model.std)
-    support = search
-    if (support_frame is not None or support_region is not None) and state.stream is not None:
-        support = crop_frame(frame if support_frame is None else support_frame,
-                             region if support_region is None else support_region, model.search_size,
-                             state.template.device, model.mean, model.std)
-    prompts = None if state.stream is None else state.stream.prompts_at(model.stpn, t, lambda i: support[None])
+    if support_frame is not None and support_frame.shape != frame.shape:
+        raise ValueError(f"support frame {t} has shape {support_frame.shape}, the frame {frame.shape}")
+    image_of = lambda i: search[None]  # noqa: E731 - the stream asks only when it keeps this frame
+    if support_frame is not None or support_region is not None:
+        image_of = lambda i: crop_frame(  # noqa: E731
+            frame if support_frame is None else support_frame, region if support_region is None else support_region,
+            model.search_size, state.template.device, model.mean, model.std)[None]
+    prompts = None if state.stream is None else state.stream.prompts_at(model.stpn, t, image_of)
     out = model.head_forward(state.template, search[None], prompts)
     cxcywh, score = decode(out)
     box, _ = sanitize(from_crop(cxcywh[0].double().cpu().numpy(), region), state.box, state.width, state.height)
