@@ -352,3 +352,32 @@ def test_read_split_generates_and_reads_every_benchmark_layout(tmp_path):
             assert any(tg.masks is not None and len(tg.masks) for v in videos for tg in v.targets)
         train, val = read_split(data, "train")[0], read_split(data, "val")[0]
         assert not np.array_equal(train.frames[0], val.frames[0]), fmt  # two splits, two seeds, two folders
+
+
+def test_a_look_alike_has_the_targets_looks_another_pattern_and_circles_it():
+    import dataclasses
+    base = SynthConfig(videos=6, frames=12, width=128, height=96, classes=3, min_objects=2, max_objects=3, seed=3)
+    alike = dataclasses.replace(base, look_alike=1.0)
+    near = []
+    for i in range(base.videos):
+        (v0, chosen0, kinds0), (v1, chosen1, kinds1) = synth_video(base, i), synth_video(alike, i)
+        assert chosen0 == chosen1 and kinds0 == kinds1  # its own random numbers: the rest of the video is kept
+        for t in range(base.frames):
+            a, b = v0.targets[t], v1.targets[t]
+            assert np.array_equal(a.track_ids, b.track_ids) and np.array_equal(a.boxes[0], b.boxes[0])
+            assert b.labels[1] != b.labels[0]  # another pattern
+            if not b.extra["cut_by_image"][:2].any():
+                (x1, y1, x2, y2), (u1, v1_, u2, v2) = b.boxes[0], b.boxes[1]
+                assert np.allclose([x2 - x1, y2 - y1], [u2 - u1, v2 - v1_])  # the target's size
+                side = np.sqrt((x2 - x1) * (y2 - y1))
+                near.append(np.hypot((x1 + x2 - u1 - u2) / 2, (y1 + y2 - v1_ - v2) / 2) / side)
+    assert near and 0.35 - 1e-9 <= min(near) and max(near) <= 1.15 + 1e-9  # radius 0.5-1.0 of the side, +-0.15
+    # the same colours: the look-alike's pixels in a clean first frame are the target's two colours
+    v, _, _ = synth_video(alike, 0)
+    from pycocotools import mask as mask_utils
+    pixels = [np.unique(v.frames[0][mask_utils.decode(v.targets[0].masks[k]).astype(bool)], axis=0) for k in (0, 1)]
+    assert {tuple(p) for p in pixels[1]} <= {tuple(p) for p in pixels[0]}
+    with pytest.raises(ValueError, match="look_alike must be a probability"):
+        SynthConfig(look_alike=1.5)
+    with pytest.raises(ValueError, match="look_alike needs classes >= 2"):
+        SynthConfig(look_alike=0.5, classes=1)

@@ -236,6 +236,47 @@ def test_training_pairs_are_reproducible_and_supports_come_before_the_search_fra
     assert not torch.equal(ds[3]["search"], a["search"])
 
 
+@pytest.mark.parametrize("jitter", ["shared", "independent"])
+def test_support_crops_see_the_target_where_the_search_crop_does(tmp_path, monkeypatch, jitter):
+    """At test time every crop is centred on the last prediction, so the target sits at the same
+    place in the support crops as in the search crop; shared training jitter reproduces that."""
+    from stpn.tracking import task as task_module
+    cfg = tiny_config(tmp_path, "tracking.center_jitter=2.0", f"tracking.support_jitter={jitter}")
+    ds = TrackingTask().train_dataset(cfg)
+    calls = []
+    real_crop, real_box = task_module.crop_frame, task_module._xywh
+    monkeypatch.setattr(task_module, "crop_frame", lambda f, region, *a: calls.append(np.array(region)) or real_crop(f, region, *a))
+    monkeypatch.setattr(task_module, "_xywh", lambda v, t: calls.append(real_box(v, t)) or real_box(v, t))
+    spread = []
+    for i in range(len(ds)):
+        calls.clear()
+        item = ds[i]
+        boxes, regions = calls[0::2], calls[1::2]  # template, search, then each support: box, crop
+        boxes = [boxes[0] if b is None else b for b in boxes]  # an absent target: the template's box
+        where = [to_crop(b, r) for b, r in zip(boxes[1:], regions[1:])]
+        assert np.allclose(where[0], item["box"].numpy(), atol=1e-6)  # the search crop's target, as trained on
+        ratio = [r[2] / np.sqrt(b[2] * b[3]) for b, r in zip(boxes[1:], regions[1:])]
+        spread.append(max(np.abs(w[:2] - where[0][:2]).max() for w in where[1:]) + np.ptp(ratio))
+    if jitter == "shared":
+        assert max(spread) < 1e-9
+    else:
+        assert min(spread) > 1e-3
+
+
+def test_the_tracking_demo_pretrains_on_its_own_training_videos(tmp_path):
+    from stpn.engine.config import config_dict
+    from stpn.tracking.commands import demo_config, pretrain_config
+    for seed in (0, 2):
+        pre, run = pretrain_config(tmp_path, False, seed), demo_config(tmp_path, False, True, seed)
+        assert run.model.weights == str(tmp_path / "pretrain" / "model.safetensors") and pre.run.out == str(tmp_path / "pretrain")
+        assert pre.data.synth == run.data.synth and pre.data.train_split == run.data.train_split
+        assert pre.data.format == "vid" and pre.data.root != run.data.root  # all objects, labelled, beside the GOT-10k copy
+        for key in ("backbone", "backbone_kwargs", "mean", "std"):
+            assert getattr(pre.model, key) == getattr(run.model, key), key
+        assert config_dict(pre)["run"]["seed"] == config_dict(run)["run"]["seed"]
+        assert pre.classification.num_classes == run.data.synth["classes"]
+
+
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sot")
@@ -308,6 +349,10 @@ def test_quick_sot_demo_writes_report_plot_and_video(tmp_path, monkeypatch):
     real = commands.demo_config
     monkeypatch.setattr(commands, "demo_config", lambda out, quick, prompting, seed=0: load_config(
         None, [f"{k}={v}" for k, v in _flat(real(out, quick, prompting, seed))] + TINY))
+    real_pre = commands.pretrain_config  # the same tiny ViT and data, as an object classifier
+    monkeypatch.setattr(commands, "pretrain_config", lambda out, quick, seed=0: load_config(
+        None, [f"{k}={v}" for k, v in _flat(real_pre(out, quick, seed))] + [o for o in TINY if o.startswith(("model.", "data."))] + ["classification.num_classes=2",
+                                                                           "classification.crop_size=16", "optim.epochs=1"]))
     from stpn.engine.demo import run_paired_demo
     report = run_paired_demo("tracking", tmp_path / "demo", quick=True)
     saved = json.loads((tmp_path / "demo" / "report.json").read_text())
@@ -316,6 +361,7 @@ def test_quick_sot_demo_writes_report_plot_and_video(tmp_path, monkeypatch):
             assert 0 <= saved[name][key] <= 1
         assert saved[name]["ao_all"] == report[name]["ao_all"]
     assert saved["quick"] is True
+    assert saved["pretrain"]["crops"] > 0 and (tmp_path / "demo" / "pretrain" / "model.safetensors").is_file()
     with pytest.raises(ValueError, match=r"holds a demo with other settings \(stpn demo --task sot --quick; this one: stpn demo --task sot\)"):
         run_paired_demo("tracking", tmp_path / "demo", quick=False)
     assert (tmp_path / "demo" / "success.png").stat().st_size > 0

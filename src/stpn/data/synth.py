@@ -42,6 +42,10 @@ class SynthConfig:
     deteriorated: float = 0.3  # target fraction of deteriorated frames (at most ~0.5: they never touch)
     object_size: tuple[float, float] = (0.28, 0.40)  # object side range, as a fraction of min(width, height)
     kinds: tuple[str, ...] = KINDS
+    # chance that a video's second object is a look-alike of the first (the tracking target): same
+    # shape, size and colours, another pattern (class), circling the target at 0.5-1.0 of its side,
+    # so that wherever a frame hides the pattern the two are told apart only by where they were
+    look_alike: float = 0.0
     seed: int = 0
 
     def __post_init__(self):
@@ -61,6 +65,10 @@ class SynthConfig:
             raise ValueError("videos, frames and max_objects must be >= 1")
         if not 1 <= self.min_objects <= self.max_objects:
             raise ValueError(f"min_objects must be in 1..max_objects ({self.max_objects}), got {self.min_objects}")
+        if not 0 <= self.look_alike <= 1:
+            raise ValueError(f"look_alike must be a probability in [0, 1], got {self.look_alike}")
+        if self.look_alike and self.classes < 2:
+            raise ValueError("look_alike needs classes >= 2 (a look-alike has another pattern than the target)")
 
 
 def class_names(n: int) -> list[str]:
@@ -130,6 +138,8 @@ def synth_video(config: SynthConfig, index: int):
             "x": rng.uniform(side / 2, W - side / 2), "y": rng.uniform(side / 2, H - side / 2),
             "vx": rng.uniform(1.5, 4.0) * rng.choice([-1, 1]), "vy": rng.uniform(0.5, 2.5) * rng.choice([-1, 1]),
             "colors": PALETTE[int(rng.integers(len(PALETTE)))], "track": k + 1, "phase": rng.uniform(0, 8, size=2)})
+    if config.look_alike and n_obj >= 2:
+        _make_look_alike(objects, np.random.default_rng([config.seed, index, 1]), config)
     # isolated deteriorated frames, never frame 0
     chosen, kinds = [], []
     p = config.deteriorated / max(1e-9, 1 - config.deteriorated)
@@ -182,15 +192,45 @@ def synth_video(config: SynthConfig, index: int):
                                     extra={"cover": np.array(cover), "cut_by_image": np.array(cut),
                                            "occluded": np.array(occluded, dtype=bool)}))
         for ob in objects:  # move, bounce off the borders (objects may leave the frame in part)
+            if "orbit" in ob:
+                continue
             ob["x"] += ob["vx"]
             ob["y"] += ob["vy"]
             if not 0 <= ob["x"] <= W:
                 ob["vx"] *= -1
             if not 0 <= ob["y"] <= H:
                 ob["vy"] *= -1
+        for ob in objects:  # a look-alike circles the target, which has moved
+            if "orbit" in ob:
+                _place_orbit(ob, objects[0], t + 1)
     name = f"synth_{config.seed:04d}_{index:05d}"
     video = Video(name, ArrayFrames(frames), W, H, targets, frame_names=[f"{t:06d}" for t in range(T)])
     return video, chosen, kinds
+
+
+def _make_look_alike(objects: list[dict], rng: np.random.Generator, config: SynthConfig) -> None:
+    """Turn ``objects[1]`` into a look-alike of ``objects[0]`` (drawn from ``rng``, a generator of
+    its own, so videos without one keep their pixels): the target's shape, size and colours,
+    another class, and an orbit around the target (radius 0.5-1.0 of the target's side, turning
+    0.12-0.3 rad a frame either way, the radius breathing by +-0.15 side)."""
+    target, other = objects[0], objects[1]
+    cls = int(rng.integers(config.classes - 1))
+    other.update(cls=cls + (cls >= target["cls"]), ellipse=target["ellipse"], w=target["w"], h=target["h"],
+                 colors=target["colors"])
+    side = float(np.sqrt(target["w"] * target["h"]))
+    other["orbit"] = {"radius": side * rng.uniform(0.5, 1.0), "breath": side * 0.15, "angle": rng.uniform(0, 2 * np.pi),
+                      "turn": rng.uniform(0.12, 0.3) * rng.choice([-1, 1]), "pace": rng.uniform(0.2, 0.5)}
+    _place_orbit(other, target, 0)
+    other["vx"], other["vy"] = target["vx"], target["vy"]
+
+
+def _place_orbit(ob: dict, target: dict, t: int) -> None:
+    o = ob["orbit"]
+    angle = o["angle"] + o["turn"] * t
+    radius = o["radius"] + o["breath"] * np.sin(o["pace"] * t)
+    x, y = target["x"] + radius * np.cos(angle), target["y"] + radius * np.sin(angle)
+    ob["vx"], ob["vy"] = x - ob["x"], y - ob["y"]
+    ob["x"], ob["y"] = x, y
 
 
 def visible_only(video: Video) -> Video:

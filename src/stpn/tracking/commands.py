@@ -93,9 +93,28 @@ def cmd_track(args) -> None:
 
 
 # the demo ---------------------------------------------------------------------------------------
+QUICK_DATA = ["data.synth.train_videos=16", "data.synth.val_videos=4"]
+
+
 def demo_config(out: Path, quick: bool, prompting: bool, seed: int = 0) -> Config:
-    quick_overrides = ["optim.epochs=2", "data.synth.train_videos=16", "data.synth.val_videos=4"] if quick else []
-    return paired_run_config("sot_demo_cpu", out, prompting, [*quick_overrides, *seed_overrides(seed)])
+    """One tracker of the demo: it starts from the demo's pre-trained backbone (``pretrain_config``)."""
+    overrides = [f"model.weights={Path(out) / 'pretrain' / 'model.safetensors'}",
+                 *(["optim.epochs=2", *QUICK_DATA] if quick else []), *seed_overrides(seed)]
+    return paired_run_config("sot_demo_cpu", out, prompting, overrides)
+
+
+def pretrain_config(out: Path, quick: bool, seed: int = 0) -> Config:
+    """The tracker's ViT as an object classifier on the demo's training videos (the same videos as
+    ``demo_config``'s, in the VID layout with all their objects, in ``out/pretrain_data``)."""
+    from ..engine.config import load_config, packaged_config
+    overrides = [f"data.root={Path(out) / 'pretrain_data'}", f"run.out={Path(out) / 'pretrain'}",
+                 *([*QUICK_DATA, "optim.epochs=2"] if quick else []), *seed_overrides(seed)]
+    return load_config(packaged_config("sot_demo_cpu_pretrain"), overrides)
+
+
+def prepare(configs: dict, out: Path, quick: bool, seed: int, console: Console) -> dict:
+    from ..detection.demo import prepare as prepare_backbone
+    return prepare_backbone(configs, out, quick, seed, console, pretrain_config(out, quick, seed))
 
 
 def plot_curves(results: dict, path: Path) -> Path:

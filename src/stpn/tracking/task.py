@@ -39,12 +39,18 @@ class TrackingSection(Section):
     samples_per_video: int = 1  # training: template/search pairs per video and epoch
     center_jitter: float = 1.0  # training: search-centre shift, up to +-center_jitter/2 x sqrt(w h)
     scale_jitter: float = 0.25  # training: search-size jitter, exp(N(0, scale_jitter))
+    # training: "shared" cuts every support crop with the search crop's jitter (each around its own
+    # frame's box), so that supports sit where the tracking loop puts them, on the same recent
+    # positions as the search region; "independent" jitters each crop on its own
+    support_jitter: str = "shared"
 
     def problems(self):
         return [(k, m) for ok, k, m in (
             (self.template_size >= 1 and self.search_size >= 1, "search_size", "crop sizes must be >= 1"),
             (self.max_gap >= 1, "max_gap", "must be >= 1"),
-            (self.samples_per_video >= 1, "samples_per_video", "must be >= 1")) if not ok]
+            (self.samples_per_video >= 1, "samples_per_video", "must be >= 1"),
+            (self.support_jitter in ("shared", "independent"), "support_jitter", "must be shared or independent"))
+            if not ok]
 
 
 def build_tracker(cfg: Config) -> STPNTracker:
@@ -74,8 +80,10 @@ class TrackingPairs(VideoItems):
     seed, epoch and item) a search frame t >= 1 where the target is visible, a template frame in
     [t - max_gap, t - 1] where it is visible, and the K most recent frames on the stride grid
     before t as supports (``causal_support``, as the tracking loop uses). The search crop and
-    the support crops are centred on the jittered true box (at test time they are centred on
-    the previous prediction); the template crop on the true box."""
+    the support crops are centred on the jittered true box of their frame, with the search crop's
+    jitter (``support_jitter: shared``; at test time every crop is centred on the previous
+    prediction, so supports and search see the scene from the same recent position) or one of
+    their own (``independent``); the template crop on the true box."""
 
     def __init__(self, videos: list[Video], cfg: Config):
         d = cfg.data
@@ -88,13 +96,18 @@ class TrackingPairs(VideoItems):
             raise ValueError("no training video has the target visible in two frames")
         self.items = [v for v in usable for _ in range(cfg.tracking.samples_per_video)]
 
-    def _jittered(self, box: np.ndarray, rng: random.Random) -> np.ndarray:
+    def _jitter(self, rng: random.Random) -> tuple[float, float, float]:
+        """(scale, x shift, y shift): shifts in units of the box's sqrt(w h)."""
         d = self.cfg.tracking
         scale = float(np.exp(rng.gauss(0.0, d.scale_jitter)))
+        return scale, (rng.random() - 0.5) * d.center_jitter, (rng.random() - 0.5) * d.center_jitter
+
+    @staticmethod
+    def _jittered(box: np.ndarray, jitter: tuple[float, float, float]) -> np.ndarray:
+        scale, dx, dy = jitter
         w, h = box[2] * scale, box[3] * scale
-        shift = d.center_jitter * np.sqrt(box[2] * box[3])
-        cx = box[0] + box[2] / 2 + (rng.random() - 0.5) * shift
-        cy = box[1] + box[3] / 2 + (rng.random() - 0.5) * shift
+        side = np.sqrt(box[2] * box[3])
+        cx, cy = box[0] + box[2] / 2 + dx * side, box[1] + box[3] / 2 + dy * side
         return np.array([cx - w / 2, cy - h / 2, w, h])
 
     def __getitem__(self, i: int) -> dict:
@@ -108,14 +121,16 @@ class TrackingPairs(VideoItems):
         template_box = _xywh(video, z)
         template = crop_frame(video.frames[z], crop_region(template_box, m.template_factor), m.template_size, "cpu", *self.norm)
         box = _xywh(video, t)
-        region = crop_region(self._jittered(box, rng), m.search_factor)
+        jitter = self._jitter(rng)
+        region = crop_region(self._jittered(box, jitter), m.search_factor)
         search = crop_frame(video.frames[t], region, m.search_size, "cpu", *self.norm)
         support_index = causal_support(t, t + 1, d.train_num_support, d.train_stride)
         crops = []
         for tau in support_index:
             b = _xywh(video, tau)
             b = template_box if b is None else b
-            crops.append(crop_frame(video.frames[tau], crop_region(self._jittered(b, rng), m.search_factor),
+            own = jitter if m.support_jitter == "shared" else self._jitter(rng)
+            crops.append(crop_frame(video.frames[tau], crop_region(self._jittered(b, own), m.search_factor),
                                     m.search_size, "cpu", *self.norm))
         return {"template": template, "search": search, "support": torch.stack(crops),
                 "offsets": torch.tensor([tau - t for tau in support_index]),
@@ -153,6 +168,15 @@ class TrackingTask(Task):
     def demo_config(self, out, quick, prompting, seed=0):
         from .commands import demo_config
         return demo_config(out, quick, prompting, seed)
+
+    def demo_settings(self, out, quick, seed):
+        from ..engine.config import config_dict
+        from .commands import pretrain_config
+        return {"pretrain": config_dict(pretrain_config(out, quick, seed))}
+
+    def demo_prepare(self, configs, out, quick, seed, console):
+        from .commands import prepare
+        return prepare(configs, out, quick, seed, console)
 
     demo_metrics = ("ao_all", "ao_deteriorated", "sr50_all")
 
