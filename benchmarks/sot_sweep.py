@@ -66,9 +66,8 @@ def one(variant: str, seed: int, prompting: bool, out: Path, device: str) -> dic
     run = train(cfg, task, resume="auto")
     seconds = time.perf_counter() - start
     model, _ = task.load(run / "model.safetensors", None, [f"run.device={device}"])
-    try:
-        import matplotlib  # noqa: F401 - only whether it is there
-    except ImportError:  # a bare GPU machine: no success plot
+    import importlib.util
+    if importlib.util.find_spec("matplotlib") is None:  # a bare GPU machine: no success plot
         import stpn.evaluation.got10k as g
         g.plot_success = lambda *a, **k: None
     m = evaluate_tracking(model, cfg, run / "eval")

@@ -474,5 +474,21 @@ def test_support_swap_diagnostic_regenerates_the_validation_targets(trained_run,
     plain = tiny_tracker(prompting=False, prompt_depth="shallow", template_size=model.template_size,
                          search_size=model.search_size)
     assert set(swap_test(plain, full, 2, 1, 1, model.search_factor)) == {"sequences", "own"}
+    # split by the deteriorated frames the sidecar lists: the parts add up to the whole
+    from stpn.data.splits import read_sidecar, sidecar_path
+    _, bad = validation_videos(cfg, with_deteriorated=True)
+    sidecar = read_sidecar(sidecar_path(cfg.data, cfg.data.val_split))
+    assert [sorted(b) for b in bad] == [sorted(sidecar[v.name]) for v in full]
+    split = swap_test(model, full, 2, 1, 1, model.search_factor, bad)
+    for setting in ("own", "swapped"):
+        r, parts = split[setting], [split[setting]["clean"], split[setting]["deteriorated"]]
+        assert r["ao"] == result[setting]["ao"] and sum(q["frames"] for q in parts) == r["frames"]
+        used = [(v, b) for v, b in zip(full, bad) if v.targets[0].visible.sum() >= 2]  # with a distractor
+        assert parts[1]["frames"] == sum(  # scored: deteriorated frames where the target is visible
+            object_boxes(v, int(v.targets[0].track_ids[v.targets[0].visible][0]))[t] is not None for v, b in used for t in b)
+        assert parts[1]["frames"] > 0
+        for key in ("ao", "on_distractor"):
+            total = sum(q[key] * q["frames"] for q in parts if q["frames"])
+            assert total / r["frames"] == pytest.approx(r[key], abs=1e-12)
     assert diagnose(["--weights", str(run), "--json", str(tmp_path / "swap.json")]) == 0
     assert json.loads((tmp_path / "swap.json").read_text())["sequences"] == result["sequences"]

@@ -48,8 +48,9 @@ def object_boxes(video: Video, track_id: int) -> list[np.ndarray | None]:
     return out
 
 
-def validation_videos(cfg) -> list[Video]:
-    """The run's generated validation videos with all their objects (as ``read_split`` made them)."""
+def validation_videos(cfg, with_deteriorated: bool = False):
+    """The run's generated validation videos with all their objects (as ``read_split`` made them);
+    ``with_deteriorated``: also each video's set of deteriorated frames."""
     from ..data.synth import SynthConfig, synth_video
     d = cfg.data
     if d.synth is None:
@@ -59,16 +60,19 @@ def validation_videos(cfg) -> list[Video]:
     synth["videos"] = d.synth.get(f"{d.val_split}_videos", synth.get("videos", 8))
     synth["seed"] = d.synth.get(f"{d.val_split}_seed", 1)
     config = SynthConfig(**synth)
-    return [synth_video(config, i)[0] for i in range(config.videos)]
+    made = [synth_video(config, i) for i in range(config.videos)]
+    videos = [v for v, _, _ in made]
+    return (videos, [set(chosen) for _, chosen, _ in made]) if with_deteriorated else videos
 
 
 def swap_test(model, videos: list[Video], num_support: int, stride: int, refresh_every: int,
-              factor: float) -> dict:
+              factor: float, deteriorated: list[set] | None = None) -> dict:
     """AO on the target and the share of frames on the distractor, own vs swapped supports (a
-    tracker without prompts: its own row only, the drift a prompted tracker is measured against)."""
+    tracker without prompts: its own row only, the drift a prompted tracker is measured against);
+    with ``deteriorated`` (each video's deteriorated frames) also both on those frames and on the others."""
     rows = {"own": [], "swapped": []} if model.prompting else {"own": []}
     used = 0
-    for video in videos:
+    for v, video in enumerate(videos):
         first = video.targets[0]
         seen = [int(i) for i, v in zip(first.track_ids, first.visible) if v]
         if len(seen) < 2:
@@ -85,12 +89,20 @@ def swap_test(model, videos: list[Video], num_support: int, stride: int, refresh
                 on_target = iou(box, target[t]) if target[t] is not None else None
                 on_distractor = iou(box, distractor[t]) if distractor[t] is not None else 0.0
                 if on_target is not None:
-                    rows[setting].append((on_target, on_distractor >= 0.3 and on_distractor > on_target))
+                    bad = deteriorated is not None and t in deteriorated[v]
+                    rows[setting].append((on_target, on_distractor >= 0.3 and on_distractor > on_target, bad))
     out = {"sequences": used}
     for setting, r in rows.items():
-        out[setting] = {"ao": float(np.mean([a for a, _ in r])) if r else None,
-                        "on_distractor": float(np.mean([d for _, d in r])) if r else None, "frames": len(r)}
+        out[setting] = _shares(r)
+        if deteriorated is not None:
+            out[setting]["deteriorated"] = _shares([x for x in r if x[2]])
+            out[setting]["clean"] = _shares([x for x in r if not x[2]])
     return out
+
+
+def _shares(rows: list) -> dict:
+    return {"ao": float(np.mean([r[0] for r in rows])) if rows else None,
+            "on_distractor": float(np.mean([r[1] for r in rows])) if rows else None, "frames": len(rows)}
 
 
 def main(argv=None) -> int:
@@ -102,12 +114,18 @@ def main(argv=None) -> int:
     from .commands import load_tracker
     model, cfg = load_tracker(args.weights)
     d = cfg.data
-    result = swap_test(model, validation_videos(cfg)[:args.videos], d.test_num_support, d.test_stride,
-                       d.test_refresh_every, model.search_factor)
+    videos, deteriorated = validation_videos(cfg, with_deteriorated=True)
+    result = swap_test(model, videos[:args.videos], d.test_num_support, d.test_stride,
+                       d.test_refresh_every, model.search_factor, deteriorated[:args.videos])
     for setting in ("own", "swapped") if model.prompting else ("own",):
         r = result[setting]
         print(f"{setting:8s} supports: AO {100 * r['ao']:.1f}, on the distractor in {100 * r['on_distractor']:.1f} % "
               f"of {r['frames']} frames ({result['sequences']} sequences with a distractor)")
+        for part in ("clean", "deteriorated"):
+            q = r[part]
+            if q["frames"]:
+                print(f"{'':8s} {part:>12s} frames: AO {100 * q['ao']:.1f}, on the distractor in "
+                      f"{100 * q['on_distractor']:.1f} % of {q['frames']}")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
     return 0
