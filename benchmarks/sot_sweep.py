@@ -1,6 +1,6 @@
 """Tracking-demo variants over seeds, many runs at once (a many-core machine or a GPU).
 
-    python benchmarks/sot_sweep.py --variants base lookalike --seeds 3 [--jobs 12] [--device cuda] [--out runs/sot_sweep]
+    python benchmarks/sot_sweep.py --variants demo scratch --seeds 3 [--jobs 12] [--device cuda] [--out runs/sot_sweep]
 
 Each (variant, seed) gets its own generated data (the demo's seeds: data 2N / 2N+1, training N)
 and trains STPN and the single-frame baseline from ``sot_demo_cpu`` plus the variant's
@@ -19,20 +19,22 @@ import sys
 import time
 from pathlib import Path
 
+OLD_CROPS = ["tracking.search_factor=4.0", "tracking.template_size=64"]  # 0.8x the frame's scale
+# name: (starts from the pre-trained ViT, overrides of sot_demo_cpu)
 VARIANTS = {
-    "base": ["tracking.support_jitter=independent", "tracking.center_jitter=1.0", "data.synth.look_alike=0.0",
-             "data.synth.min_objects=1"],
-    "shared": ["tracking.center_jitter=1.0", "data.synth.look_alike=0.0", "data.synth.min_objects=1"],
-    "lookalike": [],
-    "lookalike_indep": ["tracking.support_jitter=independent"],
-    "lookalike_j1": ["tracking.center_jitter=1.0"],
-    "lookalike_j3": ["tracking.center_jitter=3.0"],
-    "lookalike_e30": ["optim.epochs=30"],
-    "lookalike_k4": ["data.train_num_support=4", "data.test_num_support=4"],
-    "nopre": [],
-    "f3": ["tracking.search_factor=3.0", "tracking.template_size=80"],
+    "demo": (True, []),  # the shipped demo
+    "scratch": (False, []),
+    "crops08": (True, OLD_CROPS),
+    "crops08_indep": (True, [*OLD_CROPS, "tracking.support_jitter=independent"]),
+    "crops08_scratch": (False, OLD_CROPS),
+    "jitter1": (True, ["tracking.center_jitter=1.0"]),
+    "jitter3": (True, ["tracking.center_jitter=3.0"]),
+    "epochs30": (True, ["optim.epochs=30"]),
+    "k4": (True, ["data.train_num_support=4", "data.test_num_support=4"]),
+    # the demo before the look-alikes (commit d62b511): from scratch, 0.8x crops, independent jitter of 1.0
+    "old_demo": (False, [*OLD_CROPS, "tracking.support_jitter=independent", "tracking.center_jitter=1.0",
+                         "data.synth.look_alike=0.0", "data.synth.min_objects=1"]),
 }
-NO_PRETRAIN = ("base", "shared", "nopre")  # variants that train from scratch; the others start from the pre-trained ViT
 
 
 def pretrain_overrides(seed: int, out: Path, device: str) -> list[str]:
@@ -44,10 +46,11 @@ def pretrain_overrides(seed: int, out: Path, device: str) -> list[str]:
 def overrides(variant: str, seed: int, out: Path, prompting: bool, device: str) -> list[str]:
     from stpn.engine.config import seed_overrides
     folder = out / f"{variant}_seed{seed}"
-    weights = [] if variant in NO_PRETRAIN else [f"model.weights={out / f'pretrain_seed{seed}' / 'model.safetensors'}"]
+    pretrained, extra = VARIANTS[variant]
+    weights = [f"model.weights={out / f'pretrain_seed{seed}' / 'model.safetensors'}"] if pretrained else []
     return [*weights, f"data.root={folder / 'data'}", f"run.out={folder / ('stpn' if prompting else 'baseline')}",
             f"model.prompting={str(prompting).lower()}", f"run.device={device}", "run.threads=1",
-            *VARIANTS[variant], *seed_overrides(seed), *QUICK]
+            *extra, *seed_overrides(seed), *QUICK]
 
 
 QUICK: list[str] = []  # --quick: a plumbing check
@@ -71,14 +74,14 @@ def one(variant: str, seed: int, prompting: bool, out: Path, device: str) -> dic
         import stpn.evaluation.got10k as g
         g.plot_success = lambda *a, **k: None
     m = evaluate_tracking(model, cfg, run / "eval")
-    return {"variant": variant, "seed": seed, "model": "stpn" if prompting else "baseline",
+    return {"variant": variant, "seed": seed, "model": "stpn" if prompting else "baseline", "settings": VARIANTS[variant],
             "ao_all": m["ao_all"], "ao_deteriorated": m.get("ao_deteriorated"), "sr50_all": m["sr50_all"],
             "train_seconds": seconds}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variants", nargs="+", default=["base", "lookalike"], choices=tuple(VARIANTS))
+    parser.add_argument("--variants", nargs="+", default=["demo", "scratch"], choices=tuple(VARIANTS))
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--device", default="cpu")
@@ -102,15 +105,18 @@ def main(argv=None) -> int:
         return 0
     if args.one:
         v, s, name = args.one
-        row = one(v, int(s), name == "stpn", args.out, args.device)
+        row = {**one(v, int(s), name == "stpn", args.out, args.device), "quick": args.quick}
         with results.open("a") as f:
             f.write(json.dumps(row) + "\n")
         sys.stdout.flush()
         os._exit(0)  # a CUDA worker has been seen to hang at interpreter exit
     args.out.mkdir(parents=True, exist_ok=True)
     done = set()
-    if results.is_file():
-        done = {(r["variant"], r["seed"], r["model"]) for r in map(json.loads, results.read_text().splitlines())}
+    for r in read_rows(results):  # finished runs are read back; a variant redefined since is refused
+        if r["settings"] != list(VARIANTS[r["variant"]]) or r.get("quick", False) != args.quick:
+            raise SystemExit(f"{results}: {r['variant']} seed {r['seed']} ran with other settings "
+                             f"({r['settings']}, quick={r.get('quick', False)}); use another --out")
+        done.add((r["variant"], r["seed"], r["model"]))
     from stpn.data.splits import read_split
     from stpn.engine.config import load_config, packaged_config
     todo = []
@@ -121,7 +127,7 @@ def main(argv=None) -> int:
             todo += [(v, s, m) for m in ("stpn", "baseline") if (v, s, m) not in done]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     t0 = time.perf_counter()
-    seeds = sorted({s for v, s, _ in todo if v not in NO_PRETRAIN})
+    seeds = sorted({s for v, s, _ in todo if VARIANTS[v][0]})
     pre = [(s, subprocess.Popen([sys.executable, __file__, "--one", "pretrain", str(s), "-", "--out", str(args.out),
                                   "--device", args.device, *(["--quick"] if args.quick else [])],
                                  stdout=(args.out / f"pretrain_seed{s}.log").open("w"), stderr=subprocess.STDOUT, env=env))
@@ -148,21 +154,30 @@ def main(argv=None) -> int:
     return 0
 
 
+def read_rows(results: Path) -> list[dict]:
+    """The finished runs' rows (JSON lines; settings as JSON gives them back: lists)."""
+    if not results.is_file():
+        return []
+    return [json.loads(line) for line in results.read_text().splitlines()]
+
+
 def summarize(results: Path) -> None:
-    import numpy as np
-    rows = [json.loads(line) for line in results.read_text().splitlines()]
-    by = {(r["variant"], r["seed"], r["model"]): r for r in rows}
+    """Per variant: each seed's single frame -> STPN AO and the margin's mean (min, max) over the
+    seeds where both runs finished."""
+    from stpn.evaluation.margins import margin_summary
+    rows = read_rows(results)
     for v in dict.fromkeys(r["variant"] for r in rows):
-        seeds = sorted({r["seed"] for r in rows if r["variant"] == v})
+        by_seed = {}
+        for r in rows:
+            if r["variant"] == v:
+                by_seed.setdefault(r["seed"], {})[r["model"]] = r
+        reports = {s: m for s, m in by_seed.items() if {"stpn", "baseline"} <= set(m)}
+        if not reports:
+            continue
         line = [f"{v:16s}"]
-        for key in ("ao_all", "ao_deteriorated"):
-            pairs = [(by[(v, s, "baseline")][key], by[(v, s, "stpn")][key]) for s in seeds
-                     if (v, s, "baseline") in by and (v, s, "stpn") in by]
-            if not pairs:
-                continue
-            m = [100 * (b - a) for a, b in pairs]
-            line.append(f"{key}: " + " ".join(f"{100 * a:.1f}->{100 * b:.1f}" for a, b in pairs) +
-                        f"  margin {np.mean(m):+.1f} ({min(m):+.1f}..{max(m):+.1f})")
+        for key, k in margin_summary(reports, ["ao_all", "ao_deteriorated"]).items():
+            seeds = " ".join(f"{r['baseline']:.1f}->{r['stpn']:.1f}" for r in k["per_seed"].values())
+            line.append(f"{key}: {seeds}  margin {k['mean']:+.1f} ({k['min']:+.1f}..{k['max']:+.1f})")
         print("  ".join(line), flush=True)
 
 

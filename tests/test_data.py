@@ -365,12 +365,14 @@ def test_a_look_alike_has_the_targets_looks_another_pattern_and_circles_it():
         for t in range(base.frames):
             a, b = v0.targets[t], v1.targets[t]
             assert np.array_equal(a.track_ids, b.track_ids) and np.array_equal(a.boxes[0], b.boxes[0])
+            assert np.array_equal(a.boxes[2:], b.boxes[2:]) and np.array_equal(a.labels[2:], b.labels[2:])  # the others
             assert b.labels[1] != b.labels[0]  # another pattern
             if not b.extra["cut_by_image"][:2].any():
                 (x1, y1, x2, y2), (u1, v1_, u2, v2) = b.boxes[0], b.boxes[1]
                 assert np.allclose([x2 - x1, y2 - y1], [u2 - u1, v2 - v1_])  # the target's size
                 side = np.sqrt((x2 - x1) * (y2 - y1))
                 near.append(np.hypot((x1 + x2 - u1 - u2) / 2, (y1 + y2 - v1_ - v2) / 2) / side)
+    assert sum(len(synth_video(base, i)[0].targets[0]) > 2 for i in range(base.videos)) >= 1  # a third object to check
     assert near and 0.35 - 1e-9 <= min(near) and max(near) <= 1.15 + 1e-9  # radius 0.5-1.0 of the side, +-0.15
     # the same colours: the look-alike's pixels in a clean first frame are the target's two colours
     v, _, _ = synth_video(alike, 0)
