@@ -257,6 +257,8 @@ def test_quick_demo_writes_report_chart_and_video_and_resumes(tmp_path, capsys):
     assert main(["demo", "--quick", "--out", str(tmp_path)]) == 0  # finished runs are not trained again
     again = json.loads((tmp_path / "report.json").read_text())
     assert again["stpn"]["ap50_all"] == first and again["stpn"]["train_seconds"] == report["stpn"]["train_seconds"]
+    # evaluated again after both trainings, on one thread as when the demo evaluated it while the other trained
+    assert again["baseline"]["ap50_all"] == report["baseline"]["ap50_all"]
     assert again["pretrain"] == report["pretrain"]
     # the full demo never reuses a quick demo's folder (it reported the quick runs as its own)
     assert main(["demo", "--out", str(tmp_path)]) == 2

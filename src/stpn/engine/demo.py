@@ -15,6 +15,7 @@ import math
 import time
 from pathlib import Path
 
+import torch
 import yaml
 from rich.console import Console
 
@@ -45,12 +46,25 @@ def run_paired_demo(task_name: str, out: Path, quick: bool = False, seed: int = 
     iterations = cfg.optim.epochs * math.ceil(math.ceil(items / cfg.optim.batch_size) / cfg.optim.accumulate)
     console.print(f"training STPN and the single-frame baseline side by side ({iterations} iterations each); "
                   f"logs in {out}/*/train.log")
-    seconds = train_side_by_side(configs, out / "demo_config.yaml", iterations, console)
-    report, results = {}, {}
-    for name, c in configs.items():
+
+    def evaluate(name: str, con: Console) -> dict:
+        torch.set_num_threads(1)  # per thread: the one evaluating while the other model trains sets its own
+        c = configs[name]
         model, _ = task.load(Path(c.run.out) / "model.safetensors")
-        results[name] = task.evaluate(model, c, Path(c.run.out) / "eval", console=console)
-        report[name] = {**task.demo_row(results[name]), "train_seconds": seconds[name]}
+        return task.evaluate(model, c, Path(c.run.out) / "eval", console=con)
+
+    # every evaluation on one thread (two barely help these models): the same numbers and the same
+    # ms/frame whether a model is evaluated while the other still trains or after
+    threads = torch.get_num_threads()
+    try:
+        seconds, results = train_side_by_side(configs, out / "demo_config.yaml", iterations, console,
+                                              while_training=lambda name: evaluate(name, Console(quiet=True)))
+        for name in configs:
+            if name not in results:
+                results[name] = evaluate(name, console)
+    finally:
+        torch.set_num_threads(threads)
+    report = {name: {**task.demo_row(results[name]), "train_seconds": seconds[name]} for name in configs}
     report.update(extra)
     report["config"] = config_dict(cfg)
     report["quick"], report["seed"] = quick, seed
@@ -72,21 +86,26 @@ def margin_points(stpn: float | None, baseline: float | None) -> float | None:
     return 100 * (stpn - baseline)
 
 
-def train_side_by_side(configs: dict, config_file: Path, iterations: int, console) -> dict:
+def train_side_by_side(configs: dict, config_file: Path, iterations: int, console,
+                       while_training=None) -> tuple[dict, dict]:
     """Train the models of ``configs`` ({name: Config}, all from ``config_file`` but for
     ``run.out`` and ``model.prompting``) side by side, one process and one thread each (small models barely use a
     second thread, so this halves the wall time on 2 cores), resuming whatever was done before.
-    Progress comes from each run's JSONL log. Returns training seconds per model."""
+    Progress comes from each run's JSONL log. ``while_training(name)``: run, in a thread of this
+    process, for a model whose training ended while another still trains (its evaluation on the
+    core that training freed). Returns training seconds per model and ``{name: while_training(name)}``
+    for the models it ran for."""
     import os
     import subprocess
     import sys
+    from concurrent.futures import ThreadPoolExecutor
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    procs, bars, logs, timings = {}, {}, {}, {}
+    procs, bars, logs, timings, early = {}, {}, {}, {}, {}
     progress = Progress(TextColumn("{task.description:>9}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                         TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console)
-    with progress:
+    with progress, ThreadPoolExecutor(max_workers=1) as pool:
         for name, cfg in configs.items():
             run = Path(cfg.run.out)
             run.mkdir(parents=True, exist_ok=True)
@@ -100,26 +119,31 @@ def train_side_by_side(configs: dict, config_file: Path, iterations: int, consol
             env = {**os.environ, "OMP_NUM_THREADS": "1"}
             procs[name] = (subprocess.Popen(args, stdout=logs[name], stderr=subprocess.STDOUT, env=env), time.perf_counter())
             bars[name] = progress.add_task(name, total=iterations, info="")
-        finished = {}
-        while len(finished) < len(procs):
+        running = set(procs)
+        while running:
             time.sleep(1.0)
-            for name, (proc, _) in procs.items():
-                if name not in finished and proc.poll() is not None:
-                    finished[name] = time.perf_counter()
-            for name, cfg in configs.items():
-                if name in bars:
-                    last = last_log(Path(cfg.run.out) / "log.jsonl")
-                    if last:
-                        progress.update(bars[name], completed=last["iteration"],
-                                        info=f"loss {last['loss']:.3f}")
-        for name, (proc, start) in procs.items():
-            logs[name].close()
-            if proc.returncode != 0:
-                raise RuntimeError(f"training {name} failed (exit {proc.returncode}); see {Path(configs[name].run.out) / 'train.log'}")
-            timings[name] += finished[name] - start
-            record_train_seconds(Path(configs[name].run.out), timings[name])
-            progress.update(bars[name], completed=progress.tasks[bars[name]].total)
-    return timings
+            for name in running:
+                last = last_log(Path(configs[name].run.out) / "log.jsonl")
+                if last:
+                    progress.update(bars[name], completed=last["iteration"], info=f"loss {last['loss']:.3f}")
+            done = sorted(name for name in running if procs[name][0].poll() is not None)
+            running -= set(done)
+            for name in done:
+                cfg, (proc, start) = configs[name], procs[name]
+                logs[name].close()
+                if proc.returncode != 0:
+                    for other in running:
+                        procs[other][0].terminate()
+                    raise RuntimeError(f"training {name} failed (exit {proc.returncode}); "
+                                       f"see {Path(cfg.run.out) / 'train.log'}")
+                timings[name] += time.perf_counter() - start
+                record_train_seconds(Path(cfg.run.out), timings[name])
+                progress.update(bars[name], completed=iterations, info="trained")
+                if while_training and running:
+                    early[name] = pool.submit(while_training, name)
+                    progress.update(bars[name], info="trained; evaluating while the other trains")
+        results = {name: future.result() for name, future in early.items()}
+    return timings, results
 
 
 def claim_demo_folder(out: Path, settings: dict) -> None:

@@ -1,0 +1,83 @@
+"""The paired demo's runner: two trainings side by side, a model evaluated on the core its
+finished training freed while the other still trains (fake processes: no training here)."""
+import json
+import subprocess
+import time
+from types import SimpleNamespace
+
+import pytest
+from rich.console import Console
+
+from stpn.engine import demo
+
+
+class FakeProcess:
+    """A training process that exits after ``polls`` polls with ``code``."""
+    plan: dict = {}
+    made: dict = {}
+
+    def __init__(self, args, stdout=None, stderr=None, env=None):
+        out = next(a for a in args if a.startswith("run.out="))[len("run.out="):]
+        self.name = out.rsplit("/", 1)[-1]
+        self.left, self.code = self.plan[self.name]
+        self.returncode, self.terminated = None, False
+        self.env = env
+        FakeProcess.made[self.name] = self
+
+    def poll(self):
+        self.left -= 1
+        if self.left <= 0 and self.returncode is None:
+            self.returncode = self.code
+        return self.returncode
+
+    def terminate(self):
+        self.terminated = True
+
+
+def _configs(tmp_path):
+    return {name: SimpleNamespace(run=SimpleNamespace(out=str(tmp_path / name)),
+                                  model=SimpleNamespace(prompting=name == "stpn"))
+            for name in ("stpn", "baseline")}
+
+
+@pytest.fixture
+def fake_training(monkeypatch):
+    monkeypatch.setattr(subprocess, "Popen", FakeProcess)
+    monkeypatch.setattr(time, "sleep", lambda s: None)
+    FakeProcess.made = {}
+    return FakeProcess
+
+
+def test_the_model_trained_first_is_evaluated_while_the_other_trains(tmp_path, fake_training):
+    fake_training.plan = {"baseline": (2, 0), "stpn": (6, 0)}
+    seen = []
+
+    def evaluate(name):  # where the other training stands when this one is evaluated
+        seen.append((name, fake_training.made["stpn"].returncode))
+        return {"ap50": 0.5}
+
+    seconds, results = demo.train_side_by_side(_configs(tmp_path), tmp_path / "c.yaml", 10, Console(quiet=True),
+                                               while_training=evaluate)
+    assert results == {"baseline": {"ap50": 0.5}}  # only the one that finished first
+    assert seen[0][0] == "baseline"
+    assert set(seconds) == {"stpn", "baseline"}
+    for name in ("stpn", "baseline"):  # recorded as each finished: a resumed demo skips both
+        assert json.loads((tmp_path / name / "timing.json").read_text())["train_seconds"] == seconds[name]
+        assert demo.finished_run(tmp_path / name) is False  # no weights written by the fakes
+        assert fake_training.made[name].env["OMP_NUM_THREADS"] == "1"
+
+
+def test_models_finishing_together_are_left_to_the_caller(tmp_path, fake_training):
+    fake_training.plan = {"baseline": (3, 0), "stpn": (3, 0)}
+    seconds, results = demo.train_side_by_side(_configs(tmp_path), tmp_path / "c.yaml", 10, Console(quiet=True),
+                                               while_training=lambda name: pytest.fail(f"{name} evaluated early"))
+    assert results == {} and set(seconds) == {"stpn", "baseline"}
+
+
+def test_a_failed_training_stops_the_other_and_names_its_log(tmp_path, fake_training):
+    fake_training.plan = {"baseline": (2, 1), "stpn": (50, 0)}
+    with pytest.raises(RuntimeError, match=r"training baseline failed \(exit 1\); see .*baseline/train.log"):
+        demo.train_side_by_side(_configs(tmp_path), tmp_path / "c.yaml", 10, Console(quiet=True),
+                                while_training=lambda name: pytest.fail("a failed model is not evaluated"))
+    assert fake_training.made["stpn"].terminated
+    assert not (tmp_path / "baseline" / "timing.json").exists()
