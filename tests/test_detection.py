@@ -239,8 +239,19 @@ def test_weights_of_another_architecture_or_a_pickle_are_refused(tmp_path):
         load_backbone_weights(swin, tmp_path / "evil.pth")
 
 
-def test_quick_demo_writes_report_chart_and_video_and_resumes(tmp_path, capsys):
-    assert main(["demo", "--quick", "--out", str(tmp_path)]) == 0
+def test_quick_demo_writes_report_chart_and_video_and_resumes(tmp_path, capsys, monkeypatch):
+    threads, evaluate = [], DetectionTask.evaluate
+
+    def counting(self, *args, **kwargs):  # the demo evaluates on one thread, on either path
+        threads.append(torch.get_num_threads())
+        return evaluate(self, *args, **kwargs)
+    monkeypatch.setattr(DetectionTask, "evaluate", counting)
+    torch.set_num_threads(2)  # the suite runs on one; the demo must go to one for its evaluations
+    try:
+        assert main(["demo", "--quick", "--out", str(tmp_path)]) == 0
+        assert threads == [1, 1] and torch.get_num_threads() == 2  # and back after them
+    finally:
+        torch.set_num_threads(1)
     report = json.loads((tmp_path / "report.json").read_text())
     for name in ("stpn", "baseline"):
         assert set(report[name]) >= {"ap50_all", "ap50_deteriorated", "train_seconds"}

@@ -26,8 +26,10 @@ class FakeProcess:
 
     def poll(self):
         self.left -= 1
-        if self.left <= 0 and self.returncode is None:
+        if self.left <= 0 and self.returncode is None and not callable(self.code):
             self.returncode = self.code
+        elif callable(self.code) and self.code() is not None:  # exits once a condition holds
+            self.returncode = self.code()
         return self.returncode
 
     def terminate(self):
@@ -49,17 +51,18 @@ def fake_training(monkeypatch):
 
 
 def test_the_model_trained_first_is_evaluated_while_the_other_trains(tmp_path, fake_training):
-    fake_training.plan = {"baseline": (2, 0), "stpn": (6, 0)}
     seen = []
+    # STPN's training ends only once an evaluation has started: that evaluation ran while it trained
+    fake_training.plan = {"baseline": (2, 0), "stpn": (0, lambda: 0 if seen else None)}
 
-    def evaluate(name):  # where the other training stands when this one is evaluated
+    def evaluate(name):
         seen.append((name, fake_training.made["stpn"].returncode))
         return {"ap50": 0.5}
 
     seconds, results = demo.train_side_by_side(_configs(tmp_path), tmp_path / "c.yaml", 10, Console(quiet=True),
                                                while_training=evaluate)
     assert results == {"baseline": {"ap50": 0.5}}  # only the one that finished first
-    assert seen[0][0] == "baseline"
+    assert seen == [("baseline", None)]  # STPN still training then
     assert set(seconds) == {"stpn", "baseline"}
     for name in ("stpn", "baseline"):  # recorded as each finished: a resumed demo skips both
         assert json.loads((tmp_path / name / "timing.json").read_text())["train_seconds"] == seconds[name]

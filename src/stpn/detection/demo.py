@@ -13,9 +13,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from ..engine.config import Config, config_dict, load_config, packaged_config, seed_overrides
+from ..engine.config import Config, load_config, packaged_config, seed_overrides
 from ..engine.config import paired_run_config
-from ..engine.demo import finished_run, record_train_seconds, train_seconds
 from .commands import class_names, load_detector
 from ..data.splits import read_split
 from .task import predict_video
@@ -38,17 +37,6 @@ def pretrain_config(out: Path, quick: bool, seed: int = 0, name: str = "demo_cpu
     overrides = [f"data.root={Path(out) / 'data'}", f"run.out={Path(out) / 'pretrain'}",
                  *([*quick_data, *quick_extra] if quick else []), *seed_overrides(seed)]
     return load_config(packaged_config(name), overrides)
-
-
-def prepare(configs: dict, out: Path, quick: bool, seed: int, console: Console, pre: Config | None = None) -> dict:
-    """Pre-train the backbone both models start from (on the demo's data; ``pre``: the
-    pre-training config, default the detection demo's); report entries."""
-    pre = pre or pretrain_config(out, quick, seed)
-    pretrain = pretrain_backbone(pre, console)
-    console.print(f"both start from the same backbone, pre-trained for {pretrain['train_seconds']:.0f} s as an object "
-                  f"classifier (validation crops: {100 * pretrain['accuracy_clean']:.1f} % right on clean frames, "
-                  f"{100 * pretrain['accuracy_deteriorated']:.1f} % on deteriorated ones)")
-    return {"pretrain": pretrain, "pretrain_config": config_dict(pre)}
 
 
 def demo_table(report: dict, console: Console) -> None:
@@ -114,21 +102,3 @@ def annotated_video(run: Path, cfg, path: Path) -> None:
             ids = tracker.update(p["boxes"][keep], p["labels"][keep])
             yield draw(video.frames[t], p["boxes"][keep], p["labels"][keep], p["scores"][keep], ids, names)
     write_video(path, frames(), fps=8)
-
-
-def pretrain_backbone(cfg, console: Console) -> dict:
-    """Train the demo's backbone classifier (or resume it; a finished one is kept) and score it."""
-    import time
-
-    from ..classification.task import ClassificationTask, evaluate_classifier
-    from ..engine.trainer import train
-    run = Path(cfg.run.out)
-    if not finished_run(run):
-        console.print(f"pre-training the backbone as an object classifier ({cfg.optim.epochs} epochs); run in {run}")
-        done, start = train_seconds(run), time.perf_counter()
-        train(cfg, ClassificationTask(), resume="auto", console=console)
-        record_train_seconds(run, done + time.perf_counter() - start)
-    model, _ = ClassificationTask().load(run / "model.safetensors")
-    return {"train_seconds": train_seconds(run), **evaluate_classifier(model, cfg)}
-
-

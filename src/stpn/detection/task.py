@@ -163,12 +163,8 @@ class DetectionTask(Task):
     def demo_config(self, out, quick, prompting, seed=0):
         return self._part("demo", "demo_config")(out, quick, prompting, seed)
 
-    def demo_settings(self, out, quick, seed):
-        from ..engine.config import config_dict
-        return {"pretrain": config_dict(self._part("demo", "pretrain_config")(out, quick, seed))}
-
-    def demo_prepare(self, configs, out, quick, seed, console):
-        return self._part("demo", "prepare")(configs, out, quick, seed, console)
+    def demo_pretrain_config(self, out, quick, seed=0):
+        return self._part("demo", "pretrain_config")(out, quick, seed)
 
     demo_metrics = ("ap50_all", "ap50_deteriorated")
 

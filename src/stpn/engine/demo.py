@@ -1,10 +1,11 @@
 """``stpn demo --task T``: STPN and the same model without prompts, side by side, for any task.
 
 One runner with task hooks (``stpn.engine.tasks.Task.demo_*``): the task gives the two runs'
-configs (same data, same budget, ``model.prompting`` on and off), prepares what both start from
-(generated data, a pre-trained backbone), says how many iterations a run takes, turns its
-evaluation metrics into a report row and draws its figures. The runner claims the folder,
-trains both side by side (one process and one thread each), evaluates both, and writes
+configs (same data, same budget, ``model.prompting`` on and off) and the backbone pre-training
+both start from (an object classifier, or none), turns its evaluation metrics into a report row
+and draws its figures. The runner claims the folder, generates the data, pre-trains the
+backbone, trains both side by side (one process and one thread each), evaluates each on one
+thread (the first trained while the other still trains), and writes
 ``report.json`` with ``stpn``, ``baseline`` (each the task's row plus ``train_seconds``), the
 margin in points, the configuration and the command. Interrupted demos resume.
 """
@@ -33,15 +34,22 @@ def run_paired_demo(task_name: str, out: Path, quick: bool = False, seed: int = 
     short = {v: k for k, v in demo_tasks().items()}.get(task_name, task_name)
     command = f"stpn demo --task {short}{' --quick' if quick else ''}{f' --seed {seed}' if seed else ''}"
     configs = {"stpn": task.demo_config(out, quick, True, seed), "baseline": task.demo_config(out, quick, False, seed)}
+    pre = task.demo_pretrain_config(out, quick, seed)
     claim_demo_folder(out, {"summary": command, "quick": quick,
                             "configs": {k: config_dict(c) for k, c in configs.items()},
-                            **task.demo_settings(out, quick, seed)})
+                            **({"pretrain": config_dict(pre)} if pre is not None else {})})
     cfg = configs["stpn"]
     atomic_write(out / "demo_config.yaml", yaml.safe_dump(config_dict(cfg)))
     # both splits generated here, before two trainings could race to write them
     items = len(task.train_dataset(cfg))
     read_split(cfg.data, cfg.data.val_split)
-    extra = task.demo_prepare(configs, out, quick, seed, console)
+    extra = {}
+    if pre is not None:
+        extra = {"pretrain": pretrain_backbone(pre, console), "pretrain_config": config_dict(pre)}
+        p = extra["pretrain"]
+        console.print(f"both start from the same backbone, pre-trained for {p['train_seconds']:.0f} s as an object "
+                      f"classifier (validation crops: {100 * p['accuracy_clean']:.1f} % right on clean frames, "
+                      f"{100 * p['accuracy_deteriorated']:.1f} % on deteriorated ones)")
     # as the trainer counts them on one process: batches of optim.batch_size, accumulate per step
     iterations = cfg.optim.epochs * math.ceil(math.ceil(items / cfg.optim.batch_size) / cfg.optim.accumulate)
     console.print(f"training STPN and the single-frame baseline side by side ({iterations} iterations each); "
@@ -76,6 +84,20 @@ def run_paired_demo(task_name: str, out: Path, quick: bool = False, seed: int = 
     figures = task.demo_figures(report, results, configs, out)
     console.print(f"wrote {', '.join(str(p) for p in [out / 'report.json', *figures])}")
     return report
+
+
+def pretrain_backbone(cfg, console: Console) -> dict:
+    """Train the backbone both demo runs start from (``cfg``: a classification run; resumed, or
+    kept when finished) and score it on the validation crops; its report entry."""
+    from .trainer import train
+    run, classifier = Path(cfg.run.out), get_task(cfg.task)
+    if not finished_run(run):
+        console.print(f"pre-training the backbone as an object classifier ({cfg.optim.epochs} epochs); run in {run}")
+        done, start = train_seconds(run), time.perf_counter()
+        train(cfg, classifier, resume="auto", console=console)
+        record_train_seconds(run, done + time.perf_counter() - start)
+    model, _ = classifier.load(run / "model.safetensors")
+    return {"train_seconds": train_seconds(run), **classifier.evaluate(model, cfg, run / "eval")}
 
 
 def margin_points(stpn: float | None, baseline: float | None) -> float | None:

@@ -122,13 +122,10 @@ class Task:
     def demo_config(self, out: Path, quick: bool, prompting: bool, seed: int = 0):
         raise NotImplementedError(f"the {self.name} task has no demo")
 
-    def demo_prepare(self, configs: dict, out: Path, quick: bool, seed: int, console) -> dict:
-        """Anything both runs start from (the data is generated already); returns report entries."""
-        return {}
-
-    def demo_settings(self, out: Path, quick: bool, seed: int) -> dict:
-        """Settings beyond the two runs' configs that a demo folder belongs to."""
-        return {}
+    def demo_pretrain_config(self, out: Path, quick: bool, seed: int = 0):
+        """The backbone pre-training both runs start from (a classification Config whose run.out
+        the two runs' ``model.weights`` name), or None: the demo trains both from scratch."""
+        return None
 
     demo_metrics: tuple[str, ...] = ()  # keys of ``demo_row`` that are scores (fractions): the margins
 

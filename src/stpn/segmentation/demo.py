@@ -30,11 +30,6 @@ def pretrain_config(out: Path, quick: bool, seed: int = 0) -> Config:
     return demo.pretrain_config(out, quick, seed, "vis_demo_cpu_pretrain", QUICK_DATA, ["optim.epochs=3"])
 
 
-def prepare(configs: dict, out: Path, quick: bool, seed: int, console: Console) -> dict:
-    from ..detection.demo import prepare as prepare_detection
-    return prepare_detection(configs, out, quick, seed, console, pretrain_config(out, quick, seed))
-
-
 def demo_table(report: dict, console: Console) -> None:
     table = Table(title="stpn demo: Mask R-CNN on generated deteriorated video (mask AP, %)")
     for col in ("model", "AP all", "AP50 all", "AP deteriorated", "AP50 deteriorated", "train s", "ms/frame"):

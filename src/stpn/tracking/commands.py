@@ -112,11 +112,6 @@ def pretrain_config(out: Path, quick: bool, seed: int = 0) -> Config:
     return load_config(packaged_config("sot_demo_cpu_pretrain"), overrides)
 
 
-def prepare(configs: dict, out: Path, quick: bool, seed: int, console: Console) -> dict:
-    from ..detection.demo import prepare as prepare_backbone
-    return prepare_backbone(configs, out, quick, seed, console, pretrain_config(out, quick, seed))
-
-
 def plot_curves(results: dict, path: Path) -> Path:
     """Success curves of every model, all frames and deteriorated frames side by side."""
     import matplotlib

@@ -169,14 +169,9 @@ class TrackingTask(Task):
         from .commands import demo_config
         return demo_config(out, quick, prompting, seed)
 
-    def demo_settings(self, out, quick, seed):
-        from ..engine.config import config_dict
+    def demo_pretrain_config(self, out, quick, seed=0):
         from .commands import pretrain_config
-        return {"pretrain": config_dict(pretrain_config(out, quick, seed))}
-
-    def demo_prepare(self, configs, out, quick, seed, console):
-        from .commands import prepare
-        return prepare(configs, out, quick, seed, console)
+        return pretrain_config(out, quick, seed)
 
     demo_metrics = ("ao_all", "ao_deteriorated", "sr50_all")
 
