@@ -88,3 +88,42 @@ def write_det(root, images):
         lines.append(f"train/{name} {i}")
     (root / "ImageSets").mkdir(exist_ok=True)
     (root / "ImageSets" / "DET_train_30classes.txt").write_text("\n".join(lines) + "\n")
+
+
+def assert_same_detections(got, expected, box_atol=1e-3, score_atol=1e-5, nms_iou=0.5, top_k=None):
+    """Two computations' detections of one image are the same *set*: each detection of one has a
+    partner of the same label in the other whose box and score agree within the tolerances.
+
+    Order is not compared: two scores a few ulps apart may sort either way on another CPU or
+    thread count. Two places where such a tie may also change *which* boxes survive are allowed:
+    an NMS tie (a detection left unmatched on each side, same label, scores equal within
+    ``score_atol``, overlapping by more than ``nms_iou`` but distinct boxes, a pixel or more
+    apart: NMS kept the other one of the pair) and, when both sets hold ``top_k``
+    detections, the cut (unmatched detections whose score equals the lowest kept one within
+    ``score_atol``). Everything else unmatched fails, naming it.
+    """
+    import numpy as np
+    from scipy.optimize import linear_sum_assignment
+    from torchvision.ops import box_iou
+
+    def arrays(d):
+        return (np.asarray(d["boxes"], np.float64).reshape(-1, 4), np.asarray(d["scores"], np.float64).reshape(-1),
+                np.asarray(d["labels"]).reshape(-1))
+
+    (bg, sg, lg), (be, se, le) = arrays(got), arrays(expected)
+    assert len(sg) == len(se), f"{len(sg)} detections vs {len(se)} expected"
+    box_err = np.abs(bg[:, None] - be[None]).max(-1) if len(bg) and len(be) else np.zeros((len(bg), len(be)))
+    score_ok = (lg[:, None] == le[None]) & (np.abs(sg[:, None] - se[None]) <= score_atol)
+    ok = score_ok & (box_err <= box_atol)
+    rows, cols = linear_sum_assignment(~ok)  # as many tolerable pairs as possible
+    pairs = [(i, j) for i, j in zip(rows, cols) if ok[i, j]]
+    left_g = sorted(set(range(len(sg))) - {i for i, _ in pairs})
+    left_e = sorted(set(range(len(se))) - {j for _, j in pairs})
+    iou = box_iou(torch.as_tensor(bg), torch.as_tensor(be)).numpy()
+    nms_tie = score_ok & (iou > nms_iou) & (box_err >= 1.0)
+    cut = top_k is not None and len(sg) == top_k
+    bad = [f"got[{i}] label {lg[i]} score {sg[i]:.7f} box {bg[i].round(3).tolist()}" for i in left_g
+           if not (nms_tie[i, left_e].any() or (cut and sg[i] - sg.min() <= score_atol))]
+    bad += [f"expected[{j}] label {le[j]} score {se[j]:.7f} box {be[j].round(3).tolist()}" for j in left_e
+            if not (nms_tie[left_g, j].any() or (cut and se[j] - se.min() <= score_atol))]
+    assert not bad, f"{len(pairs)} of {len(se)} detections match; unmatched: " + "; ".join(bad[:6])

@@ -20,6 +20,7 @@ from stpn.detection.released import load_detector_checkpoint, released_to_ours, 
 from stpn.detection.task import DetectionTask, predict_video
 from stpn.core.weights import WeightsError
 from stpn.engine.config import load_config
+from conftest import assert_same_detections
 
 TINY_RELEASED = [  # the released config with a tiny Swin and heads, at small test sizes
     "model.backbone_kwargs={embed_dim: 16, depths: [1, 1, 2, 1], num_heads: [1, 1, 2, 2], window_size: 4}",
@@ -360,9 +361,8 @@ def test_rcnn_detections_equal_mmdetection_procedure_on_released_weights(tmp_pat
         boxes, scores, labels = boxes[valid], scores[valid], labels[valid]
         keep = batched_nms(boxes, scores, labels, 0.5)[:100]
     assert len(ours["scores"]) == len(keep) > 10
-    assert torch.equal(ours["labels"], labels[keep] + 1)
-    assert torch.allclose(ours["scores"], scores[keep], atol=1e-6)
-    assert torch.allclose(ours["boxes"], boxes[keep], atol=1e-3)
+    assert_same_detections(ours, dict(boxes=boxes[keep], scores=scores[keep], labels=labels[keep] + 1),
+                           box_atol=1e-3, score_atol=1e-6)
 
 
 def test_stpn_eval_runs_a_released_layout_checkpoint_with_the_packaged_config(tmp_path):
