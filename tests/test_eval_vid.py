@@ -127,7 +127,8 @@ def test_detection_file_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize("content, message", [
-    ("1 1 0.5 0 0 9 9\n2 1 0.5 0 0 9\n", r"d.txt:2: expected 7 values"),
+    ("1 1 0.5 0 0 9 9\n2 1 0.5 0 0 9\n", r"d.txt:2: expected 7 columns"),
+    ("1 1 0.5 0 0 9 9 1\n" * 7, r"d.txt:1: expected 7 columns .* got 8"),  # 56 numbers: a multiple of 7
     ("1 1 0.5 0 0 9 9\n2 1 high 0 0 9 9\n", r"d.txt:2: not a number"),
     ("1 1 0.5 0 0 9 9\n\n2 31 0.5 0 0 9 9\n", r"d.txt:3: detection '2 31 0.5 0 0 9 9' has a class that is not in 1..30"),
     ("1 1 nan 0 0 9 9\n", r"d.txt:1: detection '1 1 nan 0 0 9 9' has a value that is not a finite number"),

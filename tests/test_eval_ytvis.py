@@ -114,6 +114,37 @@ def test_bad_results_raise():
         evaluate_ytvis([gt], CATS, [{"video_id": 1, "category_id": 9, "score": 1, "segmentations": [None] * 2}])
 
 
+@pytest.mark.parametrize("counts, message", [
+    ("1234", "counts decode to .* a 40x40 mask has 1600: corrupt mask encoding"),
+    ("P\x7f", "characters outside the encoding"),
+    ("0P", "end mid-number"),
+    (7, "counts must be a string"),
+])
+def test_corrupt_mask_encodings_are_refused_naming_the_instance_and_frame(counts, message):
+    gt = video({1: (1, [rle(0, 0, 10, 10), rle(0, 0, 10, 10)])})
+    good = rle(0, 0, 10, 10)
+    bad = {"size": list(good["size"]), "counts": counts}
+    results = [{"video_id": 1, "category_id": 1, "score": 1, "segmentations": [good, None]},
+               {"video_id": 1, "category_id": 1, "score": 1, "segmentations": [None, bad]}]
+    with pytest.raises(AnnotationError, match=r"results\[1\], frame 1: .*" + message):
+        evaluate_ytvis([gt], CATS, results)
+
+
+def test_the_run_decoder_agrees_with_the_definition_of_coco_rle():
+    from stpn.data.ytvis import rle_runs
+    rng = np.random.default_rng(0)
+    for t in range(100):
+        h, w = rng.integers(1, 50, 2)
+        m = (rng.random((h, w)) < rng.random()).astype(np.uint8)
+        if t % 4 == 0:
+            m[: h // 2] = 1  # long runs: multi-character numbers and negative deltas
+        flat = m.flatten(order="F")  # column-major, runs alternate 0s and 1s starting with 0s
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], flat, [1 - flat[-1]]])))
+        expected = np.diff(np.concatenate([[0], edges]))
+        got = rle_runs(mask_utils.encode(np.asfortranarray(m))["counts"].decode(), "t")
+        assert got.tolist() == expected.tolist()
+
+
 def test_json_round_trip_with_polygons_and_cli(tmp_path):
     gt = video({3: (2, [rle(0, 0, 10, 10), None]), 4: (1, [rle(5, 5, 20, 25), rle(6, 5, 21, 25)])})
     write_ytvis(tmp_path / "instances.json", [gt], CATS)

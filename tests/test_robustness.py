@@ -74,7 +74,7 @@ def test_robustness_command(detection_runs, capsys):
     assert list(report["runs"]["stpn"]["curves"]["occlusion"]) == ["key"]
     assert report["runs"]["baseline"]["curves"]["occlusion"] == {}  # key only means nothing without supports
     assert main(["robustness", "--weights", str(runs["stpn"]), "--out", str(tmp / "x"), "--severities", "6"]) == 2
-    assert "severities must be in 1..5" in capsys.readouterr().err
+    assert "--severities: invalid choice: 6" in capsys.readouterr().err
 
 
 def test_tracker_keeps_the_support_frames_crops(tmp_path):

@@ -24,7 +24,12 @@ def _write_json(path: str | None, result: dict) -> None:
 
 
 def evaluate(args, console: Console | None = None) -> dict:
+    from .data.types import check_output
     console = console or Console(width=100)
+    inputs = [getattr(args, k, None) for k in ("gt", "root", "results", "subset", "frames_root")]
+    for flag in ("json", "plot"):
+        if getattr(args, flag, None):
+            check_output(getattr(args, flag), f"--{flag}", inputs=inputs, overwrite=args.overwrite)
     if args.benchmark == "vid":
         from .data.vid import VID_NAMES, read_vid, read_vid_detections
         from .evaluation.vid import evaluate_vid
@@ -78,13 +83,13 @@ def evaluate(args, console: Console | None = None) -> dict:
 
 
 def data(args, console: Console | None = None) -> None:
+    from .data.types import check_output
     console = console or Console(width=100)
+    inputs = [getattr(args, k) for k in {"corrupt": ["root"], "split-ytvis": ["json", "frames"]}.get(args.data_command, [])]
+    check_output(args.out, "--out", inputs=inputs, overwrite=args.overwrite, folder=True)
     if args.data_command == "synth":
         from .data.synth import SynthConfig, write_synth
-        try:
-            w, h = (int(v) for v in args.size.lower().split("x"))
-        except ValueError:
-            raise SystemExit(f"--size must look like WxH (e.g. 256x192), got {args.size!r}")
+        w, h = args.size
         config = SynthConfig(videos=args.videos, frames=args.frames, width=w, height=h, classes=args.classes,
                              max_objects=args.max_objects, deteriorated=args.deteriorated, seed=args.seed)
         sidecar = write_synth(args.out, args.format, config, split=args.split)
@@ -122,10 +127,13 @@ def export(args) -> None:
     from .export import export_onnx
     from .segmentation.model import STPNSegmenter
     from .tracking.model import STPNTracker
+    from .data.types import check_output
+    weights = Path(args.weights) / "model.safetensors" if Path(args.weights).is_dir() else args.weights
+    check_output(args.out, "--out", inputs=[weights, args.config], overwrite=args.overwrite, folder=True)
     _, cfg = resolve_run(args.weights, args.config, ["run.device=cpu"])
     model, cfg = get_task(cfg.task).load(args.weights, args.config, ["run.device=cpu"])
     d = cfg.data
-    K = args.num_support or d.test_num_support
+    K = d.test_num_support if args.num_support is None else args.num_support
     if args.part == "backbone":
         model = model if not hasattr(model, "stpn") else model.stpn
     elif isinstance(model, STPNSegmenter) or not isinstance(model, (STPNDetector, STPNTracker)):
@@ -135,10 +143,8 @@ def export(args) -> None:
     if not isinstance(model, STPNTracker):
         if not args.size:
             raise ValueError("--size WxH is needed: the graphs take frames of one size")
-        w, _, h = args.size.partition("x")
-        if not (w.isdigit() and h.isdigit()):
-            raise ValueError(f"--size must be WxH in pixels (e.g. 1000x600), got {args.size!r}")
-        size = (int(h), int(w))
+        w, h = args.size
+        size = (h, w)
     extra = {"weights": str(args.weights), "config_task": cfg.task, "test_num_support": K,
              "test_stride": d.test_stride, "test_refresh_every": d.test_refresh_every}
     out = export_onnx(model, args.out, size=size, num_support=K, extra=extra)
@@ -148,7 +154,9 @@ def export(args) -> None:
 
 def robustness(args) -> None:
     """``stpn robustness``: robustness curves of trained runs (``stpn.robustness``)."""
+    from .data.types import check_output
     from .robustness import run_robustness
+    check_output(args.out, "--out", overwrite=True, folder=True)  # it resumes there
     names = args.names or [_run_name(w) for w in args.weights]
     if len(names) != len(args.weights):
         raise ValueError(f"--names gives {len(names)} names for {len(args.weights)} runs")
@@ -179,6 +187,9 @@ def run_task_command(args) -> None:
     task = get_task(cfg.task)
     model, cfg = task.load(args.weights, args.config, args.overrides)
     out = Path(args.out) if args.out else eval_folder(args.weights)
+    from .data.types import check_output
+    weights = Path(args.weights) / "model.safetensors" if Path(args.weights).is_dir() else args.weights
+    check_output(out, "--out", inputs=[weights, args.config], overwrite=args.overwrite, folder=True)
     metrics = task.evaluate(model, cfg, out, args.mode)
     task.print_metrics(metrics, cfg)
     print(f"wrote {out / 'metrics.json'} and the results beside it in {out}")

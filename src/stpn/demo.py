@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from rich.console import Console
-from rich.progress import track
+from .progress import track
 from rich.table import Table
 
 from .core import STPN, causal_support

@@ -281,16 +281,27 @@ def _session(path: Path, providers=None):
     import onnxruntime as ort
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such graph (export the model with `stpn export` first)")
-    return ort.InferenceSession(str(path), providers=providers or ["CPUExecutionProvider"])
+    try:
+        return ort.InferenceSession(str(path), providers=providers or ["CPUExecutionProvider"])
+    except Exception as err:  # noqa: BLE001 - onnxruntime's errors (InvalidProtobuf, Fail, ...) share no base class
+        raise ValueError(f"{path}: not a readable ONNX graph ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0] if str(err) else ''}); export it again") from None
 
 
 def read_manifest(folder: str | Path) -> dict:
     path = Path(folder) / "export.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not found; {folder} is not a folder written by `stpn export`")
-    manifest = json.loads(path.read_text())
-    if manifest.get("format") != "stpn-onnx/1":
-        raise ValueError(f"{path}: format {manifest.get('format')!r}, expected 'stpn-onnx/1'")
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: malformed JSON ({err}); export the model again") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != "stpn-onnx/1":
+        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise ValueError(f"{path}: format {found!r}, expected 'stpn-onnx/1'")
+    missing = [k for k in ("task", "prompting", "graphs") if k not in manifest]
+    if missing:
+        raise ValueError(f"{path}: missing key(s) {missing}; export the model again")
     return manifest
 
 

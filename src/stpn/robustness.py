@@ -19,11 +19,12 @@ import json
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .data.corrupt import CORRUPTIONS, corrupt_video
 from .data.types import write_json
+from .progress import Progress
 
 SETTINGS = ("key+support", "key")
 

@@ -23,7 +23,10 @@ def read_state_dict(path: str | Path) -> dict:
         raise FileNotFoundError(f"weights file not found: {path}")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
-        return load_file(str(path))
+        try:
+            return load_file(str(path))
+        except Exception as err:  # noqa: BLE001 - SafetensorError or a truncated header
+            raise WeightsError(f"{path}: not a readable safetensors file ({type(err).__name__}: {err})") from None
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling refusal or corrupt file

@@ -20,7 +20,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-from rich.progress import track
+from ..progress import track
 
 from .types import AnnotationError, FrameTargets, ImageFiles, Video, atomic_write, save_jpeg
 

@@ -248,7 +248,7 @@ def write_synth(out: str | Path, fmt: str, config: SynthConfig, split: str = "va
     """Generate ``config.videos`` videos and write them in a benchmark layout, plus the sidecar
     ``deteriorated.json`` listing the deteriorated frames (per video; for VID also as global
     frame indices, for YouTube-VIS also by video id)."""
-    from rich.progress import track
+    from ..progress import track
 
     from .got10k import write_got10k
     from .vid import VID_WNIDS, write_vid

@@ -139,6 +139,47 @@ class Video:
         return out
 
 
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def check_output(path: str | Path, flag: str, *, inputs=(), overwrite: bool = False, folder: bool = False) -> Path:
+    """Refuse an output that would destroy an input or silently replace earlier work; say why.
+
+    ``path`` is the value of ``flag``; ``inputs`` the paths the command reads (symlinks resolved).
+    An output may not be an input, and a folder output may not hold one.
+    An existing file (or a non-empty folder) is replaced only with ``overwrite``. The nearest
+    existing ancestor must be a writable folder. Returns ``path`` as a Path.
+    """
+    out = Path(path)
+    target = out.resolve()
+    for source in inputs:
+        if source is None:
+            continue
+        src = Path(source).resolve()
+        if target == src or (folder and src.is_relative_to(target)):
+            raise ValueError(f"{flag} {out}: {'is' if target == src else 'holds'} the input {source}; "
+                             "write somewhere else (inputs are never written)")
+    if out.exists():
+        if folder and not out.is_dir():
+            raise ValueError(f"{flag} {out}: is a file; expected a folder")
+        if not folder and out.is_dir():
+            raise ValueError(f"{flag} {out}: is a folder; expected a file")
+        if not overwrite and (not folder or any(out.iterdir())):
+            raise ValueError(f"{flag} {out}: exists{' and is not empty' if folder else ''}; pass --overwrite to "
+                             "replace it, or choose another path")
+    ancestor = out.absolute() if folder and out.is_dir() else out.absolute().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ValueError(f"{flag} {out}: {ancestor} is a file; expected a folder")
+    if not os.access(ancestor, os.W_OK):
+        raise ValueError(f"{flag} {out}: {ancestor} is not writable")
+    return out
+
+
 def atomic_write(path: str | Path, data: bytes | str) -> None:
     """Write a file so that readers see either the old or the complete new content."""
     path = Path(path)
@@ -147,6 +188,7 @@ def atomic_write(path: str | Path, data: bytes | str) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's file is private; a result is an ordinary file
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

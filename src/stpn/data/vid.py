@@ -14,7 +14,7 @@ from pathlib import Path
 from xml.dom import minidom
 
 import numpy as np
-from rich.progress import track
+from ..progress import track
 
 from .types import AnnotationError, FrameTargets, ImageFiles, Video, atomic_write, require_file, save_jpeg
 
@@ -230,21 +230,19 @@ def read_vid_detections(path: str | Path, num_classes: int = 30) -> np.ndarray:
     """Read a devkit detection file -> (n, 7) float64: frame index, class, score, x1, y1, x2, y2."""
     path = require_file(path, "a devkit detection file (lines '<frame> <class> <score> <x1> <y1> <x2> <y2>')")
     text = path.read_text()
-    tokens = text.split()
+    rows = [line.split() for line in text.splitlines()]
+    for n, parts in enumerate(rows, 1):  # the column count of every line, before any number is read
+        if parts and len(parts) != 7:
+            raise AnnotationError(f"{path}:{n}: expected 7 columns '<frame> <class> <score> <x1> <y1> <x2> <y2>', "
+                                  f"got {len(parts)}: {text.splitlines()[n - 1]!r}")
     try:
-        if len(tokens) % 7:
-            raise ValueError
-        dets = np.array(tokens, dtype=np.float64).reshape(-1, 7)
+        dets = np.array([parts for parts in rows if parts], dtype=np.float64).reshape(-1, 7)
     except ValueError:
-        for n, line in enumerate(text.splitlines(), 1):
-            parts = line.split()
-            if parts and len(parts) != 7:
-                raise AnnotationError(f"{path}:{n}: expected 7 values '<frame> <class> <score> <x1> <y1> <x2> <y2>', "
-                                      f"got {len(parts)}: {line!r}") from None
+        for n, parts in enumerate(rows, 1):
             try:
-                [float(p) for p in parts]
+                [float(v) for v in parts]
             except ValueError:
-                raise AnnotationError(f"{path}:{n}: not a number in {line!r}") from None
+                raise AnnotationError(f"{path}:{n}: not a number in {' '.join(parts)!r}") from None
         raise
     check_vid_detections(dets, lambda row: f"{path}:{_line_of(text, row)}", num_classes)
     return dets

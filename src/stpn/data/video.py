@@ -7,6 +7,7 @@ Audio and subtitle streams are ignored.
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -126,47 +127,78 @@ def write_video(path: str | Path, frames, fps: float = 25.0) -> Path:
 
 
 def write_annotated(frames, out: str | Path | None, fps: float = 25.0, source: str | None = None,
-                    then=None) -> int:
+                    then=None, total: int | None = None) -> int:
     """Run an iterator of annotated frames into ``out`` (mp4) or, without ``out``, just run it.
-    Ctrl-C stops the frames and keeps the video written so far. An error while producing a frame
-    (a video that breaks mid-stream) also keeps the frames before it, then raises naming the
-    frame and ``source``. ``then()`` runs at the end in every case (e.g. to write the per-frame
-    results of the frames done). Returns the frames done."""
+    Ctrl-C stops the frames and keeps the video written so far, then raises KeyboardInterrupt
+    again (the command exits 130). An error while producing a frame (a video that breaks
+    mid-stream) also keeps the frames before it, then raises naming the frame and ``source``.
+    ``then(status)`` runs at the end in every case (e.g. to write the per-frame results of the
+    frames done) with ``status = {"complete": bool, "frames_done": n, "frames_total": total}``.
+    Returns the frames done."""
+    status = {"complete": False, "frames_done": 0, "frames_total": total}
+    interrupted = False
     try:
-        return _write_annotated(frames, out, fps, source)
+        done = _write_annotated(frames, out, fps, source, status)
+        interrupted = status.pop("interrupted", False)
+        status["complete"] = not interrupted
+        return done
     finally:
+        status.pop("interrupted", None)
         if then is not None:
-            then()
+            then(status)
+        if interrupted:
+            raise KeyboardInterrupt  # the frames done are kept; the command exits 130
 
 
-def _write_annotated(frames, out, fps, source) -> int:
-    done, error = 0, None
+def _write_annotated(frames, out, fps, source, status) -> int:
+    error = None
 
     def guarded():
-        nonlocal done, error
+        nonlocal error
         try:
             for frame in frames:
                 yield frame
-                done += 1
+                status["frames_done"] += 1
         except KeyboardInterrupt:
-            print(f"interrupted after {done} frames; keeping what was done")
+            status["interrupted"] = True
+            print(f"interrupted after {status['frames_done']} frames; keeping what was done", file=sys.stderr)
         except Exception as err:  # noqa: BLE001 - reported below, after the video is closed
             error = err
 
     if out:
         try:
             write_video(out, guarded(), fps=fps)
-            print(f"wrote {out} ({done} frames)")
+            print(f"wrote {out} ({status['frames_done']} frames{', partial' if status.get('interrupted') else ''})")
         except ValueError:
             if error is None:
                 raise
     else:
         for _ in guarded():
             pass
+    done = status["frames_done"]
     if error is not None:
         kept = f"; kept the {done} frames before it in {out}" if out and done else ""
         raise ValueError(f"{source or 'input'}: stopped at frame {done} ({type(error).__name__}: {error}){kept}") from error
     return done
+
+
+def mark_partial(path: str | Path, status: dict) -> None:
+    """Beside a result file whose format has no room for it, ``<name>.partial.json`` says the run
+    stopped early (frames done of total); a complete run removes a stale one."""
+    from .types import write_json
+    note = Path(path).with_name(Path(path).name + ".partial.json")
+    if status["complete"]:
+        note.unlink(missing_ok=True)
+    else:
+        write_json(note, status)
+
+
+def partial_note(status: dict) -> str:
+    """", partial: 49 of 400 frames" for an interrupted run, "" for a complete one."""
+    if status["complete"]:
+        return ""
+    total = status["frames_total"]
+    return f", partial: {status['frames_done']} of {total if total is not None else 'an unknown number of'} frames"
 
 
 def open_source(source: str):

@@ -5,13 +5,15 @@ import time
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import track
+from ..progress import track
 from rich.table import Table
 
 from ..data.splits import read_sidecar, sidecar_path
 from ..data.types import write_json
+from ..engine.arguments import support_settings
 from ..engine.config import Config
 from ..engine.runs import load_run_model
+from ..engine.tasks import check_source_outputs
 from ..data.splits import read_split
 from .task import DetectionTask, detect_videos, detections_table, predict_video
 
@@ -89,10 +91,11 @@ def cmd_detect(args) -> None:
     """Boxes, class names, scores and track ids on a video file, a frame folder or a webcam."""
     import itertools
 
-    from ..data.video import open_source, write_annotated
+    from ..data.video import open_source, partial_note, write_annotated
     from ..association import IoUTracker
     from ..draw import draw_detections as draw
     from .task import predict_stream
+    check_source_outputs(args, ("out", "json"))
     det, cfg = load_detector(args.weights, args.config, [f"run.device={args.device}"] if args.device else [])
     device = next(det.parameters()).device.type
     video, frames, count, fps = open_source(args.video)
@@ -100,8 +103,8 @@ def cmd_detect(args) -> None:
     if video is None and mode != "causal":
         raise ValueError(f"a webcam is a live stream: use --mode causal (not {mode})")
     names = class_names(cfg)
-    K = args.num_support or cfg.data.test_num_support
-    stride, refresh = args.stride or cfg.data.test_stride, args.refresh_every or cfg.data.test_refresh_every
+    d = cfg.data
+    K, stride, refresh = support_settings(args, (d.test_num_support, d.test_stride, d.test_refresh_every))
     sizes = (cfg.detection.test_min_size, cfg.detection.test_max_size)
     if mode == "causal" or not det.stpn.prompting:
         frames, mine = itertools.tee(frames)
@@ -122,11 +125,11 @@ def cmd_detect(args) -> None:
                 for b, c, s, i in zip(boxes, labels, scores, ids)]})
             yield image
 
-    def save():  # the frames done so far, also when the video breaks mid-stream
+    def save(status):  # the frames done so far, also when the video breaks mid-stream or is interrupted
         if args.json:
             write_json(args.json, {"video": str(args.video), "mode": mode, "num_support": K, "stride": stride,
-                                   "refresh_every": refresh,
-                                   "prompting": cfg.model.prompting, "frames": records}, indent=None)
-            print(f"wrote {args.json} ({len(records)} frames)")
+                                   "refresh_every": refresh, "prompting": cfg.model.prompting, **status,
+                                   "frames": records}, indent=None)
+            print(f"wrote {args.json} ({len(records)} frames{partial_note(status)})")
 
-    write_annotated(annotated(), args.out, fps, source=str(args.video), then=save)
+    write_annotated(annotated(), args.out, fps, source=str(args.video), then=save, total=count)

@@ -281,8 +281,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
             raise FileNotFoundError(f"config file not found: {path}")
         try:
             data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
+        except (yaml.YAMLError, UnicodeDecodeError) as err:
             raise ConfigError(f"{path}: malformed YAML: {err}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a YAML mapping of config sections (model:, data:, ...), "
+                              f"got a {type(data).__name__}")
     return config_from_dict(data, overrides)
 
 

@@ -81,6 +81,13 @@ def run_paired_demo(task_name: str, out: Path, quick: bool = False, seed: int = 
                                             for k in task.demo_metrics}
     write_json(out / "report.json", report)
     task.demo_table(report, console)
+    if quick:
+        zero = all(not report[name].get(k) for name in configs for k in task.demo_metrics)
+        console.print("--quick checks the plumbing (data, training, evaluation, report) on a small data set "
+                      "after a short training; its numbers say nothing about STPN."
+                      + (" Every score above is 0: after so few iterations neither model yet scores a "
+                         "detection above the evaluation's thresholds, which is expected here; the full demo "
+                         "(without --quick) trains to useful scores." if zero else ""))
     figures = task.demo_figures(report, results, configs, out)
     console.print(f"wrote {', '.join(str(p) for p in [out / 'report.json', *figures])}")
     return report
@@ -122,7 +129,9 @@ def train_side_by_side(configs: dict, config_file: Path, iterations: int, consol
     import sys
     from concurrent.futures import ThreadPoolExecutor
 
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
+
+    from ..progress import Progress
 
     procs, bars, logs, timings, early = {}, {}, {}, {}, {}
     progress = Progress(TextColumn("{task.description:>9}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),

@@ -48,6 +48,20 @@ def add_source_arguments(parser, results: str, weights_required: bool = True) ->
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: the config's run.device")
     parser.add_argument("--out", help="annotated video (mp4)")
     parser.add_argument(f"--{results.split()[0]}", help=" ".join(results.split()[1:]))
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+
+
+def check_source_outputs(args, files=("out",), folders=()) -> None:
+    """Before any work: the outputs of a ``stpn <verb> VIDEO`` command (flags by attribute name)
+    neither are inputs nor replace existing files unless ``--overwrite`` (``check_output``)."""
+    from ..data.types import check_output
+    inputs = [args.video if not str(args.video).isdigit() else None, args.weights, args.config,
+              getattr(args, "onnx", None)]
+    for names, folder in ((files, False), (folders, True)):
+        for name in names:
+            if getattr(args, name, None):
+                check_output(getattr(args, name), f"--{name.replace('_', '-')}", inputs=inputs,
+                             overwrite=args.overwrite, folder=folder)
 
 
 def build_stpn(cfg):

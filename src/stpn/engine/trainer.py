@@ -18,11 +18,12 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..data.types import atomic_write
+from ..progress import Progress
 from .config import Config, config_dict
 from .runs import claim_run_folder, newest_readable_checkpoint, run_lock
 

@@ -1,4 +1,5 @@
 """The segmentation task's own command, ``stpn segment`` (argument parsing only: imports nothing heavy)."""
+from ..engine.arguments import add_support_arguments, fraction
 from ..engine.tasks import add_source_arguments
 
 
@@ -8,8 +9,6 @@ def add_commands(sub) -> None:
     seg.add_argument("--png-dir", help="per-frame PNGs of track ids (0: background), as YouTube-VOS / DAVIS masks")
     seg.add_argument("--mode", choices=("global", "local", "causal"), default="causal",
                      help="causal: online, past frames only (default); global/local: offline, uses future frames")
-    seg.add_argument("--num-support", type=int, help="K (default: the config's data.test_num_support)")
-    seg.add_argument("--stride", type=int, help="default: the config's data.test_stride")
-    seg.add_argument("--refresh-every", type=int, help="causal prompt refresh (default: the config's data.test_refresh_every)")
-    seg.add_argument("--score-threshold", type=float, help="default: the config's segmentation.score_threshold")
+    add_support_arguments(seg)
+    seg.add_argument("--score-threshold", type=fraction, help="default: the config's segmentation.score_threshold")
     seg.set_defaults(handler="stpn.segmentation.commands:cmd_segment")

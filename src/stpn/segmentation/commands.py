@@ -7,13 +7,15 @@ from pathlib import Path
 
 import numpy as np
 from rich.console import Console
-from rich.progress import track
+from ..progress import track
 from rich.table import Table
 
 from ..data.splits import read_sidecar, read_split, sidecar_path
 from ..data.types import atomic_write, write_json
 from ..data.ytvis import write_ytvis_results
+from ..engine.arguments import support_settings
 from ..engine.config import Config
+from ..engine.tasks import check_source_outputs
 from ..evaluation.ytvis import KEYS, evaluate_ytvis
 from .task import SegmentationTask, convert_of, new_tracks, segment_video
 
@@ -97,9 +99,10 @@ def cmd_segment(args) -> None:
     the video's tracks as YouTube-VIS results (JSON) and per-frame PNGs of track ids."""
     import itertools
 
-    from ..data.video import open_source, write_annotated
+    from ..data.video import mark_partial, open_source, partial_note, write_annotated
     from ..detection.task import predict_stream, predict_video
     from ..draw import draw_detections, draw_masks
+    check_source_outputs(args, ("out", "json"), ("png_dir",))
     seg, cfg = SegmentationTask().load(args.weights, args.config, [f"run.device={args.device}"] if args.device else [])
     device = next(seg.parameters()).device.type
     video, frames, count, fps = open_source(args.video)
@@ -110,8 +113,7 @@ def cmd_segment(args) -> None:
     if args.score_threshold is not None:
         o.score_threshold = args.score_threshold
     names = class_names(cfg)
-    K = args.num_support or d.test_num_support
-    stride, refresh = args.stride or d.test_stride, args.refresh_every or d.test_refresh_every
+    K, stride, refresh = support_settings(args, (d.test_num_support, d.test_stride, d.test_refresh_every))
     convert = convert_of(cfg)
     sizes = (o.test_min_size, o.test_max_size)
     if mode == "causal" or not seg.stpn.prompting:
@@ -131,15 +133,16 @@ def cmd_segment(args) -> None:
             image = draw_masks(frame, kept["masks"], kept["track_ids"])
             yield draw_detections(image, kept["boxes"], kept["labels"], kept["scores"], kept["track_ids"], names)
 
-    def save():  # the frames done so far, also when the video breaks mid-stream
-        if args.json:
+    def save(status):  # the frames done so far, also when the video breaks mid-stream or is interrupted
+        if args.json:  # a YouTube-VIS results list has no room for a note: a partial one gets a .partial.json
             results = tracks.results(1)
             for r in results:
                 r["category"] = names[r["category_id"] - 1] if r["category_id"] <= len(names) else str(r["category_id"])
             atomic_write(args.json, json.dumps(results))
-            print(f"wrote {args.json} ({len(results)} tracks over {tracks.length} frames)")
+            mark_partial(args.json, status)
+            print(f"wrote {args.json} ({len(results)} tracks over {tracks.length} frames{partial_note(status)})")
         if png_dir is not None:
             print(f"wrote {tracks.length} PNGs of track ids to {png_dir}")
 
-    write_annotated(annotated(), args.out, fps, source=str(args.video), then=save)
+    write_annotated(annotated(), args.out, fps, source=str(args.video), then=save, total=count)
 

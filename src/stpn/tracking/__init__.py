@@ -1,5 +1,22 @@
-"""Single-object tracking: a one-stream ViT tracker with STPN prompts from past search regions."""
-from .model import STPNTracker, tracking_loss
-from .tracker import TrackState, Tracker, start, step, track_frames
+"""Single-object tracking: a one-stream ViT tracker with STPN prompts from past search regions.
 
-__all__ = ["STPNTracker", "TrackState", "Tracker", "start", "step", "track_frames", "tracking_loss"]
+The names below are imported on first use, so ``stpn track --help`` (which reads only
+``stpn.tracking.cli``) does not load torch.
+"""
+from __future__ import annotations
+
+import importlib
+
+_WHERE = {"STPNTracker": ".model", "tracking_loss": ".model", "TrackState": ".tracker", "Tracker": ".tracker",
+          "start": ".tracker", "step": ".tracker", "track_frames": ".tracker"}
+__all__ = list(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name], __name__), name)
+    raise AttributeError(f"module 'stpn.tracking' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted([*globals(), *__all__])

@@ -5,13 +5,15 @@ from pathlib import Path
 
 import numpy as np
 from rich.console import Console
-from rich.progress import track
+from ..progress import track
 from rich.table import Table
 
 from ..data.types import atomic_write
 from ..draw import draw_box
+from ..engine.arguments import support_settings
 from ..engine.config import Config, seed_overrides
 from ..engine.config import paired_run_config
+from ..engine.tasks import check_source_outputs
 from .model import STPNTracker
 from .task import TrackingTask
 from .tracker import check_box, track_frames
@@ -46,12 +48,13 @@ def parse_box(text: str) -> list[float]:
 
 def cmd_track(args) -> None:
     """Track one target from a first box through a video file, a frame folder or a webcam."""
-    from ..data.video import open_source, write_annotated
+    from ..data.video import mark_partial, open_source, partial_note, write_annotated
     if bool(args.weights) == bool(args.onnx):
         raise ValueError("give either --weights (a trained run) or --onnx (a folder written by stpn export)")
     if args.onnx and (args.config or args.device not in (None, "cpu")):
         raise ValueError("--onnx runs on ONNX Runtime on the CPU with the exported settings: --config and "
                          "--device do not apply")
+    check_source_outputs(args, ("out", "txt"))
     if args.onnx:
         from ..export import OnnxTracker
         model = OnnxTracker(args.onnx)
@@ -63,10 +66,7 @@ def cmd_track(args) -> None:
         device = next(model.parameters()).device.type  # load_tracker put it on run.device
     video, frames, count, fps = open_source(args.video)
     box = parse_box(args.box)
-    K0, S0, R0 = defaults
-    K = args.num_support or K0
-    S = args.stride or S0
-    R = args.refresh_every or R0
+    K, S, R = support_settings(args, defaults)
     first = next(iter(frames), None)
     if first is None:
         raise ValueError(f"{args.video}: no frames")
@@ -81,12 +81,13 @@ def cmd_track(args) -> None:
             rows.append((b, score, seconds))
             yield draw_box(frame, b, score if rows[1:] else None)
 
-    def save():  # the frames done so far, also when the video breaks mid-stream
-        if args.txt:
+    def save(status):  # the frames done so far, also when the video breaks mid-stream or is interrupted
+        if args.txt:  # GOT-10k's format has no room for a note: a partial file gets a .partial.json beside it
             atomic_write(args.txt, "".join(",".join(f"{v:.2f}" for v in b) + "\n" for b, _, _ in rows))
-            print(f"wrote {args.txt} (x,y,w,h per frame, {len(rows)} frames)")
+            mark_partial(args.txt, status)
+            print(f"wrote {args.txt} (x,y,w,h per frame, {len(rows)} frames{partial_note(status)})")
 
-    write_annotated(annotated(), args.out, fps, source=str(args.video), then=save)
+    write_annotated(annotated(), args.out, fps, source=str(args.video), then=save, total=count)
     if len(rows) > 1:
         print(f"{len(rows)} frames, {1 / np.mean([s for _, _, s in rows[1:]]):.1f} frames/s "
               f"({'STPN' if model.prompting else 'baseline'}, K={K}, S={S}, refresh every {R})")

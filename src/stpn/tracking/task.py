@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from rich.progress import track
+from ..progress import track
 
 from ..core.sampling import SupportConfig, causal_support
 from ..data.clips import VideoItems
