@@ -1,6 +1,6 @@
 """Cost of prompting, as ratios against the plain backbone measured in the same run.
 
-    python benchmarks/overhead.py            # Swin-T, 224, 448 and 576x1008, K=4/14 streams
+    python benchmarks/overhead.py            # Swin-T, 224, 448 and 576x1008 (batch 1 and 4), K=4/14 streams
     python benchmarks/overhead.py --tiny     # a 32-dim Swin, seconds (smoke run)
     python benchmarks/overhead.py --device cuda --json overhead_gpu.json
 
@@ -24,6 +24,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+import stpn.core.swin as swin
 from stpn import STPN
 from stpn.core.predictors import build_predictor
 
@@ -92,6 +93,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tiny", action="store_true", help="32-dim Swin at 128/256 px (smoke run)")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 4], help="forward rows: batch sizes")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     parser.add_argument("--device", default=default_device())
     parser.add_argument("--forward-only", action="store_true", help="only the forward rows (e.g. a short GPU run)")
@@ -114,15 +116,24 @@ def main(argv=None):
     D, dL = backbone.embed_dim, backbone.dims[-1]
     rows = []  # (group, name, seconds, baseline seconds, flops, baseline flops)
     with torch.no_grad():
-        for h, w in sizes:
-            x = torch.randn(1, 3, h, w, device=DEVICE)
-            prompts = torch.randn(1, 5, D, device=DEVICE)
-            timm_row = paired(lambda: backbone(x), lambda: backbone.body.forward_intermediates(
-                x, intermediates_only=True), args.repeats)
+        for (h, w), batch in [(s, b) for s in sizes for b in args.batches]:
+            x = torch.randn(batch, 3, h, w, device=DEVICE)
+            prompts = torch.randn(batch, 5, D, device=DEVICE)
+            group = f"forward {h}x{w}, batch {batch}"
+            if batch == args.batches[0]:
+                timm_row = paired(lambda: backbone(x), lambda: backbone.body.forward_intermediates(
+                    x, intermediates_only=True), args.repeats)
+                rows.append((group, "timm Swin (reference)", *timm_row))
             prompted_row = paired(lambda: backbone(x), lambda: backbone(x, prompts), args.repeats)
-            rows += [(f"forward {h}x{w}", "timm Swin (reference)", *timm_row),
-                     (f"forward {h}x{w}", "prompted, N_P=5", *prompted_row)]
-            print(f"{h}x{w}: plain {prompted_row[1] * 1e3:.2f} ms, prompted {prompted_row[0] * 1e3:.2f} ms", flush=True)
+            rows.append((group, "prompted, N_P=5", *prompted_row))
+            swin.PROMPT_ATTENTION = "concat"  # the released layout: prompt keys/values copied into every window
+            try:
+                rows.append((group, "prompted, copied into windows", *paired(lambda: backbone(x),
+                                                                            lambda: backbone(x, prompts), args.repeats)))
+            finally:
+                swin.PROMPT_ATTENTION = "auto"
+            print(f"{h}x{w} x{batch}: plain {prompted_row[1] * 1e3:.2f} ms, prompted {prompted_row[0] * 1e3:.2f} ms "
+                  f"({prompted_row[0] / prompted_row[1]:.3f}x; copied {rows[-1][2] / rows[-1][3]:.3f}x)", flush=True)
         h, w = sizes[0]
         size = f"{h}x{w}"
         if not args.forward_only:  # the method's rows at the first size

@@ -52,14 +52,125 @@ def _sdpa(q, k, v, mask=None, dropout_p: float = 0.0) -> torch.Tensor:
     return out.unflatten(0, (B, nW))
 
 
+def _sdpa_lse(q, k, v, mask, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """As ``_sdpa`` (no dropout), also returning the log-sum-exp of each query's logits:
+    (B, nW, heads, L, d) and (B, nW, heads, L). The CPU flash kernel computes both in one pass;
+    it is the only private PyTorch call of this file (``_LSE_KERNEL``), and its log-sum-exp carries
+    no gradient, so it serves inference only."""
+    B, nW, h = q.shape[:3]
+    if mask is not None and mask.shape[0] != 1:
+        fold = lambda t: t.flatten(1, 2)  # noqa: E731 - (B, nW*heads, L, d)
+        out, lse = _LSE_KERNEL(fold(q), fold(k), fold(v), 0.0, False, attn_mask=mask.flatten(0, 1)[None],
+                               scale=scale)
+        return out.unflatten(1, (nW, h)), lse.unflatten(1, (nW, h))
+    out, lse = _LSE_KERNEL(q.flatten(0, 1), k.flatten(0, 1), v.flatten(0, 1), 0.0, False, attn_mask=mask,
+                           scale=scale)
+    return out.unflatten(0, (B, nW)), lse.unflatten(0, (B, nW))
+
+
+_LSE_KERNEL = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+
+
+def _merge(out_a, lse_a, out_b, lse_b) -> torch.Tensor:
+    """Softmax attention over the union of two key sets, from each set's normalised output and
+    log-sum-exp (the merge ring and split-KV attention use): weights exp(lse_part - lse_union)."""
+    lse = torch.logaddexp(lse_a, lse_b)
+    return out_a * (lse_a - lse).exp().unsqueeze(-1) + out_b * (lse_b - lse).exp().unsqueeze(-1)
+
+
+def _split_prompt_attention(attn: nn.Module, windows, q, k, v, q_p, k_p, v_p, bias):
+    """The ``"split"`` formula: (B, nW, A, C) patch outputs and (B, P, C) prompt outputs, before
+    the output projection. windows (B, nW, A, C) are the qkv layer's inputs; q, k, v
+    (B, nW, h, A, d) and q_p, k_p, v_p (B, h, P, d) its outputs; bias (1 or nW, h, A, A).
+
+    Patch queries: the windows' own keys through the fused kernel, which also returns each
+    query's log-sum-exp; the prompt keys' logits of all N = nW*A tokens in one product with the
+    qkv layer's input, ``x (W_q,h^T k_p,h) + b_q,h . k_p,h`` (= q . k_p, without reading q in its
+    windowed layout); the two merged with a shared log-sum-exp, the prompt values added by one
+    product against a block-diagonal (h*P, C) matrix. Prompt queries: ``x (W_k,h^T q_p,h) +
+    b_k,h . q_p,h`` for their logits over every window key, normalised per window with the
+    prompt-prompt logits, and summed over windows as one (h*P, N) x (N, C) product whose diagonal
+    head blocks are the outputs.
+    """
+    B, nW, A, C = windows.shape
+    h, P, d = q_p.shape[1], q_p.shape[2], q_p.shape[3]
+    N, scale = nW * A, d ** -0.5
+    x = windows.reshape(B, N, C)
+    weight = attn.qkv.weight.view(3, h, d, C)
+    qkv_bias = attn.qkv.bias.view(3, h, d) if attn.qkv.bias is not None else weight.new_zeros(3, h, d)
+
+    def logits_against(proj: int, vectors):  # x . (W_proj,h^T u) + b_proj,h . u for u: (B, h, P, d) -> B,N,h,P
+        u = vectors * scale
+        matrix = torch.einsum("hdc,bhpd->bchp", weight[proj], u).reshape(B, C, h * P)
+        offset = torch.einsum("hd,bhpd->bhp", qkv_bias[proj], u).reshape(B, 1, h * P)
+        return torch.baddbmm(offset, x, matrix).view(B, N, h, P)
+
+    eye = torch.eye(h, dtype=v_p.dtype, device=v_p.device).view(1, h, 1, h, 1)
+    # patch queries over [window keys (fused kernel), prompt keys]
+    out_w, lse_w = _sdpa_lse(q, k, v, bias, scale)  # B,nW,h,A,d and B,nW,h,A
+    logits_xp = logits_against(0, k_p)  # B,N,h,P
+    lse_w = lse_w.transpose(2, 3).reshape(B, N, h)
+    lse = torch.logaddexp(lse_w, logits_xp.logsumexp(-1))  # B,N,h: over the union
+    out_x = out_w.transpose(2, 3).reshape(B, N, h, d) * (lse_w - lse).exp().unsqueeze(-1)
+    prompt_values = (v_p.unsqueeze(3) * eye).reshape(B, h * P, C)  # block-diagonal: head h's P values
+    out_x = torch.baddbmm(out_x.view(B, N, C), (logits_xp - lse.unsqueeze(-1)).exp().view(B, N, h * P),
+                          prompt_values).view(B, nW, A, C)
+    # prompt queries over [prompt keys, the keys of each window], averaged over the windows
+    logits_px = logits_against(1, q_p).view(B, nW, A, h, P)
+    logits_pp = (q_p * scale) @ k_p.transpose(-1, -2)  # B,h,P,P
+    lse_pp = logits_pp.logsumexp(-1)  # B,h,P
+    lse_win = torch.logaddexp(logits_px.logsumexp(2), lse_pp.unsqueeze(1))  # B,nW,h,P: per window
+    weights = (logits_px - lse_win.unsqueeze(2)).exp().view(B, N, h * P)
+    values = v.transpose(2, 3).reshape(B, N, C)
+    from_windows = (weights.transpose(1, 2) @ values).view(B, h, P, h, d).diagonal(dim1=1, dim2=3)  # B,P,d,h
+    from_prompts = (lse_pp.unsqueeze(1) - lse_win).exp().sum(1).unsqueeze(-1) * (logits_pp.softmax(-1) @ v_p)
+    out_p = (from_windows.permute(0, 3, 1, 2) + from_prompts) / nW  # B,h,P,d
+    return out_x, out_p.transpose(1, 2).reshape(B, P, C)
+
+
+# Which exact formula prompted window attention runs (``_shared_prompt_path``): "auto", or one of
+# "concat", "split", "logits" for every call (benchmarks/overhead.py compares them).
+PROMPT_ATTENTION = "auto"
+
+
+def _shared_prompt_path(q: torch.Tensor, dropout: float) -> str:
+    """Which exact formula ``window_attention`` runs with prompts (all three are equal to 1e-5):
+
+    - ``"concat"``: the prompt keys and values concatenated into every window for one SDPA call
+      per query set (the released code's layout);
+    - ``"split"``: the windows' own keys through the fused CPU kernel with its log-sum-exp, every
+      prompt logit in one product with the qkv layer's input, merged (``_split_prompt_attention``;
+      inference on CPU only: the kernel's log-sum-exp carries no gradient);
+    - ``"logits"``: the patch queries' window and prompt logits joined before one softmax, the
+      prompt queries merged per window by log-sum-exp, in plain tensor algebra (differentiable).
+
+    "auto" picks by measurement (benchmarks/overhead.py, docs/experiments.md): on the 2-core CPU
+    "concat" is the fastest at every size, inference (224: 1.11x the plain pass vs 1.31x split)
+    and training (224x320: 1.06x vs 1.08x logits), because the prompted pass's extra cost there
+    is the fixed cost of its extra small operations, not the copies the split avoids. No GPU has
+    measured the split yet, so "auto" is "concat" there too. Attention dropout always takes
+    "concat" (its random mask is defined per window copy).
+    """
+    path = PROMPT_ATTENTION
+    if path == "auto" or dropout > 0:
+        return "concat"
+    if path == "split" and (_LSE_KERNEL is None or q.device.type != "cpu" or (torch.is_grad_enabled()
+                                                                              and q.requires_grad)):
+        return "logits"
+    return path
+
+
 def window_attention(attn: nn.Module, windows: torch.Tensor, prompts: torch.Tensor | None,
                      mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Prompted window self-attention with timm's ``WindowAttention`` weights.
 
     windows: (B, nW, A, C) tokens of each image's nW windows of A = wh*ww tokens.
-    prompts: (B, P, C) or None. Each image's prompts join all of its windows; their q/k/v are
-    computed once per image and broadcast, the relative-position bias and shift mask are
-    zero on prompt rows and columns, and the prompt outputs are averaged over the windows.
+    prompts: (B, P, C) or None. Each image's prompts join all of its windows: a patch query
+    attends over [its window's A keys, the image's P prompt keys]; a prompt query attends, in
+    every window, over [P prompt keys, that window's A keys], and its output is the mean over the
+    windows. The relative-position bias and shift mask are zero on prompt rows and columns.
+    The prompt keys and values are computed once per image and never copied into the windows
+    (``_shared_prompt_path`` says which exact formula runs).
     mask: (nW, A, A) additive shift mask or None.
     Returns (B, nW, A, C) window outputs and (B, P, C) prompt outputs.
     """
@@ -71,22 +182,36 @@ def window_attention(attn: nn.Module, windows: torch.Tensor, prompts: torch.Tens
     bias = attn._get_rel_pos_bias()  # (1, heads, A, A)
     if mask is not None:
         bias = bias + mask.unsqueeze(1).to(bias.dtype)  # (nW, heads, A, A)
+    bias = bias.to(q.dtype)
     if prompts is None:
-        out = _sdpa(q, k, v, bias.to(q.dtype), dropout)
+        out = _sdpa(q, k, v, bias, dropout)
         return attn.proj_drop(attn.proj(out.transpose(-3, -2).flatten(-2))), None
     P = prompts.shape[1]
-    # prompt q/k/v once per image, broadcast to the image's windows
     q_p, k_p, v_p = qkv_p.reshape(B, P, 3, heads, -1).permute(2, 0, 3, 1, 4).unbind(0)  # B,h,P,d
-    k = torch.cat([k_p.unsqueeze(1).expand(-1, nW, -1, -1, -1), k], dim=-2)  # B,nW,h,P+A,d
-    v = torch.cat([v_p.unsqueeze(1).expand(-1, nW, -1, -1, -1), v], dim=-2)
-    # patch queries: bias and shift mask are zero on the prompt columns
-    out_x = _sdpa(q, k, v, F.pad(bias, (P, 0)).to(q.dtype), dropout)  # B,nW,h,A,d
-    # prompt queries: their rows of bias and mask are zero, so no mask at all
-    out_p = _sdpa(q_p.unsqueeze(1).expand(-1, nW, -1, -1, -1), k, v, None, dropout)  # B,nW,h,P,d
-    out_x, out_p = token_wise(attn.proj, out_x.transpose(-3, -2).flatten(-2),
-                              out_p.mean(1).transpose(1, 2).flatten(-2))  # prompts: mean over windows
-    out_x, out_p = attn.proj_drop(out_x), attn.proj_drop(out_p)
-    return out_x, out_p
+    path = _shared_prompt_path(q, dropout)
+    if path == "concat":
+        k_all = torch.cat([k_p.unsqueeze(1).expand(-1, nW, -1, -1, -1), k], dim=-2)  # B,nW,h,P+A,d
+        v_all = torch.cat([v_p.unsqueeze(1).expand(-1, nW, -1, -1, -1), v], dim=-2)
+        out_x = _sdpa(q, k_all, v_all, F.pad(bias, (P, 0)), dropout)  # B,nW,h,A,d
+        out_p = _sdpa(q_p.unsqueeze(1).expand(-1, nW, -1, -1, -1), k_all, v_all, None, dropout).mean(1)  # B,h,P,d
+    elif path == "split":
+        out_x, out_p = _split_prompt_attention(attn, windows, q, k, v, q_p, k_p, v_p, bias)  # B,nW,A,C and B,P,C
+        out_x, out_p = token_wise(attn.proj, out_x, out_p)
+        return attn.proj_drop(out_x), attn.proj_drop(out_p)
+    else:
+        scale = q.shape[-1] ** -0.5
+        k_p, v_p = k_p.unsqueeze(1), v_p.unsqueeze(1)  # B,1,h,P,d: broadcast over the windows, not copied
+        logits_xp = (q * scale) @ k_p.transpose(-1, -2)  # B,nW,h,A,P: patch queries x prompt keys
+        logits_px = (q_p.unsqueeze(1) * scale) @ k.transpose(-1, -2)  # B,nW,h,P,A: prompt queries x window keys
+        logits_pp = (q_p * scale) @ k_p.squeeze(1).transpose(-1, -2)  # B,h,P,P: the same in every window
+        logits = torch.cat([logits_xp, (q * scale) @ k.transpose(-1, -2) + bias], dim=-1)  # B,nW,h,A,P+A
+        weights = logits.softmax(-1)
+        out_x = weights[..., :P] @ v_p + weights[..., P:] @ v
+        out_p = _merge(logits_px.softmax(-1) @ v, logits_px.logsumexp(-1),
+                       (logits_pp.softmax(-1) @ v_p.squeeze(1)).unsqueeze(1), logits_pp.logsumexp(-1).unsqueeze(1))
+        out_p = out_p.mean(1)  # B,h,P,d: the prompts' outputs averaged over the windows
+    out_x, out_p = token_wise(attn.proj, out_x.transpose(-3, -2).flatten(-2), out_p.transpose(1, 2).flatten(-2))
+    return attn.proj_drop(out_x), attn.proj_drop(out_p)
 
 
 def _shift_mask(block: nn.Module, padded: torch.Tensor) -> torch.Tensor | None:
