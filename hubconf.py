@@ -35,7 +35,7 @@ def _task_model(task: str, default_config: str, weights, config, overrides):
     from stpn.engine.tasks import get_task
     if weights is not None:
         if task == "detection":
-            from stpn.detection.commands import load_detector
+            from stpn.detection.build import load_detector
             return load_detector(weights, config, list(overrides))[0]
         return get_task(task).load(weights, config, list(overrides))[0]
     cfg = load_config(config or default_config, ["model.pretrained=false", *overrides])

@@ -21,7 +21,8 @@ from rich.console import Console
 from rich.table import Table
 
 from stpn.data.synth import SynthConfig, synth_video
-from stpn.detection.task import build_detector, predict_video
+from stpn.detection.build import build_detector
+from stpn.detection.inference import predict_video
 from stpn.engine.config import load_config, packaged_config
 
 from _timing import default_device, device_name, now, precision

@@ -19,7 +19,8 @@ from rich.table import Table
 
 from stpn import STPN
 from stpn.data.synth import SynthConfig, synth_video
-from stpn.detection.task import build_detector, predict_video
+from stpn.detection.build import build_detector
+from stpn.detection.inference import predict_video
 from stpn.engine.config import load_config, packaged_config
 from stpn.tracking.model import STPNTracker
 from stpn.tracking.tracker import start, step

@@ -62,7 +62,8 @@ def one(variant: str, seed: int, prompting: bool, out: Path, device: str) -> dic
     torch.set_num_threads(1)
     from stpn.engine.config import load_config, packaged_config
     from stpn.engine.trainer import train
-    from stpn.tracking.task import TrackingTask, evaluate_tracking
+    from stpn.tracking.evaluate import evaluate_tracking
+    from stpn.tracking.task import TrackingTask
     cfg = load_config(packaged_config("sot_demo_cpu"), overrides(variant, seed, out, prompting, device))
     task = TrackingTask()
     start = time.perf_counter()

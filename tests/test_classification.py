@@ -112,7 +112,7 @@ def test_stpn_eval_scores_a_classification_run_and_a_detector_run_loads_without_
         f"model.weights={out / 'model.safetensors'}"])
     det_run = train(det_cfg, DetectionTask(), max_iterations=1)
     (out / "model.safetensors").unlink()  # the trained detector replaces its starting weights
-    from stpn.detection.commands import load_detector
+    from stpn.detection.build import load_detector
     det, loaded = load_detector(det_run)
     assert loaded.model.weights == str(out / "model.safetensors")
     trained = load_file(str(det_run / "model.safetensors"))

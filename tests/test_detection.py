@@ -303,7 +303,7 @@ def test_support_swap_diagnostic_swaps_only_the_supports(tmp_path):
     import copy
 
     from stpn.detection import diagnostics as swap
-    from stpn.detection.task import _image, inclusive_detections, predict_video
+    from stpn.detection.inference import _image, inclusive_detections, predict_video
     cfg = tiny_config(tmp_path)
     torch.manual_seed(0)
     det = DetectionTask().build_model(cfg).eval()
@@ -349,7 +349,7 @@ def test_training_adds_the_det_images_as_one_frame_videos(tmp_path):
 
 
 def test_detections_in_inclusive_pixels_are_never_inverted_nor_outside_the_image():
-    from stpn.detection.task import inclusive_detections
+    from stpn.detection.inference import inclusive_detections
     # exclusive corners from the detector: a box narrower than a pixel, one clipped onto the right
     # border (zero width at x = W), an ordinary one
     out = inclusive_detections({"boxes": torch.tensor([[5.0, 5.0, 5.4, 9.0], [96.0, 0.0, 96.0, 10.0], [1.0, 2.0, 11.0, 22.0]]),
@@ -368,7 +368,7 @@ def test_detections_in_inclusive_pixels_are_never_inverted_nor_outside_the_image
     ("causal", 2, 1, 0, r"refresh_every must be an integer >= 1, got 0"),
 ])
 def test_test_time_supports_the_core_rejects_fail_before_anything_runs(tmp_path, mode, K, S, refresh, message):
-    from stpn.detection.task import predict_video
+    from stpn.detection.inference import predict_video
     det = DetectionTask().build_model(tiny_config(tmp_path))
     video, _, _ = synth_video(SynthConfig(videos=1, frames=3, width=96, height=64, seed=1), 0)
     with pytest.raises(ValueError, match=message):
@@ -415,7 +415,7 @@ def test_drawing_never_fails_on_boxes_the_detector_gives():
 def test_video_and_stream_inference_equal_the_batch_computation_for_every_policy(tmp_path, mode, K, S, refresh):
     """Frame t's detections == det([frame_t], support=[frames[support(t)]], offsets) in one call."""
     from stpn.core.sampling import causal_support, global_support, local_support
-    from stpn.detection.task import _image, inclusive_detections, predict_stream, predict_video
+    from stpn.detection.inference import _image, inclusive_detections, predict_stream, predict_video
     det = DetectionTask().build_model(tiny_config(tmp_path, "model.predictor=decoder", "model.predictor_kwargs={}")).eval()
     det.roi_heads.score_thresh = 0.0  # random weights: keep every box, so the comparison sees them all
     video, _, _ = synth_video(SynthConfig(videos=1, frames=7, width=96, height=64, seed=3), 0)

@@ -9,7 +9,8 @@ pytest.importorskip("onnxruntime")
 
 from conftest import assert_same_detections, tiny_config, tiny_stpn  # noqa: E402
 from stpn.data.synth import SynthConfig, synth_video  # noqa: E402
-from stpn.detection.task import build_detector, predict_video  # noqa: E402
+from stpn.detection.build import build_detector  # noqa: E402
+from stpn.detection.inference import predict_video
 from stpn.export import OnnxDetector, OnnxSTPN, OnnxTracker, _session, export_onnx, read_manifest  # noqa: E402
 from stpn.tracking.model import STPNTracker  # noqa: E402
 from stpn.tracking.tracker import Tracker, start, step  # noqa: E402
@@ -150,7 +151,7 @@ def test_export_errors_name_what_is_wrong(tmp_path):
 
 def test_export_command_writes_a_detector_that_detects_like_the_run(tmp_path, capsys):
     from stpn.cli import main
-    from stpn.detection.commands import load_detector
+    from stpn.detection.build import load_detector
     from stpn.detection.task import DetectionTask
     from stpn.engine.trainer import train
     cfg = tiny_config(tmp_path)

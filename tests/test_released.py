@@ -13,11 +13,12 @@ from torchvision.models.detection.rpn import concat_box_prediction_layers
 from torchvision.ops import roi_align
 
 from stpn.data.synth import SynthConfig, synth_video
-from stpn.detection.commands import load_detector
+from stpn.detection.build import load_detector
 from stpn.detection.conventions import (MMDetAnchorGenerator, MMDetBoxCoder, MMDetRoIAlign, MMDetTransform,
                                         mmdet_resized_size, mmdet_roi_levels)
 from stpn.detection.released import load_detector_checkpoint, released_to_ours, write_released_checkpoint
-from stpn.detection.task import DetectionTask, predict_video
+from stpn.detection.task import DetectionTask
+from stpn.detection.inference import predict_video
 from stpn.core.weights import WeightsError
 from stpn.engine.config import load_config
 from conftest import assert_same_detections

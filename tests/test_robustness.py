@@ -9,7 +9,8 @@ from stpn.cli import main
 from stpn.data.corrupt import corrupt_video
 from stpn.data.synth import SynthConfig, synth_video
 from stpn.data.splits import read_split
-from stpn.detection.task import DetectionTask, predict_video
+from stpn.detection.task import DetectionTask
+from stpn.detection.inference import predict_video
 from stpn.engine.trainer import train
 from stpn.robustness import run_robustness
 

@@ -161,7 +161,7 @@ def test_normalisation_comes_from_the_backbone_or_the_config(tmp_path):
     from stpn.core import normalization
     from stpn.detection.task import DetectionTask
     from stpn.engine.config import ConfigError, load_config, packaged_config
-    from stpn.tracking.task import build_tracker
+    from stpn.tracking.build import build_tracker
     imagenet = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
     assert normalization("swin_tiny_patch4_window7_224") == imagenet
     assert normalization("vit_base_patch16_224") == ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # timm's AugReg weights
@@ -208,7 +208,8 @@ def test_every_task_loads_onto_the_configured_device_and_its_inputs_follow(tmp_p
     import torch
 
     from stpn.cli import main
-    from stpn.detection import task as det_task
+    from stpn.data.splits import read_split
+    from stpn.detection import inference as det_task
     from stpn.engine.tasks import get_task
     from stpn.engine.trainer import train
     cfg = tiny_config(tmp_path, "optim.epochs=1")
@@ -222,7 +223,7 @@ def test_every_task_loads_onto_the_configured_device_and_its_inputs_follow(tmp_p
     devices = []
     monkeypatch.setattr(model.stpn.backbone, "forward",
                         lambda x, *a, **k: devices.append(x.device.type) or real_backbone(x, *a, **k))
-    video = det_task.read_split(cfg.data, cfg.data.val_split)[0]
+    video = read_split(cfg.data, cfg.data.val_split)[0]
     list(det_task.predict_video(model, video, "local", 2, 1, 1, "cpu"))
     assert seen and set(devices) == {"cpu"}
     if not torch.cuda.is_available():

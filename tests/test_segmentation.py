@@ -16,7 +16,8 @@ from stpn.data.splits import read_split
 from stpn.data.synth import SynthConfig, synth_video
 from stpn.engine.trainer import train
 from stpn.evaluation.ytvis import evaluate_ytvis
-from stpn.segmentation.task import SegmentationTask, VideoTracks, encode, new_tracks, segment_video
+from stpn.segmentation.inference import VideoTracks, encode, new_tracks, segment_video
+from stpn.segmentation.task import SegmentationTask
 
 from conftest import tiny_vis_config
 
@@ -236,8 +237,8 @@ def test_causal_outputs_up_to_t_ignore_later_frames(tmp_path):
 
 
 def test_a_stream_gives_the_same_results_as_one_pass_over_the_video(tmp_path):
-    from stpn.detection.task import predict_stream
-    from stpn.segmentation.task import convert_of
+    from stpn.detection.inference import predict_stream
+    from stpn.segmentation.inference import convert_of
     out, cfg = _untrained_run(tmp_path, "data.test_policy=causal", "data.test_refresh_every=2")
     seg, cfg = SegmentationTask().load(out)
     video = read_split(cfg.data, cfg.data.val_split)[0]
@@ -389,7 +390,7 @@ def test_quick_vis_demo_writes_report_chart_and_video(tmp_path):
 
 
 def test_mask_nms_drops_duplicates_and_parts_of_any_class_and_keeps_neighbours():
-    from stpn.segmentation.task import mask_nms
+    from stpn.segmentation.inference import mask_nms
     whole, part, dup, other = square(0, 0, 20), square(5, 5, 8), square(1, 1, 20), square(30, 10, 10)
     # sorted by score: the part (inside the whole: IoU 0.16, but all of it overlaps) and the
     # near-duplicate go; the neighbour that does not overlap stays

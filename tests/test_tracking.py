@@ -265,7 +265,7 @@ def test_support_crops_see_the_target_where_the_search_crop_does(tmp_path, monke
 
 def test_the_tracking_demo_pretrains_on_its_own_training_videos(tmp_path):
     from stpn.engine.config import config_dict
-    from stpn.tracking.commands import demo_config, pretrain_config
+    from stpn.tracking.demo import demo_config, pretrain_config
     for seed in (0, 2):
         pre, run = pretrain_config(tmp_path, False, seed), demo_config(tmp_path, False, True, seed)
         assert run.model.weights == str(tmp_path / "pretrain" / "model.safetensors") and pre.run.out == str(tmp_path / "pretrain")
@@ -290,7 +290,7 @@ def test_the_official_got10k_toolkit_runs_our_tracker_and_agrees_with_our_evalua
     import got10k.experiments as got10k  # a dev dependency: the official toolkit
     from stpn.data.got10k import read_got10k
     from stpn.evaluation.got10k import evaluate_got10k
-    from stpn.tracking.commands import load_tracker
+    from stpn.tracking.build import load_tracker
     run, data = trained_run
     model, cfg = load_tracker(run)
     exp = got10k.ExperimentGOT10k(str(data / "data"), subset="val", result_dir=str(tmp_path / "results"),
@@ -345,7 +345,7 @@ def test_track_command_bad_input(trained_run, tmp_path, capsys):
 
 
 def test_quick_sot_demo_writes_report_plot_and_video(tmp_path, monkeypatch):
-    from stpn.tracking import commands
+    from stpn.tracking import demo as commands
     real = commands.demo_config
     monkeypatch.setattr(commands, "demo_config", lambda out, quick, prompting, seed=0: load_config(
         None, [f"{k}={v}" for k, v in _flat(real(out, quick, prompting, seed))] + TINY))
@@ -450,7 +450,7 @@ def test_support_swap_diagnostic_regenerates_the_validation_targets(trained_run,
     from stpn.data.splits import read_split
     from stpn.tracking.diagnostics import main as diagnose
     from stpn.tracking.diagnostics import object_boxes, swap_test, validation_videos
-    from stpn.tracking.commands import load_tracker
+    from stpn.tracking.build import load_tracker
     run, _ = trained_run
     model, cfg = load_tracker(run)
     full, stored = validation_videos(cfg), read_split(cfg.data, cfg.data.val_split)

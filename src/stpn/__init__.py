@@ -6,8 +6,6 @@ loading torch.
 """
 from __future__ import annotations
 
-import importlib
-
 __version__ = "0.1.0"
 
 __all__ = [
@@ -20,7 +18,8 @@ __all__ = [
 
 def __getattr__(name: str):
     if name in __all__:
-        return getattr(importlib.import_module(".core", __name__), name)
+        from . import core
+        return getattr(core, name)
     raise AttributeError(f"module 'stpn' has no attribute {name!r}")
 
 

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 from pathlib import Path
 
 from . import __version__
 from .engine.arguments import (HelpFormatter, fraction, frame_size, non_negative_int, positive_int)
-from .engine.tasks import command_modules, demo_tasks
+from .engine.registry import command_modules, demo_tasks
 
 
 class _Parser(argparse.ArgumentParser):
@@ -72,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--overwrite", action="store_true", help="replace the graphs already in --out")
     exp.add_argument("--part", choices=("task", "backbone"), default="task",
                      help="task: the whole model (detector, tracker); backbone: STPN alone (stage maps)")
-    exp.set_defaults(handler="stpn.commands:export")
+    exp.set_defaults(handler=_export)
     rob = sub.add_parser("robustness", help="score trained runs on corrupted validation videos (5 corruptions x "
                                             "severities 1-5, key frame only and key + support frames): table, JSON, plot")
     rob.add_argument("--weights", nargs="+", required=True, help="runs of one task (run folders or model.safetensors), "
@@ -87,9 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="key+support: every frame corrupted; key: the support frames stay clean")
     rob.add_argument("--videos", type=positive_int, metavar="N", help="the first N validation videos only (default: all)")
     rob.add_argument("--seed", type=non_negative_int, default=0, help="corruption seed")
-    rob.set_defaults(handler="stpn.commands:robustness")
+    rob.set_defaults(handler=_robustness)
     for module in command_modules():  # each task's own commands (stpn detect, stpn track, ...)
-        importlib.import_module(module).add_commands(sub)
+        module.add_commands(sub)
 
     ev = sub.add_parser("evaluate", help="score a results file against a benchmark's ground truth (no model; "
                                          "to run a trained model first, use stpn eval)")
@@ -147,6 +146,16 @@ def build_parser() -> argparse.ArgumentParser:
     spl.add_argument("--val-fraction", type=fraction, default=0.1, help="share of the videos that go to val/")
     spl.add_argument("--seed", type=non_negative_int, default=0, help="split seed")
     return parser
+
+
+def _export(args) -> None:
+    from .commands import export  # the model side loads only when the command runs
+    export(args)
+
+
+def _robustness(args) -> None:
+    from .commands import robustness
+    robustness(args)
 
 
 def _one_line(text: str) -> str:
@@ -216,9 +225,8 @@ def _run(parser, args) -> int:
     elif args.command in ("train", "eval"):
         from .commands import run_task_command
         run_task_command(args)
-    elif hasattr(args, "handler"):  # a task's own command
-        module, name = args.handler.split(":")
-        getattr(importlib.import_module(module), name)(args)
+    elif hasattr(args, "handler"):  # stpn export, stpn robustness and each task's own commands
+        args.handler(args)
     elif args.command == "evaluate":
         from .commands import evaluate
         evaluate(args)

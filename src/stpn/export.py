@@ -18,7 +18,7 @@ A model becomes a folder of graphs plus ``export.json`` (what each graph takes a
 The support stream (which frames, when to refresh, the cache of embedded frames) stays in Python
 (``stpn.core.SupportStream``) and calls the graphs, so ``OnnxTracker`` plugs into the same
 tracking loop (``stpn.tracking.tracker``) and the GOT-10k adapter, and ``OnnxDetector`` runs
-the three test-time modes as ``stpn.detection.task.predict_video``.
+the three test-time modes as ``stpn.detection.inference.predict_video``.
 
 Sizes: frame and crop sides are fixed at export (``size``); the number of embedded frames is
 dynamic. Prompt depth ``deep_block`` is not exported. Export uses ``torch.onnx.export``
@@ -26,31 +26,21 @@ dynamic. Prompt depth ``deep_block`` is not exported. Export uses ``torch.onnx.e
 """
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
-from .core.streaming import SupportStream
+from .core.onnx import OnnxSTPN, _flat_prompts, _nested_prompts, _session, read_manifest  # noqa: F401 - also stpn.export's
+from .detection.onnx import OnnxDetector  # noqa: F401 - the runtime models, importable from here as before
+from .tracking.onnx import OnnxTracker  # noqa: F401
 
 OPSET = 17
 TASKS = ("backbone", "detector", "tracker")
-
-
-# graphs -----------------------------------------------------------------------------------------
-def _flat_prompts(prompts) -> tuple:
-    return (prompts,) if isinstance(prompts, torch.Tensor) else tuple(prompts)
-
-
-def _nested_prompts(stpn, flat):
-    return flat[0] if stpn.prompt_depth == "shallow" else list(flat)
 
 
 class EmbedGraph(nn.Module):
@@ -276,151 +266,3 @@ def export_onnx(model: nn.Module, out: str | Path, size: tuple[int, int] | None 
     return out
 
 
-# runtime ----------------------------------------------------------------------------------------
-def _session(path: Path, providers=None):
-    import onnxruntime as ort
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such graph (export the model with `stpn export` first)")
-    try:
-        return ort.InferenceSession(str(path), providers=providers or ["CPUExecutionProvider"])
-    except Exception as err:  # noqa: BLE001 - onnxruntime's errors (InvalidProtobuf, Fail, ...) share no base class
-        raise ValueError(f"{path}: not a readable ONNX graph ({type(err).__name__}: "
-                         f"{str(err).splitlines()[0] if str(err) else ''}); export it again") from None
-
-
-def read_manifest(folder: str | Path) -> dict:
-    path = Path(folder) / "export.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: not found; {folder} is not a folder written by `stpn export`")
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: malformed JSON ({err}); export the model again") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != "stpn-onnx/1":
-        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
-        raise ValueError(f"{path}: format {found!r}, expected 'stpn-onnx/1'")
-    missing = [k for k in ("task", "prompting", "graphs") if k not in manifest]
-    if missing:
-        raise ValueError(f"{path}: missing key(s) {missing}; export the model again")
-    return manifest
-
-
-def _run(session, feeds: dict) -> list[torch.Tensor]:
-    return [torch.from_numpy(np.asarray(a)) for a in session.run(None, {k: v.detach().cpu().numpy()
-                                                                        for k, v in feeds.items()})]
-
-
-class OnnxSTPN:
-    """The support half of STPN on ONNX Runtime, with the interface ``SupportStream`` calls
-    (``encode_support``, ``predict_prompts``, ``support_stages``, ``prompting``)."""
-
-    def __init__(self, folder: str | Path, manifest: dict | None = None, providers=None):
-        folder = Path(folder)
-        self.manifest = manifest or read_manifest(folder)
-        self.prompting = self.manifest["prompting"]
-        support = self.manifest.get("support")
-        if self.prompting:
-            self.support_stages = support["support_stages"]
-            self.num_support = support["num_support"]
-            self.embed = _session(folder / "embed.onnx", providers)
-            self.predictor = _session(folder / "predictor.onnx", providers)
-
-    def encode_support(self, frames: torch.Tensor):
-        """frames (B, K, 3, H, W) -> ({stage: (B, K, n, d)}, {stage: grid})."""
-        B, K = frames.shape[:2]
-        out = _run(self.embed, {"frames": frames.flatten(0, 1)})
-        tokens = {s: t.reshape(B, K, *t.shape[1:]) for s, t in zip(self.support_stages, out)}
-        grids = {s: tuple(self.manifest["support"]["grids"][str(s)]) for s in self.support_stages}
-        return tokens, grids
-
-    def predict_prompts(self, tokens: dict, grids=None, offsets: torch.Tensor | None = None):
-        K = next(iter(tokens.values())).shape[1]
-        if K != self.num_support:
-            raise ValueError(f"the predictor graph was exported for K={self.num_support} support frames, got {K}")
-        feeds = {f"tokens_{s}": tokens[s] for s in self.support_stages}
-        if self.manifest["support"]["offsets"]:  # the decoder: offset 0 where unknown, as in PyTorch
-            B = next(iter(tokens.values())).shape[0]
-            feeds["offsets"] = torch.zeros(B, K, dtype=torch.long) if offsets is None else offsets.long()
-        out = _run(self.predictor, feeds)
-        return out[0] if self.manifest["support"]["prompt_depth"] == "shallow" else out
-
-
-def _prompt_feeds(manifest: dict, prompts) -> dict:
-    if prompts is None:
-        return {}
-    return dict(zip(manifest["support"]["prompts"], _flat_prompts(prompts)))
-
-
-class OnnxTracker:
-    """An exported ``STPNTracker`` on ONNX Runtime, with the attributes and methods the tracking
-    loop (``stpn.tracking.tracker.start/step``, ``Tracker``, ``track_sequence``) uses."""
-
-    def __init__(self, folder: str | Path, providers=None):
-        folder = Path(folder)
-        m = self.manifest = read_manifest(folder)
-        if m["task"] != "tracker":
-            raise ValueError(f"{folder}: an exported {m['task']}, not a tracker")
-        self.stpn = OnnxSTPN(folder, m, providers)
-        self.template_size, self.search_size = m["template_size"], m["search_size"]
-        self.template_factor, self.search_factor = m["template_factor"], m["search_factor"]
-        self.mean, self.std = tuple(m["mean"]), tuple(m["std"])
-        self.template = _session(folder / "template.onnx", providers)
-        self.head = _session(folder / "head.onnx", providers)
-
-    @property
-    def prompting(self) -> bool:
-        return self.stpn.prompting
-
-    def eval(self):
-        return self
-
-    def to(self, device):
-        if torch.device(device).type != "cpu":
-            raise ValueError("OnnxTracker runs on ONNX Runtime: pass device='cpu' (the tensors it trades are on the CPU)")
-        return self
-
-    def embed_template(self, template: torch.Tensor) -> torch.Tensor:
-        return _run(self.template, {"template": template})[0]
-
-    def head_forward(self, template_tokens: torch.Tensor, search: torch.Tensor, prompts=None) -> dict:
-        score, size, offset = _run(self.head, {"template_tokens": template_tokens, "search": search,
-                                               **_prompt_feeds(self.manifest, prompts)})
-        return {"score": score, "size": size, "offset": offset}
-
-
-@dataclass
-class OnnxDetector:
-    """An exported ``STPNDetector`` on ONNX Runtime for frames of the exported size."""
-
-    folder: Path
-    providers: list | None = None
-
-    def __post_init__(self):
-        self.folder = Path(self.folder)
-        m = self.manifest = read_manifest(self.folder)
-        if m["task"] != "detector":
-            raise ValueError(f"{self.folder}: an exported {m['task']}, not a detector")
-        self.stpn = OnnxSTPN(self.folder, m, self.providers)
-        self.detector = _session(self.folder / "detector.onnx", self.providers)
-
-    def predict_video(self, video, mode: str = "global", num_support: int | None = None, stride: int = 1,
-                      refresh_every: int = 1):
-        """Detections of every frame (a generator of the dicts ``predict_video`` yields), support
-        frames per ``mode`` as in ``stpn.detection.task.predict_video``. The embedding graph
-        prepares every support frame as the offline modes do (``transform_support``); in causal
-        mode PyTorch embeds the key frame's own transformed tensor instead, which differs where
-        the detector resizes (bilinear either way, sizes rounded differently)."""
-        from .detection.task import _image, inclusive_detections
-        K = num_support or (self.stpn.num_support if self.stpn.prompting else 1)
-        stream = SupportStream(mode, K, stride, refresh_every, len(video)) if self.stpn.prompting else None
-        H, W = self.manifest["size"]
-        for t in range(len(video)):
-            frame = _image(video.frames[t])
-            if tuple(frame.shape[-2:]) != (H, W):
-                raise ValueError(f"frame {t} is {frame.shape[-1]}x{frame.shape[-2]}; the detector graph was "
-                                 f"exported for {W}x{H} frames (stpn export --size)")
-            prompts = None
-            if stream is not None:
-                prompts = stream.prompts_at(self.stpn, t, lambda i: _image(video.frames[i])[None])
-            boxes, labels, scores = _run(self.detector, {"frame": frame, **_prompt_feeds(self.manifest, prompts)})
-            yield inclusive_detections({"boxes": boxes, "labels": labels, "scores": scores}, H, W)

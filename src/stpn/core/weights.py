@@ -5,8 +5,8 @@ Every load reports missing and unexpected keys and fails when nothing matches.
 """
 from __future__ import annotations
 
-import importlib
 import re
+import sys
 from pathlib import Path
 
 import torch
@@ -133,7 +133,7 @@ def load_backbone_weights(backbone: nn.Module, path: str | Path, state_dict: dic
     elif not any(k in own for k in sd):
         body = getattr(backbone, "body", None)
         if body is not None:  # timm or original layouts of the timm model itself
-            filt = getattr(importlib.import_module(type(body).__module__), "checkpoint_filter_fn", None)
+            filt = getattr(sys.modules[type(body).__module__], "checkpoint_filter_fn", None)
             if filt is not None:
                 try:
                     sd = filt(sd, body)

@@ -1,6 +1,9 @@
-"""The detection task's own command, ``stpn detect`` (argument parsing only: imports nothing heavy)."""
-from ..engine.arguments import add_support_arguments, fraction
-from ..engine.tasks import add_source_arguments
+"""The detection task's own command, ``stpn detect``. Parsing imports nothing heavy (``stpn --help``
+loads no torch): the command's body imports the model side when it runs."""
+from ..engine.arguments import add_support_arguments, fraction, support_settings
+from ..engine.tasks import add_source_arguments, check_source_outputs
+
+DEMO = "det"  # ``stpn demo --task det``
 
 
 def add_commands(sub) -> None:
@@ -10,4 +13,55 @@ def add_commands(sub) -> None:
                      help="causal: online, past frames only (default); global/local: offline, uses future frames")
     add_support_arguments(det)
     det.add_argument("--score-threshold", type=fraction, default=0.5, help="keep detections scoring at least this")
-    det.set_defaults(handler="stpn.detection.commands:cmd_detect")
+    det.set_defaults(handler=cmd_detect)
+
+
+def cmd_detect(args) -> None:
+    """Boxes, class names, scores and track ids on a video file, a frame folder or a webcam."""
+    import itertools
+
+    from ..association import IoUTracker
+    from ..data.types import write_json
+    from ..data.video import open_source, partial_note, write_annotated
+    from ..draw import draw_detections as draw
+    from ..progress import track
+    from .build import class_names, load_detector
+    from .inference import predict_stream, predict_video
+    check_source_outputs(args, ("out", "json"))
+    det, cfg = load_detector(args.weights, args.config, [f"run.device={args.device}"] if args.device else [])
+    device = next(det.parameters()).device.type
+    video, frames, count, fps = open_source(args.video)
+    mode = args.mode
+    if video is None and mode != "causal":
+        raise ValueError(f"a webcam is a live stream: use --mode causal (not {mode})")
+    names = class_names(cfg)
+    d = cfg.data
+    K, stride, refresh = support_settings(args, (d.test_num_support, d.test_stride, d.test_refresh_every))
+    sizes = (cfg.detection.test_min_size, cfg.detection.test_max_size)
+    if mode == "causal" or not det.stpn.prompting:
+        frames, mine = itertools.tee(frames)
+        preds = predict_stream(det, mine, K, stride, refresh, device, *sizes)
+    else:
+        preds = predict_video(det, video, mode, K, stride, refresh, device, *sizes)
+    tracker, records = IoUTracker(), []
+
+    def annotated():
+        for t, (frame, p) in track(enumerate(zip(frames, preds)), "detecting", total=count):
+            keep = p["scores"] >= args.score_threshold
+            boxes, labels, scores = p["boxes"][keep], p["labels"][keep], p["scores"][keep]
+            ids = tracker.update(boxes, labels)
+            image = draw(frame, boxes, labels, scores, ids, names)
+            records.append({"frame": t, "detections": [
+                {"box": [round(float(v), 2) for v in b], "label": int(c), "class": names[int(c) - 1],
+                 "score": round(float(s), 4), "track_id": int(i)}
+                for b, c, s, i in zip(boxes, labels, scores, ids)]})
+            yield image
+
+    def save(status):  # the frames done so far, also when the video breaks mid-stream or is interrupted
+        if args.json:
+            write_json(args.json, {"video": str(args.video), "mode": mode, "num_support": K, "stride": stride,
+                                   "refresh_every": refresh, "prompting": cfg.model.prompting, **status,
+                                   "frames": records}, indent=None)
+            print(f"wrote {args.json} ({len(records)} frames{partial_note(status)})")
+
+    write_annotated(annotated(), args.out, fps, source=str(args.video), then=save, total=count)

@@ -13,11 +13,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from ..engine.config import Config, load_config, packaged_config, seed_overrides
-from ..engine.config import paired_run_config
-from .commands import class_names, load_detector
 from ..data.splits import read_split
-from .task import predict_video
+from ..engine.config import Config, load_config, packaged_config, paired_run_config, seed_overrides
+from .build import class_names, load_detector
+from .inference import predict_video
 
 QUICK_DATA = ["data.synth.train_videos=16", "data.synth.val_videos=4"]
 

@@ -22,7 +22,7 @@ import torch
 
 from ..core.streaming import SupportStream
 from ..data.types import Video
-from .task import _at_test_sizes, _detect
+from .inference import _at_test_sizes, _detect
 
 
 def top_class(det, video: Video, t: int, support_video: Video, num_support: int = 2, sizes=(None, None)) -> int:

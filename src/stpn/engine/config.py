@@ -11,6 +11,8 @@ from pathlib import Path
 
 import yaml
 
+from .registry import get_task, task_names
+
 
 class ConfigError(ValueError):
     """A configuration problem; the message names the key."""
@@ -88,7 +90,7 @@ class RunConfig:
 class SharedConfig:
     """The sections every task has."""
 
-    task: str = "detection"  # a registered task (stpn.engine.tasks.TASKS)
+    task: str = "detection"  # a registered task (stpn.engine.registry)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -108,7 +110,6 @@ class Config(SharedConfig):
         raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
     def validate(self) -> "Config":
-        from .tasks import get_task
         task = get_task(self.task)
         formats = task.data_formats
         checks = [
@@ -159,7 +160,7 @@ def _build(cls, data: dict, prefix: str):
 
 
 def _build_config(data: dict) -> Config:
-    from .tasks import TASKS, get_task
+    TASKS = task_names()
     data = dict(data)
     name = data.get("task", Config.task)
     if name not in TASKS:
@@ -232,7 +233,7 @@ def _move_legacy_keys(data: dict, task: str, section_cls) -> None:
 
 def _other_task_fields(task: str) -> dict[str, str]:
     """Field name -> task, of every other registered task's section."""
-    from .tasks import TASKS, get_task
+    TASKS = task_names()
     return {f.name: name for name in TASKS if name != task for f in dataclasses.fields(get_task(name).Section)}
 
 
@@ -298,7 +299,7 @@ def config_from_dict(data: dict, overrides: list[str] = ()) -> Config:
             raise ConfigError(f"override {item!r} must look like section.key=value")
     task = next((i.split("=", 1)[1].strip() for i in reversed(overrides) if i.split("=", 1)[0] == "task"),
                 data.get("task", Config.task))
-    from .tasks import TASKS, get_task
+    TASKS = task_names()
     if task in TASKS:  # old flat keys move to the task's section, in the file and in the overrides alike
         section_cls = get_task(task).Section
         _move_legacy_keys(data, task, section_cls)

@@ -23,7 +23,7 @@ from rich.console import Console
 from ..data.splits import read_split
 from ..data.types import atomic_write, write_json
 from .config import config_dict
-from .tasks import demo_tasks, get_task
+from .registry import demo_tasks, get_task
 
 
 def run_paired_demo(task_name: str, out: Path, quick: bool = False, seed: int = 0,

@@ -1,44 +1,17 @@
-"""Tasks as units: the interface a task implements and the registry the engine and CLI read.
+"""Tasks as units: the interface a task implements (``Task``, ``Section``) and what every task's
+package shares (its commands' common arguments, the STPN of a config, its normalisation).
 
-A task is one package (``stpn.detection``, ``stpn.tracking``, ...) with a ``Task`` subclass;
-adding one is that package plus one line in ``TASKS``. The engine, the CLI and ``stpn.data``
+A task is one package (``stpn.detection``, ``stpn.tracking``, ...) with a ``Task`` subclass,
+declared in ``pyproject.toml`` (``stpn.engine.registry``). The engine, the CLI and ``stpn.data``
 never name a task: ``stpn train / eval / demo`` and the task's own commands (``stpn detect``,
-``stpn track``) dispatch through this registry.
+``stpn track``) dispatch through the registry.
 """
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
-# name -> (the Task class, the demo's short name for ``stpn demo --task``, the module whose
-# ``add_commands(subparsers)`` adds the task's own commands; it must import nothing heavy)
-TASKS: dict[str, tuple[str, str | None, str | None]] = {
-    "detection": ("stpn.detection.task:DetectionTask", "det", "stpn.detection.cli"),
-    "tracking": ("stpn.tracking.task:TrackingTask", "sot", "stpn.tracking.cli"),
-    "segmentation": ("stpn.segmentation.task:SegmentationTask", "vis", "stpn.segmentation.cli"),
-    "classification": ("stpn.classification.task:ClassificationTask", None, None),
-}
-
-
-@cache
-def get_task(name: str) -> "Task":
-    """The registered task ``name`` (imported on first use)."""
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; registered: {', '.join(TASKS)}")
-    module, cls = TASKS[name][0].split(":")
-    return getattr(importlib.import_module(module), cls)()
-
-
-def demo_tasks() -> dict[str, str]:
-    """``stpn demo --task`` short names -> task names."""
-    return {demo: name for name, (_, demo, _) in TASKS.items() if demo}
-
-
-def command_modules() -> list[str]:
-    return [cli for _, _, cli in TASKS.values() if cli]
-
+from .registry import command_modules, demo_tasks, get_task, register_task, task_names  # noqa: F401 - the registry's names, also here
 
 def add_source_arguments(parser, results: str, weights_required: bool = True) -> None:
     """The arguments every ``stpn <verb> VIDEO`` command of a task shares."""
@@ -112,7 +85,7 @@ class Task:
     # inference and evaluation -------------------------------------------------------------
     def load(self, weights: str | Path, config=None, overrides=()):
         """(model, config) of a trained run on the config's ``run.device``."""
-        from .runs import load_run_model
+        from .runs import load_run_model  # the engine's run machinery, below every task but above this interface
         from .trainer import resolve_device
         model, cfg = load_run_model(weights, config, overrides, self.name, self.what, self.build_model)
         return model.to(resolve_device(cfg.run.device)).eval(), cfg

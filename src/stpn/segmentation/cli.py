@@ -1,6 +1,13 @@
-"""The segmentation task's own command, ``stpn segment`` (argument parsing only: imports nothing heavy)."""
-from ..engine.arguments import add_support_arguments, fraction
-from ..engine.tasks import add_source_arguments
+"""The segmentation task's own command, ``stpn segment``. Parsing imports nothing heavy (``stpn
+--help`` loads no torch): the command's body imports the model side when it runs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..engine.arguments import add_support_arguments, fraction, support_settings
+from ..engine.tasks import add_source_arguments, check_source_outputs
+
+DEMO = "vis"  # ``stpn demo --task vis``
 
 
 def add_commands(sub) -> None:
@@ -11,4 +18,63 @@ def add_commands(sub) -> None:
                      help="causal: online, past frames only (default); global/local: offline, uses future frames")
     add_support_arguments(seg)
     seg.add_argument("--score-threshold", type=fraction, help="default: the config's segmentation.score_threshold")
-    seg.set_defaults(handler="stpn.segmentation.commands:cmd_segment")
+    seg.set_defaults(handler=cmd_segment)
+
+
+def cmd_segment(args) -> None:
+    """Instance masks with track ids on a video file, a frame folder or a webcam: an annotated mp4,
+    the video's tracks as YouTube-VIS results (JSON) and per-frame PNGs of track ids."""
+    import itertools
+    import json
+
+    from ..data.types import atomic_write
+    from ..data.video import mark_partial, open_source, partial_note, write_annotated
+    from ..detection.build import class_names
+    from ..detection.inference import predict_stream, predict_video
+    from ..draw import draw_detections, draw_masks
+    from ..progress import track
+    from .build import load_segmenter
+    from .inference import convert_of, new_tracks, write_png
+    check_source_outputs(args, ("out", "json"), ("png_dir",))
+    seg, cfg = load_segmenter(args.weights, args.config, [f"run.device={args.device}"] if args.device else [])
+    device = next(seg.parameters()).device.type
+    video, frames, count, fps = open_source(args.video)
+    mode = args.mode
+    if video is None and mode != "causal":
+        raise ValueError(f"a webcam is a live stream: use --mode causal (not {mode})")
+    o, d = cfg.segmentation, cfg.data
+    if args.score_threshold is not None:
+        o.score_threshold = args.score_threshold
+    names = class_names(cfg)
+    K, stride, refresh = support_settings(args, (d.test_num_support, d.test_stride, d.test_refresh_every))
+    convert = convert_of(cfg)
+    sizes = (o.test_min_size, o.test_max_size)
+    if mode == "causal" or not seg.stpn.prompting:
+        frames, mine = itertools.tee(frames)
+        preds = predict_stream(seg, mine, K, stride, refresh, device, *sizes, convert=convert)
+    else:
+        preds = predict_video(seg, video, mode, K, stride, refresh, device, *sizes, convert=convert)
+    tracks = new_tracks(cfg)
+    png_dir = Path(args.png_dir) if args.png_dir else None
+
+    def annotated():
+        for t, (frame, p) in track(enumerate(zip(frames, preds)), "segmenting", total=count):
+            kept = tracks.add(p)
+            H, W = frame.shape[:2]
+            if png_dir is not None:
+                write_png(png_dir / f"{t:05d}.png", kept["masks"], kept["track_ids"], kept["scores"], H, W)
+            image = draw_masks(frame, kept["masks"], kept["track_ids"])
+            yield draw_detections(image, kept["boxes"], kept["labels"], kept["scores"], kept["track_ids"], names)
+
+    def save(status):  # the frames done so far, also when the video breaks mid-stream or is interrupted
+        if args.json:  # a YouTube-VIS results list has no room for a note: a partial one gets a .partial.json
+            results = tracks.results(1)
+            for r in results:
+                r["category"] = names[r["category_id"] - 1] if r["category_id"] <= len(names) else str(r["category_id"])
+            atomic_write(args.json, json.dumps(results))
+            mark_partial(args.json, status)
+            print(f"wrote {args.json} ({len(results)} tracks over {tracks.length} frames{partial_note(status)})")
+        if png_dir is not None:
+            print(f"wrote {tracks.length} PNGs of track ids to {png_dir}")
+
+    write_annotated(annotated(), args.out, fps, source=str(args.video), then=save, total=count)

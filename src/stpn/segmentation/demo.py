@@ -56,9 +56,10 @@ def annotated_video(cfg, path: Path) -> None:
     """The first validation video with the STPN segmenter's masks, boxes, classes and track ids."""
     from ..data.video import write_video
     from ..draw import draw_detections, draw_masks
-    from .commands import class_names
-    from .task import SegmentationTask, segment_video
-    seg, cfg = SegmentationTask().load(Path(cfg.run.out) / "model.safetensors")
+    from ..detection.build import class_names
+    from .build import load_segmenter
+    from .inference import segment_video
+    seg, cfg = load_segmenter(Path(cfg.run.out) / "model.safetensors")
     video = read_split(cfg.data, cfg.data.val_split)[0]
     names, drawn = class_names(cfg), []
 

@@ -5,8 +5,6 @@ The names below are imported on first use, so ``stpn track --help`` (which reads
 """
 from __future__ import annotations
 
-import importlib
-
 _WHERE = {"STPNTracker": ".model", "tracking_loss": ".model", "TrackState": ".tracker", "Tracker": ".tracker",
           "start": ".tracker", "step": ".tracker", "track_frames": ".tracker"}
 __all__ = list(_WHERE)
@@ -14,7 +12,8 @@ __all__ = list(_WHERE)
 
 def __getattr__(name: str):
     if name in _WHERE:
-        return getattr(importlib.import_module(_WHERE[name], __name__), name)
+        from . import model, tracker
+        return getattr(model if _WHERE[name] == ".model" else tracker, name)
     raise AttributeError(f"module 'stpn.tracking' has no attribute {name!r}")
 
 

@@ -111,7 +111,7 @@ def main(argv=None) -> int:
     parser.add_argument("--videos", type=int, help="the first N validation videos (default: all)")
     parser.add_argument("--json", help="also write the result here")
     args = parser.parse_args(argv)
-    from .commands import load_tracker
+    from .build import load_tracker
     model, cfg = load_tracker(args.weights)
     d = cfg.data
     videos, deteriorated = validation_videos(cfg, with_deteriorated=True)

@@ -1,0 +1,59 @@
+"""The registry of tasks: which ``Task`` classes exist and which modules add their commands.
+
+A task is a package (``stpn.detection``, ``stpn.tracking``, ...) that declares itself in
+``pyproject.toml`` under two entry-point groups, the standard plugin mechanism of Python
+packaging (a task from another distribution plugs in the same way):
+
+    [project.entry-points."stpn.tasks"]
+    detection = "stpn.detection.task:DetectionTask"      # the engine's hooks (loaded on first use)
+    [project.entry-points."stpn.commands"]
+    detection = "stpn.detection.cli"                     # add_commands(subparsers), DEMO; imports nothing heavy
+
+``register_task(cls)`` adds a class at run time (a test's toy task, a notebook). Nothing here
+imports a task: the registry sits below every task and the engine reads tasks through it.
+"""
+from __future__ import annotations
+
+from functools import cache
+from importlib.metadata import entry_points
+
+_ADDED: dict[str, type] = {}
+
+
+def register_task(cls: type) -> type:
+    """Register a ``Task`` subclass under its ``name`` (usable as a class decorator)."""
+    if not getattr(cls, "name", ""):
+        raise ValueError(f"{cls.__name__} needs a non-empty class attribute 'name' to be registered")
+    _ADDED[cls.name] = cls
+    get_task.cache_clear()
+    return cls
+
+
+def task_names() -> list[str]:
+    """Every registered task's name, the packaged ones first."""
+    names = [ep.name for ep in entry_points(group="stpn.tasks")]
+    return names + [n for n in _ADDED if n not in names]
+
+
+@cache
+def get_task(name: str):
+    """An instance of the task registered as ``name`` (its package is imported on first use)."""
+    if name in _ADDED:
+        return _ADDED[name]()
+    found = entry_points(group="stpn.tasks", name=name)
+    if not found:
+        raise ValueError(f"unknown task {name!r}; registered: {', '.join(task_names())} (a package's task is "
+                         "declared under [project.entry-points.\"stpn.tasks\"]; reinstall stpn after adding one)")
+    return next(iter(found)).load()()
+
+
+def command_modules() -> list:
+    """The modules that add each task's own commands (``add_commands(subparsers)``; ``DEMO``: the
+    short name of the task's demo for ``stpn demo --task``, when it has one), in entry-point order."""
+    return [ep.load() for ep in entry_points(group="stpn.commands")]
+
+
+def demo_tasks() -> dict[str, str]:
+    """``stpn demo --task`` short names -> task names."""
+    return {module.DEMO: ep.name for ep, module in zip(entry_points(group="stpn.commands"), command_modules())
+            if getattr(module, "DEMO", None)}
