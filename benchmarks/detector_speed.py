@@ -20,12 +20,11 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from _timing import default_device, device_name, now, precision
 from stpn.data.synth import SynthConfig, synth_video
 from stpn.detection.build import build_detector
 from stpn.detection.inference import predict_video
 from stpn.engine.config import load_config, packaged_config
-
-from _timing import default_device, device_name, now, precision
 
 MODES = {"global K=14 (offline)": ("global", 14, 1, 1),
          "local K=2 S=2 (offline)": ("local", 2, 2, 1),

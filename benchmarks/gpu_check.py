@@ -17,6 +17,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from _timing import device_name
 from stpn import STPN
 from stpn.data.synth import SynthConfig, synth_video
 from stpn.detection.build import build_detector
@@ -24,8 +25,6 @@ from stpn.detection.inference import predict_video
 from stpn.engine.config import load_config, packaged_config
 from stpn.tracking.model import STPNTracker
 from stpn.tracking.tracker import start, step
-
-from _timing import device_name
 
 
 def rel(a, b) -> float:

@@ -25,10 +25,9 @@ from rich.console import Console
 from rich.table import Table
 
 import stpn.core.swin as swin
+from _timing import default_device, device_name, now
 from stpn import STPN
 from stpn.core.predictors import build_predictor
-
-from _timing import default_device, device_name, now
 
 TINY = dict(embed_dim=32, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8), window_size=4)
 

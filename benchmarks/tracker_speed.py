@@ -21,11 +21,10 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from _timing import DTYPES, default_device, device_name, now, precision
 from stpn.data.synth import SynthConfig, synth_video
 from stpn.tracking.model import STPNTracker
 from stpn.tracking.tracker import start, step
-
-from _timing import DTYPES, default_device, device_name, now, precision
 
 
 def seconds_per_frame(model, frames, box, K, S, R, device, warm=2) -> float:

@@ -5,11 +5,10 @@ test_runs.py."""
 import pytest
 import torch
 
+from conftest import tiny_config, tiny_stpn
 from stpn.cli import main
 from stpn.detection.task import DetectionTask
 from stpn.engine.trainer import train
-
-from conftest import tiny_config, tiny_stpn
 
 
 # --- Python API ---------------------------------------------------------------------------------

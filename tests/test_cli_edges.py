@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import TINY_DETECTION, tiny_config
 from stpn.cli import main
 from stpn.data.synth import SynthConfig, synth_video
 from stpn.data.video import write_video
@@ -18,8 +19,6 @@ from stpn.detection.task import DetectionTask
 from stpn.engine.trainer import train
 from stpn.export import export_onnx
 from stpn.tracking.model import STPNTracker
-
-from conftest import TINY_DETECTION, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -148,8 +147,9 @@ def test_help_and_version_do_not_load_torch():
 
 
 def test_every_option_has_help():
-    from stpn.cli import build_parser
     import argparse
+
+    from stpn.cli import build_parser
     missing = []
 
     def walk(parser, name):

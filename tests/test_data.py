@@ -6,9 +6,23 @@ import pytest
 from conftest import write_det
 from stpn.cli import main
 from stpn.core.sampling import SupportConfig
-from stpn.data import (AnnotationError, ArrayFrames, CORRUPTIONS, FrameTargets, SynthConfig, Video, corrupt,
-                       corrupt_video, open_video, read_got10k, read_vid, read_ytvis, synth_video,
-                       write_vid, write_video)
+from stpn.data import (
+    CORRUPTIONS,
+    AnnotationError,
+    ArrayFrames,
+    FrameTargets,
+    SynthConfig,
+    Video,
+    corrupt,
+    corrupt_video,
+    open_video,
+    read_got10k,
+    read_vid,
+    read_ytvis,
+    synth_video,
+    write_vid,
+    write_video,
+)
 from stpn.data.clips import ClipDataset
 from stpn.data.synth import visible_only
 
@@ -169,8 +183,9 @@ def test_corrupted_video_is_the_same_whatever_the_access_order():
 
 
 def test_video_file_with_audio_odd_size_and_variable_frame_rate(tmp_path):
-    import av
     from fractions import Fraction
+
+    import av
     path = tmp_path / "clip.mp4"
     times = [0, 1, 2, 5, 6, 10, 11, 12]  # irregular timestamps (units of 1/30 s)
     with av.open(str(path), "w") as container:

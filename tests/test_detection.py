@@ -10,15 +10,14 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from conftest import TINY_DETECTION, assert_same_detections, tiny_config, write_det
 from stpn.cli import main
+from stpn.core.weights import WeightsError, load_backbone_weights
 from stpn.data import open_video, write_video
 from stpn.data.synth import SynthConfig, synth_video
 from stpn.detection.task import DetectionTask
-from stpn.core.weights import WeightsError, load_backbone_weights
 from stpn.engine.config import ConfigError, load_config, packaged_config
 from stpn.engine.trainer import train
-
-from conftest import TINY_DETECTION, assert_same_detections, tiny_config, write_det
 
 TINY = TINY_DETECTION
 
@@ -395,7 +394,8 @@ def test_detect_keeps_the_frames_before_a_frame_that_breaks(tmp_path, capsys):
 
 
 def test_drawing_never_fails_on_boxes_the_detector_gives():
-    from stpn.draw import draw_box, draw_detections as draw, draw_masks
+    from stpn.draw import draw_box, draw_masks
+    from stpn.draw import draw_detections as draw
     frame = np.zeros((64, 96, 3), np.uint8)
     boxes = np.array([[5.0, 5.0, 5.0, 5.0], [95.0, 0.0, 95.0, 63.0], [0.0, 63.0, 95.0, 63.0]])  # one pixel, edges
     out = draw(frame, boxes, np.array([1, 2, 3]), np.array([0.9, 0.5, 0.1]), np.array([1, 2, 3]), ["a", "b", "c"])

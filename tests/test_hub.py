@@ -3,10 +3,9 @@ from pathlib import Path
 
 import torch
 
+from conftest import TINY_SWIN, tiny_config, tiny_stpn
 from stpn.detection.task import DetectionTask
 from stpn.engine.trainer import train
-
-from conftest import TINY_SWIN, tiny_config, tiny_stpn
 
 REPO = str(Path(__file__).resolve().parents[1])
 

@@ -1,8 +1,14 @@
 import pytest
 import torch
 
-from stpn.core.predictors import (PREDICTORS, AttentionPredictor, DecoderPredictor, MixerPredictor,
-                                  TopKMeanPredictor, build_predictor)
+from stpn.core.predictors import (
+    PREDICTORS,
+    AttentionPredictor,
+    DecoderPredictor,
+    MixerPredictor,
+    TopKMeanPredictor,
+    build_predictor,
+)
 
 
 def test_attention_predictor_has_released_parameter_count_at_swin_t_dims():

@@ -12,16 +12,22 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.rpn import concat_box_prediction_layers
 from torchvision.ops import roi_align
 
+from conftest import assert_same_detections
+from stpn.core.weights import WeightsError
 from stpn.data.synth import SynthConfig, synth_video
 from stpn.detection.build import load_detector
-from stpn.detection.conventions import (MMDetAnchorGenerator, MMDetBoxCoder, MMDetRoIAlign, MMDetTransform,
-                                        mmdet_resized_size, mmdet_roi_levels)
+from stpn.detection.conventions import (
+    MMDetAnchorGenerator,
+    MMDetBoxCoder,
+    MMDetRoIAlign,
+    MMDetTransform,
+    mmdet_resized_size,
+    mmdet_roi_levels,
+)
+from stpn.detection.inference import predict_video
 from stpn.detection.released import load_detector_checkpoint, released_to_ours, write_released_checkpoint
 from stpn.detection.task import DetectionTask
-from stpn.detection.inference import predict_video
-from stpn.core.weights import WeightsError
 from stpn.engine.config import load_config
-from conftest import assert_same_detections
 
 TINY_RELEASED = [  # the released config with a tiny Swin and heads, at small test sizes
     "model.backbone_kwargs={embed_dim: 16, depths: [1, 1, 2, 1], num_heads: [1, 1, 2, 2], window_size: 4}",

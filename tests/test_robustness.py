@@ -7,10 +7,10 @@ import pytest
 from conftest import tiny_config, tiny_vis_config
 from stpn.cli import main
 from stpn.data.corrupt import corrupt_video
-from stpn.data.synth import SynthConfig, synth_video
 from stpn.data.splits import read_split
-from stpn.detection.task import DetectionTask
+from stpn.data.synth import SynthConfig, synth_video
 from stpn.detection.inference import predict_video
+from stpn.detection.task import DetectionTask
 from stpn.engine.trainer import train
 from stpn.robustness import run_robustness
 
@@ -79,8 +79,9 @@ def test_robustness_command(detection_runs, capsys):
 
 
 def test_tracker_keeps_the_support_frames_crops(tmp_path):
-    from stpn.tracking.tracker import start, step
     from test_tracking import moving_square, tiny_tracker
+
+    from stpn.tracking.tracker import start, step
     model = tiny_tracker()
     frames, gt = moving_square(8)
     noisy = [np.clip(f.astype(int) + np.random.default_rng(i).integers(-90, 90, f.shape), 0, 255).astype(np.uint8)

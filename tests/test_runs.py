@@ -10,10 +10,9 @@ import time
 import pytest
 import torch
 
+from conftest import TINY_DETECTION, tiny_config
 from stpn.detection.task import DetectionTask
 from stpn.engine.trainer import train
-
-from conftest import TINY_DETECTION, tiny_config
 
 
 def test_a_folder_holding_another_configuration_is_refused_naming_the_key(tmp_path):
@@ -134,7 +133,7 @@ def test_a_task_owns_its_section_and_old_flat_keys_move_there_with_a_warning(tmp
         config_from_dict({**data, "tracking": {"search_size": 64}})
     with pytest.raises(ConfigError, match=r"unknown config key detection.num_clases \(did you mean detection.num_classes"):
         config_from_dict(data, ["detection.num_clases=3"])
-    with pytest.raises(ConfigError, match=r"task: must be one of detection, tracking, segmentation, classification, got 'detektion'"):
+    with pytest.raises(ConfigError, match=r"task: must be one of classification, detection, segmentation, tracking, got 'detektion'"):
         config_from_dict(data, ["task=detektion"])
     with pytest.raises(ConfigError, match="detection.conventions: must be torchvision or mmdet"):
         config_from_dict(data, ["detection.conventions=detectron"])
@@ -143,8 +142,10 @@ def test_a_task_owns_its_section_and_old_flat_keys_move_there_with_a_warning(tmp
 
 
 def test_every_registered_task_implements_the_interface():
-    from stpn.engine.tasks import TASKS, Task, demo_tasks, get_task
-    for name in TASKS:
+    from stpn.engine.registry import demo_tasks, get_task, task_names
+    from stpn.engine.tasks import Task
+    assert task_names() == ["classification", "detection", "segmentation", "tracking"]
+    for name in task_names():
         task = get_task(name)
         assert isinstance(task, Task) and task.name == name and task.data_formats
         for hook in ("build_model", "train_dataset", "loss", "evaluate", "print_metrics"):
@@ -155,6 +156,38 @@ def test_every_registered_task_implements_the_interface():
             assert getattr(type(task), hook) is not getattr(Task, hook), (name, hook)
         assert task.demo_metrics, name  # the scores whose margins the demo reports
     assert demo_tasks() == {"det": "detection", "sot": "tracking", "vis": "segmentation"}
+
+
+def test_a_task_from_outside_the_package_plugs_in_with_one_registration(tmp_path, monkeypatch):
+    """A toy task written here, registered at run time: the config reads its section, the engine
+    finds it, and nothing under src/ names it (a packaged task does the same through its entry point)."""
+    from dataclasses import dataclass
+
+    from stpn.engine import registry
+    from stpn.engine.config import ConfigError, config_from_dict
+    from stpn.engine.tasks import Section, Task
+
+    @dataclass
+    class ToySection(Section):
+        width: int = 3
+
+        def problems(self):
+            return [] if self.width > 0 else [("width", "must be > 0")]
+
+    class ToyTask(Task):
+        name, what, data_formats, Section = "toy", "toy model", ("vid",), ToySection
+
+    monkeypatch.setattr(registry, "_ADDED", {})
+    registry.get_task.cache_clear()
+    try:
+        registry.register_task(ToyTask)
+        assert "toy" in registry.task_names() and isinstance(registry.get_task("toy"), ToyTask)
+        cfg = config_from_dict({"task": "toy", "toy": {"width": 5}})
+        assert cfg.section.width == 5
+        with pytest.raises(ConfigError, match="toy.width.*must be > 0"):
+            config_from_dict({"task": "toy", "toy": {"width": 0}})
+    finally:
+        registry.get_task.cache_clear()
 
 
 def test_normalisation_comes_from_the_backbone_or_the_config(tmp_path):

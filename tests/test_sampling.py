@@ -2,8 +2,14 @@ import random
 
 import pytest
 
-from stpn.core.sampling import (SupportConfig, causal_support, global_support, local_support,
-                                support_indices, train_bilateral_support)
+from stpn.core.sampling import (
+    SupportConfig,
+    causal_support,
+    global_support,
+    local_support,
+    support_indices,
+    train_bilateral_support,
+)
 
 
 def test_global_spreads_k_frames_over_the_whole_video():

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from conftest import tiny_vis_config
 from stpn.association import InstanceTracker
 from stpn.cli import main
 from stpn.data import open_video, write_video
@@ -18,8 +19,6 @@ from stpn.engine.trainer import train
 from stpn.evaluation.ytvis import evaluate_ytvis
 from stpn.segmentation.inference import VideoTracks, encode, new_tracks, segment_video
 from stpn.segmentation.task import SegmentationTask
-
-from conftest import tiny_vis_config
 
 
 def square(x0, y0, side=10, h=40, w=60):
@@ -334,8 +333,8 @@ def test_bad_input_gives_clear_errors(tmp_path, capsys):
         small = [encode(square(0, 0, h=32, w=48))] * 6
         evaluate_ytvis(videos, cats, [dict(good, segmentations=small)])
     with pytest.raises(ValueError, match="the segmenter uses torchvision's conventions"):
-        from stpn.segmentation.model import STPNSegmenter
         from conftest import tiny_stpn
+        from stpn.segmentation.model import STPNSegmenter
         STPNSegmenter(tiny_stpn(), 3, conventions="mmdet")
 
 

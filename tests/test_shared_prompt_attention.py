@@ -7,9 +7,8 @@ import torch
 from timm.models.swin_transformer import SwinTransformerBlock
 
 import stpn.core.swin as swin
-from stpn.core.swin import PromptedSwin, block_forward
-
 from conftest import TINY_SWIN
+from stpn.core.swin import PromptedSwin, block_forward
 
 
 def reference_window_attention(attn, windows, prompts, mask):

@@ -288,6 +288,7 @@ def trained_run(tmp_path_factory):
 
 def test_the_official_got10k_toolkit_runs_our_tracker_and_agrees_with_our_evaluator(trained_run, tmp_path):
     import got10k.experiments as got10k  # a dev dependency: the official toolkit
+
     from stpn.data.got10k import read_got10k
     from stpn.evaluation.got10k import evaluate_got10k
     from stpn.tracking.build import load_tracker
@@ -448,9 +449,9 @@ def test_robustness_clean_score_is_the_evaluations_ao(trained_run, tmp_path):
 
 def test_support_swap_diagnostic_regenerates_the_validation_targets(trained_run, tmp_path):
     from stpn.data.splits import read_split
+    from stpn.tracking.build import load_tracker
     from stpn.tracking.diagnostics import main as diagnose
     from stpn.tracking.diagnostics import object_boxes, swap_test, validation_videos
-    from stpn.tracking.build import load_tracker
     run, _ = trained_run
     model, cfg = load_tracker(run)
     full, stored = validation_videos(cfg), read_split(cfg.data, cfg.data.val_split)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .engine.arguments import (HelpFormatter, fraction, frame_size, non_negative_int, positive_int)
+from .engine.arguments import HelpFormatter, fraction, frame_size, non_negative_int, positive_int
 from .engine.registry import command_modules, demo_tasks
 
 

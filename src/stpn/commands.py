@@ -121,13 +121,13 @@ def data(args, console: Console | None = None) -> None:
 
 def export(args) -> None:
     """``stpn export``: a run's model as ONNX graphs (``stpn.export``)."""
+    from .data.types import check_output
     from .detection.model import STPNDetector
     from .engine.runs import resolve_run
     from .engine.tasks import get_task
     from .export import export_onnx
     from .segmentation.model import STPNSegmenter
     from .tracking.model import STPNTracker
-    from .data.types import check_output
     weights = Path(args.weights) / "model.safetensors" if Path(args.weights).is_dir() else args.weights
     check_output(args.out, "--out", inputs=[weights, args.config], overwrite=args.overwrite, folder=True)
     _, cfg = resolve_run(args.weights, args.config, ["run.device=cpu"])

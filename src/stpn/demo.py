@@ -15,11 +15,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from rich.console import Console
-from .progress import track
 from rich.table import Table
 
 from .core import STPN, causal_support
 from .data.types import write_json
+from .progress import track
 
 TINY = dict(embed_dim=32, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8), window_size=4)
 

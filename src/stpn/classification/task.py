@@ -19,13 +19,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.backbones import create_backbone
+from ..core.weights import load_backbone_weights
 from ..data.clips import VideoItems
 from ..data.splits import deteriorated_frames, read_split, sidecar_path
 from ..data.types import Video
 from ..engine.config import Config
 from ..engine.tasks import Section, Task, normalization_of
-from ..core.weights import load_backbone_weights
-
 
 
 class ObjectCrops(VideoItems):

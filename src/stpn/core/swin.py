@@ -16,7 +16,7 @@ from timm.models.swin_transformer import SwinTransformer, window_partition, wind
 from torch import nn
 
 from .checks import check_images, check_prompts
-
+from .timm_api import relative_position_bias
 
 # Prompt rows are few (N_P) but a separate matmul for them re-reads the whole weight matrix, which
 # dominates in the wide late stages; there the prompts join the patch rows in one matmul.
@@ -179,7 +179,7 @@ def window_attention(attn: nn.Module, windows: torch.Tensor, prompts: torch.Tens
     dropout = attn.attn_drop.p if attn.training else 0.0
     qkv, qkv_p = token_wise(attn.qkv, windows, prompts)
     q, k, v = qkv.reshape(B, nW, A, 3, heads, -1).permute(3, 0, 1, 4, 2, 5).unbind(0)  # B,nW,h,A,d
-    bias = attn._get_rel_pos_bias()  # (1, heads, A, A)
+    bias = relative_position_bias(attn)  # (1, heads, A, A)
     if mask is not None:
         bias = bias + mask.unsqueeze(1).to(bias.dtype)  # (nW, heads, A, A)
     bias = bias.to(q.dtype)

@@ -14,6 +14,7 @@ from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 from .checks import check_images, check_prompts
+from .timm_api import position_embed
 
 
 class PromptedViT(nn.Module):
@@ -67,7 +68,7 @@ class PromptedViT(nn.Module):
         """Patch tokens with prefix tokens and position embedding: (B, prefix + h*w, D)."""
         check_images(images, self.input_multiple, "images")
         x = self.body.patch_embed(images)
-        x = self.body._pos_embed(x)
+        x = position_embed(self.body, x)
         x = self.body.patch_drop(x)
         return self.body.norm_pre(x)
 

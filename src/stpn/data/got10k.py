@@ -14,14 +14,14 @@ Boxes in ``FrameTargets`` are xyxy = (x, y, x + w, y + h).
 from __future__ import annotations
 
 import ast
-import math
 import configparser
+import math
 import zipfile
 from pathlib import Path
 
 import numpy as np
-from ..progress import track
 
+from ..progress import track
 from .types import AnnotationError, FrameTargets, ImageFiles, Video, atomic_write, save_jpeg
 
 

@@ -249,7 +249,6 @@ def write_synth(out: str | Path, fmt: str, config: SynthConfig, split: str = "va
     ``deteriorated.json`` listing the deteriorated frames (per video; for VID also as global
     frame indices, for YouTube-VIS also by video id)."""
     from ..progress import track
-
     from .got10k import write_got10k
     from .vid import VID_WNIDS, write_vid
     from .ytvis import write_ytvis

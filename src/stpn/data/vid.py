@@ -14,8 +14,8 @@ from pathlib import Path
 from xml.dom import minidom
 
 import numpy as np
-from ..progress import track
 
+from ..progress import track
 from .types import AnnotationError, FrameTargets, ImageFiles, Video, atomic_write, require_file, save_jpeg
 
 VID_WNIDS = (

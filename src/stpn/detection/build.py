@@ -9,8 +9,8 @@ from pathlib import Path
 from ..core.weights import load_backbone_weights, read_state_dict
 from ..engine.config import Config, load_config
 from ..engine.runs import load_run_model
-from ..engine.trainer import resolve_device
 from ..engine.tasks import Section, build_stpn, normalization_of
+from ..engine.trainer import resolve_device
 from .model import STPNDetector
 from .released import is_mmdet_detector, load_detector_checkpoint
 

@@ -85,8 +85,8 @@ def bar_chart(report: dict, path: Path, metric: str = "AP50") -> None:
 
 
 def annotated_video(run: Path, cfg, path: Path) -> None:
-    from ..data.video import write_video
     from ..association import IoUTracker
+    from ..data.video import write_video
     from ..draw import draw_detections as draw
     det, _ = load_detector(run / "model.safetensors")
     video = read_split(cfg.data, cfg.data.val_split)[0]

@@ -59,11 +59,11 @@ def swap_test(det, videos: list[Video], frames_of: dict[str, list[int]], num_sup
 
 
 def main(argv=None):
-    from rich.console import Console
-    from rich.table import Table
-
     import dataclasses
     from pathlib import Path
+
+    from rich.console import Console
+    from rich.table import Table
 
     from ..data.splits import deteriorated_frames, read_split
     from ..engine.runs import resolve_run

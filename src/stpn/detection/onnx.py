@@ -4,9 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from ..core.onnx import OnnxSTPN, _prompt_feeds, _run, _session, read_manifest
 from ..core.streaming import SupportStream
+from .inference import _image, inclusive_detections
 
 
 @dataclass
@@ -31,7 +31,6 @@ class OnnxDetector:
         prepares every support frame as the offline modes do (``transform_support``); in causal
         mode PyTorch embeds the key frame's own transformed tensor instead, which differs where
         the detector resizes (bilinear either way, sizes rounded differently)."""
-        from .detection.inference import _image, inclusive_detections
         K = num_support or (self.stpn.num_support if self.stpn.prompting else 1)
         stream = SupportStream(mode, K, stride, refresh_every, len(video)) if self.stpn.prompting else None
         H, W = self.manifest["size"]

@@ -18,6 +18,7 @@ from .evaluate import evaluate_run, print_metrics
 from .inference import detect_videos, detections_table
 from .model import STPNDetector
 
+
 def _target(tg, inclusive: bool = True) -> dict:
     """FrameTargets -> the detector's target: boxes with exclusive corners (``inclusive``: the
     annotation's are inclusive pixel coordinates, as VID's; YouTube-VIS boxes are exclusive)."""

@@ -30,9 +30,8 @@ def register_task(cls: type) -> type:
 
 
 def task_names() -> list[str]:
-    """Every registered task's name, the packaged ones first."""
-    names = [ep.name for ep in entry_points(group="stpn.tasks")]
-    return names + [n for n in _ADDED if n not in names]
+    """Every registered task's name, sorted."""
+    return sorted({ep.name for ep in entry_points(group="stpn.tasks")} | set(_ADDED))
 
 
 @cache

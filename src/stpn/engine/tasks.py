@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .registry import command_modules, demo_tasks, get_task, register_task, task_names  # noqa: F401 - the registry's names, also here
 
+
 def add_source_arguments(parser, results: str, weights_required: bool = True) -> None:
     """The arguments every ``stpn <verb> VIDEO`` command of a task shares."""
     parser.add_argument("video", help="video file, folder of frames, or webcam index (0, 1, ...)")

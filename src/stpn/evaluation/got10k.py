@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.got10k import read_boxes
-from ..data.types import Video
-from ..data.types import AnnotationError
+from ..data.types import AnnotationError, Video
 
 THRESHOLDS = np.linspace(0, 1, 101)
 

@@ -19,8 +19,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from ..data.types import Video
-from ..data.types import AnnotationError, require_file
+from ..data.types import AnnotationError, Video, require_file
 from ..data.ytvis import check_track_ids, to_rle
 
 KEYS = ("ap", "ap50", "ap75", "aps", "apm", "apl", "ar1", "ar10")

@@ -55,8 +55,8 @@ def demo_figures(report: dict, configs: dict, out: Path) -> list[Path]:
 def annotated_video(cfg, path: Path) -> None:
     """The first validation video with the STPN segmenter's masks, boxes, classes and track ids."""
     from ..data.video import write_video
-    from ..draw import draw_detections, draw_masks
     from ..detection.build import class_names
+    from ..draw import draw_detections, draw_masks
     from .build import load_segmenter
     from .inference import segment_video
     seg, cfg = load_segmenter(Path(cfg.run.out) / "model.safetensors")

@@ -9,7 +9,6 @@ from rich.table import Table
 
 from ..engine.config import Config, load_config, packaged_config, paired_run_config, seed_overrides
 
-
 # the demo ---------------------------------------------------------------------------------------
 QUICK_DATA = ["data.synth.train_videos=16", "data.synth.val_videos=4"]
 
