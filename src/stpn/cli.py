@@ -179,10 +179,23 @@ def user_error(err: BaseException) -> str | None:
     return None
 
 
+def parse(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """The command line's arguments. ``section.key=value`` overrides of ``stpn train`` / ``stpn eval``
+    may also stand after the options (``stpn eval CONFIG --weights W data.root=X``), which argparse
+    alone refuses once an option has ended the positionals."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if getattr(args, "command", None) in ("train", "eval") and all("=" in e and not e.startswith("-") for e in extra):
+            args.overrides = [*args.overrides, *extra]
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parse(parser, argv)
     except SystemExit as done:  # --help, --version, or a refused argument (its line is printed)
         return done.code if isinstance(done.code, int) else 2
     debug = args.debug or os.environ.get("STPN_DEBUG") == "1"
