@@ -243,7 +243,7 @@ def test_quick_demo_writes_report_chart_and_video_and_resumes(tmp_path, capsys, 
 
     def counting(self, *args, **kwargs):  # the demo evaluates on one thread, on either path
         threads.append(torch.get_num_threads())
-        return evaluate(self, *args, **kwargs)
+        return evaluate(*args, **kwargs)  # the hook is the plain function evaluate_run
     monkeypatch.setattr(DetectionTask, "evaluate", counting)
     torch.set_num_threads(2)  # the suite runs on one; the demo must go to one for its evaluations
     try:

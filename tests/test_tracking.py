@@ -346,14 +346,14 @@ def test_track_command_bad_input(trained_run, tmp_path, capsys):
 
 
 def test_quick_sot_demo_writes_report_plot_and_video(tmp_path, monkeypatch):
-    from stpn.tracking import demo as commands
-    real = commands.demo_config
-    monkeypatch.setattr(commands, "demo_config", lambda out, quick, prompting, seed=0: load_config(
-        None, [f"{k}={v}" for k, v in _flat(real(out, quick, prompting, seed))] + TINY))
-    real_pre = commands.pretrain_config  # the same tiny ViT and data, as an object classifier
-    monkeypatch.setattr(commands, "pretrain_config", lambda out, quick, seed=0: load_config(
+    from stpn.tracking import demo
+    real, real_pre = demo.demo_config, demo.pretrain_config
+    monkeypatch.setattr(TrackingTask, "demo_config", staticmethod(lambda out, quick, prompting, seed=0: load_config(
+        None, [f"{k}={v}" for k, v in _flat(real(out, quick, prompting, seed))] + TINY)))
+    # the same tiny ViT and data, as an object classifier
+    monkeypatch.setattr(TrackingTask, "demo_pretrain_config", staticmethod(lambda out, quick, seed=0: load_config(
         None, [f"{k}={v}" for k, v in _flat(real_pre(out, quick, seed))] + [o for o in TINY if o.startswith(("model.", "data."))] + ["classification.num_classes=2",
-                                                                           "classification.crop_size=16", "optim.epochs=1"]))
+                                                                           "classification.crop_size=16", "optim.epochs=1"])))
     from stpn.engine.demo import run_paired_demo
     report = run_paired_demo("tracking", tmp_path / "demo", quick=True)
     saved = json.loads((tmp_path / "demo" / "report.json").read_text())

@@ -18,31 +18,19 @@ def add_commands(sub) -> None:
 
 def cmd_detect(args) -> None:
     """Boxes, class names, scores and track ids on a video file, a frame folder or a webcam."""
-    import itertools
-
     from ..association import IoUTracker
     from ..data.types import write_json
     from ..data.video import open_source, partial_note, write_annotated
     from ..draw import draw_detections as draw
     from ..progress import track
     from .build import class_names, load_detector
-    from .inference import predict_stream, predict_video
+    from .inference import predict_source
     check_source_outputs(args, ("out", "json"))
     det, cfg = load_detector(args.weights, args.config, [f"run.device={args.device}"] if args.device else [])
-    device = next(det.parameters()).device.type
     video, frames, count, fps = open_source(args.video)
-    mode = args.mode
-    if video is None and mode != "causal":
-        raise ValueError(f"a webcam is a live stream: use --mode causal (not {mode})")
-    names = class_names(cfg)
-    d = cfg.data
+    mode, names, d = args.mode, class_names(cfg), cfg.data
     K, stride, refresh = support_settings(args, (d.test_num_support, d.test_stride, d.test_refresh_every))
-    sizes = (cfg.detection.test_min_size, cfg.detection.test_max_size)
-    if mode == "causal" or not det.stpn.prompting:
-        frames, mine = itertools.tee(frames)
-        preds = predict_stream(det, mine, K, stride, refresh, device, *sizes)
-    else:
-        preds = predict_video(det, video, mode, K, stride, refresh, device, *sizes)
+    frames, preds = predict_source(det, cfg, video, frames, mode, (K, stride, refresh))
     tracker, records = IoUTracker(), []
 
     def annotated():

@@ -56,7 +56,7 @@ def _points(v: float | None) -> str:
     return "-" if v is None else f"{100 * v:.1f}"
 
 
-def demo_figures(report: dict, configs: dict, out: Path) -> list[Path]:
+def demo_figures(report: dict, results: dict, configs: dict, out: Path) -> list[Path]:
     bar_chart(report, out / "ap50.png")
     annotated_video(Path(configs["stpn"].run.out), configs["stpn"], out / "stpn_val0.mp4")
     return [out / "ap50.png", out / "stpn_val0.mp4"]

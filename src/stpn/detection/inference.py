@@ -128,3 +128,18 @@ def detections_table(videos: list[Video], predictions: list[list[dict]]) -> np.n
             for box, label, score in zip(p["boxes"], p["labels"], p["scores"]):
                 rows.append([g, label, score, *box])
     return np.array(rows, dtype=np.float64).reshape(-1, 7)
+
+
+def predict_source(det: STPNDetector, cfg: Config, video: Video | None, frames, mode: str, settings, convert=None):
+    """(frames, predictions) for a command on a video file, a frame folder or a live stream
+    (``video`` None: a webcam): causal prompts from a stream of the frames (which the caller still
+    gets to draw on), or ``mode`` over the whole video. ``settings``: (K, S, refresh)."""
+    if video is None and mode != "causal":
+        raise ValueError(f"a webcam is a live stream: use --mode causal (not {mode})")
+    device = next(det.parameters()).device.type
+    K, stride, refresh = settings
+    sizes = (cfg.section.test_min_size, cfg.section.test_max_size)
+    if mode == "causal" or not det.stpn.prompting:
+        frames, mine = itertools.tee(frames)
+        return frames, predict_stream(det, mine, K, stride, refresh, device, *sizes, convert=convert)
+    return frames, predict_video(det, video, mode, K, stride, refresh, device, *sizes, convert=convert)

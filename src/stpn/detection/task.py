@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from .._moved import moved_names
 from ..core.sampling import SupportConfig
 from ..data.clips import ClipDataset
 from ..data.splits import deteriorated_frames, read_split
@@ -12,7 +13,7 @@ from ..engine.config import Config
 from ..engine.tasks import Task
 from ..engine.trainer import unwrap
 from ..evaluation.vid import evaluate_vid
-from . import demo
+from . import build, demo, inference  # noqa: F401 - homes of the moved names below
 from .build import DetectionSection, build_detector, class_names, load_detector
 from .evaluate import evaluate_run, print_metrics
 from .inference import detect_videos, detections_table
@@ -78,30 +79,20 @@ class DetectionTask(Task):
         offsets = batch["offsets"].to(device) if prompting else None
         return model(images, targets, support, offsets)
 
-    def load(self, weights, config=None, overrides=()):
-        return load_detector(weights, config, overrides)
-
-    def evaluate(self, model, cfg: Config, out, mode=None, console=None) -> dict:
-        return evaluate_run(model, cfg, out, mode, console)
-
-    def print_metrics(self, metrics: dict, cfg: Config, console=None) -> None:
-        print_metrics(metrics, cfg, console)
-
-    # the demo: hooks of stpn.engine.demo.run_paired_demo
-    def demo_config(self, out, quick, prompting, seed=0):
-        return demo.demo_config(out, quick, prompting, seed)
-
-    def demo_pretrain_config(self, out, quick, seed=0):
-        return demo.pretrain_config(out, quick, seed)
+    # the hooks that are plain functions of this package (signatures as in stpn.engine.tasks.Task)
+    load = staticmethod(load_detector)
+    evaluate = staticmethod(evaluate_run)
+    print_metrics = staticmethod(print_metrics)
+    demo_config = staticmethod(demo.demo_config)
+    demo_pretrain_config = staticmethod(demo.pretrain_config)
+    demo_table = staticmethod(demo.demo_table)
+    demo_figures = staticmethod(demo.demo_figures)
 
     demo_metrics = ("ap50_all", "ap50_deteriorated")
 
     def demo_row(self, metrics: dict) -> dict:
         return {"ap50_all": metrics["ap50_all"], "ap50_deteriorated": metrics.get("ap50_deteriorated"),
                 "ms_per_frame": metrics["ms_per_frame"], "inference_mode": metrics["mode"]}
-
-    def demo_table(self, report: dict, console) -> None:
-        demo.demo_table(report, console)
 
     robustness_metric = "AP50"
 
@@ -112,23 +103,5 @@ class DetectionTask(Task):
         return evaluate_vid(videos, detections_table(videos, preds), class_names=names,
                             num_classes=o.num_classes)["ap50"]
 
-    def demo_figures(self, report, results, configs, out):
-        return demo.demo_figures(report, configs, out)
 
-
-
-
-_MOVED = {"RCNNSection": "build", "build_detector": "build", "build_rcnn": "build", "predict_video": "inference",
-          "predict_stream": "inference", "inclusive_detections": "inference", "_image": "inference"}
-
-
-def __getattr__(name: str):
-    """Names that moved out of this module resolve for one release, with a FutureWarning."""
-    if name in _MOVED:
-        import warnings
-
-        from . import build, inference
-        module = {"build": build, "inference": inference}[_MOVED[name]]
-        warnings.warn(f"stpn.detection.task.{name} moved to {module.__name__}.{name}", FutureWarning, stacklevel=2)
-        return getattr(module, name)
-    raise AttributeError(f"module 'stpn.detection.task' has no attribute {name!r}")
+__getattr__ = moved_names(__name__, {"RCNNSection": build, "build_detector": build, "build_rcnn": build, "predict_video": inference, "predict_stream": inference, "inclusive_detections": inference, "_image": inference})  # old imports, for one release

@@ -24,36 +24,24 @@ def add_commands(sub) -> None:
 def cmd_segment(args) -> None:
     """Instance masks with track ids on a video file, a frame folder or a webcam: an annotated mp4,
     the video's tracks as YouTube-VIS results (JSON) and per-frame PNGs of track ids."""
-    import itertools
     import json
 
     from ..data.types import atomic_write
     from ..data.video import mark_partial, open_source, partial_note, write_annotated
     from ..detection.build import class_names
-    from ..detection.inference import predict_stream, predict_video
+    from ..detection.inference import predict_source
     from ..draw import draw_detections, draw_masks
     from ..progress import track
     from .build import load_segmenter
     from .inference import convert_of, new_tracks, write_png
     check_source_outputs(args, ("out", "json"), ("png_dir",))
     seg, cfg = load_segmenter(args.weights, args.config, [f"run.device={args.device}"] if args.device else [])
-    device = next(seg.parameters()).device.type
     video, frames, count, fps = open_source(args.video)
-    mode = args.mode
-    if video is None and mode != "causal":
-        raise ValueError(f"a webcam is a live stream: use --mode causal (not {mode})")
-    o, d = cfg.segmentation, cfg.data
     if args.score_threshold is not None:
-        o.score_threshold = args.score_threshold
-    names = class_names(cfg)
+        cfg.segmentation.score_threshold = args.score_threshold
+    mode, names, d = args.mode, class_names(cfg), cfg.data
     K, stride, refresh = support_settings(args, (d.test_num_support, d.test_stride, d.test_refresh_every))
-    convert = convert_of(cfg)
-    sizes = (o.test_min_size, o.test_max_size)
-    if mode == "causal" or not seg.stpn.prompting:
-        frames, mine = itertools.tee(frames)
-        preds = predict_stream(seg, mine, K, stride, refresh, device, *sizes, convert=convert)
-    else:
-        preds = predict_video(seg, video, mode, K, stride, refresh, device, *sizes, convert=convert)
+    frames, preds = predict_source(seg, cfg, video, frames, mode, (K, stride, refresh), convert_of(cfg))
     tracks = new_tracks(cfg)
     png_dir = Path(args.png_dir) if args.png_dir else None
 

@@ -45,7 +45,7 @@ def demo_table(report: dict, console: Console) -> None:
                   f"deteriorated frames ({delta['ap_all']} / {delta['ap_deteriorated']} AP)")
 
 
-def demo_figures(report: dict, configs: dict, out: Path) -> list[Path]:
+def demo_figures(report: dict, results: dict, configs: dict, out: Path) -> list[Path]:
     from ..detection.demo import bar_chart
     bar_chart(report, out / "mask_ap50.png", "mask AP50")
     annotated_video(configs["stpn"], out / "stpn_val0.mp4")

@@ -6,12 +6,13 @@ import numpy as np
 import torch
 from pycocotools import mask as mask_utils
 
+from .._moved import moved_names
 from ..data.clips import ClipDataset
 from ..data.splits import read_split
 from ..detection.task import DetectionTask, _target, train_clips
 from ..engine.config import Config
 from ..evaluation.ytvis import evaluate_ytvis
-from . import demo
+from . import build, demo, inference  # noqa: F401 - homes of the moved names below
 from .build import SegmentationSection, build_segmenter, load_segmenter
 from .evaluate import evaluate_run, print_metrics, results_entry
 from .inference import segment_video
@@ -65,26 +66,13 @@ class SegmentationTask(DetectionTask):
     def train_dataset(self, cfg: Config) -> SegmentationClips:
         return train_clips(cfg, read_split(cfg.data, cfg.data.train_split), SegmentationClips)
 
-    def load(self, weights, config=None, overrides=()):
-        return load_segmenter(weights, config, overrides)
-
-    def evaluate(self, model, cfg: Config, out, mode=None, console=None) -> dict:
-        return evaluate_run(model, cfg, out, mode, console)
-
-    def print_metrics(self, metrics: dict, cfg: Config, console=None) -> None:
-        print_metrics(metrics, cfg, console)
-
-    def demo_config(self, out, quick, prompting, seed=0):
-        return demo.demo_config(out, quick, prompting, seed)
-
-    def demo_pretrain_config(self, out, quick, seed=0):
-        return demo.pretrain_config(out, quick, seed)
-
-    def demo_table(self, report: dict, console) -> None:
-        demo.demo_table(report, console)
-
-    def demo_figures(self, report, results, configs, out):
-        return demo.demo_figures(report, configs, out)
+    load = staticmethod(load_segmenter)
+    evaluate = staticmethod(evaluate_run)
+    print_metrics = staticmethod(print_metrics)
+    demo_config = staticmethod(demo.demo_config)
+    demo_pretrain_config = staticmethod(demo.pretrain_config)
+    demo_table = staticmethod(demo.demo_table)
+    demo_figures = staticmethod(demo.demo_figures)
 
     demo_metrics = ("ap_all", "ap50_all", "ap_deteriorated", "ap50_deteriorated")
 
@@ -94,18 +82,4 @@ class SegmentationTask(DetectionTask):
                 "ms_per_frame": metrics["ms_per_frame"], "inference_mode": metrics["mode"]}
 
 
-_MOVED = {"SegmentationSection": "build", "build_segmenter": "build", "segment_video": "inference",
-          "convert_of": "inference", "new_tracks": "inference", "instances": "inference", "encode": "inference",
-          "VideoTracks": "inference", "mask_nms": "inference"}
-
-
-def __getattr__(name: str):
-    """Names that moved out of this module resolve for one release, with a FutureWarning."""
-    if name in _MOVED:
-        import warnings
-
-        from . import build, inference
-        module = {"build": build, "inference": inference}[_MOVED[name]]
-        warnings.warn(f"stpn.segmentation.task.{name} moved to {module.__name__}.{name}", FutureWarning, stacklevel=2)
-        return getattr(module, name)
-    raise AttributeError(f"module 'stpn.segmentation.task' has no attribute {name!r}")
+__getattr__ = moved_names(__name__, {"SegmentationSection": build, "build_segmenter": build, "segment_video": inference, "convert_of": inference, "new_tracks": inference, "instances": inference, "encode": inference, "VideoTracks": inference, "mask_nms": inference})  # old imports, for one release

@@ -57,7 +57,7 @@ def demo_table(report: dict, console: Console) -> None:
     console.print(table)
 
 
-def demo_figures(results: dict, configs: dict, out: Path) -> list[Path]:
+def demo_figures(report: dict, results: dict, configs: dict, out: Path) -> list[Path]:
     """Success curves of both trackers, and the first validation video with both trackers' boxes
     as their evaluation wrote them (STPN red, baseline blue)."""
     from ..data.got10k import read_boxes

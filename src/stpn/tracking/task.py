@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._moved import moved_names
 from ..core.sampling import SupportConfig, causal_support
 from ..data.clips import VideoItems
 from ..data.splits import read_split
@@ -18,7 +19,7 @@ from ..engine.config import Config
 from ..engine.tasks import Task, normalization_of
 from ..engine.trainer import unwrap
 from ..evaluation.got10k import evaluate_got10k
-from . import demo
+from . import build, demo, evaluate, inference  # noqa: F401 - homes of the moved names below
 from .build import TrackingSection, build_tracker, load_tracker
 from .evaluate import evaluate_tracking, print_metrics
 from .inference import _xywh, track_videos
@@ -96,8 +97,11 @@ class TrackingTask(Task):
 
     name, what, data_formats, Section = "tracking", "tracker", ("got10k",), TrackingSection
 
-    def load(self, weights, config=None, overrides=()):
-        return load_tracker(weights, config, overrides)
+    load = staticmethod(load_tracker)
+    demo_config = staticmethod(demo.demo_config)
+    demo_pretrain_config = staticmethod(demo.pretrain_config)
+    demo_table = staticmethod(demo.demo_table)
+    demo_figures = staticmethod(demo.demo_figures)
 
     def evaluate(self, model, cfg: Config, out, mode=None, console=None) -> dict:
         if mode not in (None, "causal"):
@@ -116,23 +120,11 @@ class TrackingTask(Task):
         print_metrics(metrics, f"{cfg.data.val_split}: GOT-10k metrics (causal prompts, K={cfg.data.test_num_support}, "
                                f"S={cfg.data.test_stride})", console)
 
-    def demo_config(self, out, quick, prompting, seed=0):
-        return demo.demo_config(out, quick, prompting, seed)
-
-    def demo_pretrain_config(self, out, quick, seed=0):
-        return demo.pretrain_config(out, quick, seed)
-
     demo_metrics = ("ao_all", "ao_deteriorated", "sr50_all")
 
     def demo_row(self, metrics: dict) -> dict:
         return {"ao_all": metrics["ao_all"], "ao_deteriorated": metrics.get("ao_deteriorated"),
                 "sr50_all": metrics["sr50_all"], "fps": metrics["fps"]}
-
-    def demo_table(self, report: dict, console) -> None:
-        demo.demo_table(report, console)
-
-    def demo_figures(self, report, results, configs, out):
-        return demo.demo_figures(results, configs, out)
 
     def build_model(self, cfg: Config) -> STPNTracker:
         return build_tracker(cfg)
@@ -148,19 +140,4 @@ class TrackingTask(Task):
         return tracking_loss(out, batch["box"].to(device))
 
 
-
-
-_MOVED = {"TrackingSection": "build", "build_tracker": "build", "track_videos": "inference",
-          "evaluate_tracking": "evaluate"}
-
-
-def __getattr__(name: str):
-    """Names that moved out of this module resolve for one release, with a FutureWarning."""
-    if name in _MOVED:
-        import warnings
-
-        from . import build, evaluate, inference
-        module = {"build": build, "evaluate": evaluate, "inference": inference}[_MOVED[name]]
-        warnings.warn(f"stpn.tracking.task.{name} moved to {module.__name__}.{name}", FutureWarning, stacklevel=2)
-        return getattr(module, name)
-    raise AttributeError(f"module 'stpn.tracking.task' has no attribute {name!r}")
+__getattr__ = moved_names(__name__, {"TrackingSection": build, "build_tracker": build, "evaluate_tracking": evaluate, "track_videos": inference})  # old imports, for one release
