@@ -272,22 +272,49 @@ def _coerce(value, hint, key):
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
-    """Read a YAML config (or the defaults) and apply ``section.key=value`` overrides."""
-    data: dict = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file() and path.suffix == "" and _packaged(str(path)).is_file():
-            path = _packaged(str(path))  # a packaged config by name, e.g. vid_swin_t_released
-        if not path.is_file():
-            raise FileNotFoundError(f"config file not found: {path}")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except (yaml.YAMLError, UnicodeDecodeError) as err:
-            raise ConfigError(f"{path}: malformed YAML: {err}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a YAML mapping of config sections (model:, data:, ...), "
-                              f"got a {type(data).__name__}")
-    return config_from_dict(data, overrides)
+    """Read a YAML config (or the defaults) and apply ``section.key=value`` overrides.
+
+    A config may start from another: ``base: NAME`` (a packaged config, e.g. ``vid_swin_t``) or
+    ``base: FILE.yaml`` (relative to this file) is read first, and this file's sections are merged
+    into it key by key (mappings merge, everything else replaces), as mmdetection's ``_base_``."""
+    return config_from_dict({} if path is None else _read_yaml(Path(path), ()), overrides)
+
+
+def _find_config(path: Path, relative_to: Path | None = None) -> Path:
+    if relative_to is not None and not path.is_absolute() and (relative_to / path).is_file():
+        return relative_to / path
+    if not path.is_file() and path.suffix == "" and _packaged(str(path)).is_file():
+        return _packaged(str(path))  # a packaged config by name, e.g. vid_swin_t_released
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    return path
+
+
+def _read_yaml(path: Path, chain: tuple, relative_to: Path | None = None) -> dict:
+    path = _find_config(path, relative_to)
+    if path.resolve() in chain:
+        raise ConfigError(f"{path}: its base chain comes back to it ({' -> '.join(str(p) for p in chain)})")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: malformed YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a YAML mapping of config sections (model:, data:, ...), "
+                          f"got a {type(data).__name__}")
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"{path}: base must name a config (a packaged name or a YAML file), got {base!r}")
+    return _merged(_read_yaml(Path(base), (*chain, path.resolve()), path.parent), data)
+
+
+def _merged(base: dict, child: dict) -> dict:
+    """``child`` over ``base``: mappings merge key by key, any other value replaces."""
+    out = dict(base)
+    for key, value in child.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def config_from_dict(data: dict, overrides: list[str] = ()) -> Config:
