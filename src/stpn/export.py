@@ -26,8 +26,6 @@ dynamic. Prompt depth ``deep_block`` is not exported. Export uses ``torch.onnx.e
 """
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,6 +34,7 @@ import torch
 from torch import nn
 
 from .core.onnx import OnnxSTPN, _flat_prompts, _nested_prompts, _session, read_manifest  # noqa: F401 - also stpn.export's
+from .data.types import atomic_path
 from .detection.onnx import OnnxDetector  # noqa: F401 - the runtime models, importable from here as before
 from .tracking.onnx import OnnxTracker  # noqa: F401
 
@@ -145,12 +144,10 @@ def _export_graph(module: nn.Module, args: tuple, path: Path, inputs: list[str],
     """One graph, written atomically (a temporary file renamed into place). The module is put in
     eval mode (the exporter restores the mode it found, recursively, on the wrapped model too)."""
     module.eval()
-    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=path.parent)
-    os.close(fd)
+    fastpath = torch.backends.mha.get_fastpath_enabled()
     try:
-        fastpath = torch.backends.mha.get_fastpath_enabled()
         torch.backends.mha.set_fastpath_enabled(False)  # nn.MultiheadAttention's fused kernel has no ONNX op
-        with torch.no_grad(), warnings.catch_warnings(), _constant_pos_embeds():
+        with torch.no_grad(), warnings.catch_warnings(), _constant_pos_embeds(), atomic_path(path) as tmp:
             module(*args)  # eager: fills the position-embedding cache
             # tracing warns at every Python branch on a shape: the sizes are fixed at export by design
             warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
@@ -160,14 +157,8 @@ def _export_graph(module: nn.Module, args: tuple, path: Path, inputs: list[str],
                 warnings.filterwarnings("ignore", category=category)
             torch.onnx.export(module, args, tmp, input_names=inputs, output_names=outputs, opset_version=OPSET,
                               dynamic_axes=dynamic or None, dynamo=False)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's file is private; a written graph is an ordinary file
-        os.replace(tmp, path)
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _support_graphs(stpn, example: torch.Tensor, num_support: int, out: Path, prepare=None) -> tuple[dict, tuple]:

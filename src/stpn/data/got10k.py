@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..progress import track
-from .types import AnnotationError, FrameTargets, ImageFiles, Video, atomic_write, save_jpeg
+from .types import AnnotationError, FrameTargets, ImageFiles, Video, atomic_path, atomic_write, save_jpeg
 
 
 def read_boxes(path: Path, expected: int | None = None, name: str = "boxes", strict: bool = False) -> np.ndarray:
@@ -178,10 +178,8 @@ def write_got10k_results(out_dir: str | Path, name: str, boxes: list[np.ndarray]
 def zip_results(out_dir: str | Path, zip_path: str | Path) -> Path:
     """Pack a results folder into the zip the evaluation server takes."""
     out_dir, zip_path = Path(out_dir), Path(zip_path)
-    tmp = zip_path.with_name(f".{zip_path.name}.tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+    with atomic_path(zip_path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in sorted(out_dir.rglob("*")):
             if path.is_file():
                 zf.write(path, path.relative_to(out_dir))
-    tmp.replace(zip_path)
     return zip_path

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -180,20 +181,29 @@ def check_output(path: str | Path, flag: str, *, inputs=(), overwrite: bool = Fa
     return out
 
 
-def atomic_write(path: str | Path, data: bytes | str) -> None:
-    """Write a file so that readers see either the old or the complete new content."""
+@contextmanager
+def atomic_path(path: str | Path):
+    """A temporary path beside ``path`` (same suffix) for a writer that takes a file name (PIL,
+    matplotlib, safetensors, PyAV, zipfile, the ONNX exporter): renamed over ``path`` when the block
+    ends without an error, so readers see the old or the complete new file; removed otherwise.
+    The file gets the umask's mode, like any other the user writes (mkstemp's is private)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's file is private; a result is an ordinary file
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
-    except BaseException:
+    finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        raise
+
+
+def atomic_write(path: str | Path, data: bytes | str) -> None:
+    """Write a file so that readers see either the old or the complete new content."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
 
 
 def json_safe(obj):
@@ -214,11 +224,8 @@ def write_json(path: str | Path, obj, indent: int | None = 1) -> None:
 
 
 def save_jpeg(path: str | Path, frame: np.ndarray, quality: int = 95) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(frame).save(tmp, format="JPEG", quality=quality)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(frame).save(tmp, format="JPEG", quality=quality)
 
 
 def require_file(path: str | Path, expected: str) -> Path:

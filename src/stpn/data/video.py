@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .types import FrameSource, ImageFiles, Video
+from .types import FrameSource, ImageFiles, Video, atomic_path
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".JPEG", ".JPG", ".PNG")
 
@@ -98,9 +98,7 @@ def write_video(path: str | Path, frames, fps: float = 25.0) -> Path:
     import av
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    try:
+    with atomic_path(path) as tmp:
         with av.open(str(tmp), "w") as container:
             stream = None
             for frame in frames:
@@ -116,13 +114,8 @@ def write_video(path: str | Path, frames, fps: float = 25.0) -> Path:
             if stream is not None:
                 for packet in stream.encode():
                     container.mux(packet)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # no half-written hidden file left behind
-        raise
-    if stream is None:
-        tmp.unlink(missing_ok=True)
-        raise ValueError(f"no frame to write to {path}")
-    tmp.replace(path)
+        if stream is None:  # nothing is renamed into place: the temporary file goes
+            raise ValueError(f"no frame to write to {path}")
     return path
 
 

@@ -22,7 +22,7 @@ from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainin
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..data.types import atomic_write
+from ..data.types import atomic_path, atomic_write
 from ..progress import Progress
 from .config import Config, config_dict
 from .runs import claim_run_folder, newest_readable_checkpoint, run_lock
@@ -283,9 +283,8 @@ def _train(cfg: Config, task, resume, max_iterations, console, overwrite) -> Pat
             break  # max_iterations reached
     if rank == 0:
         save_checkpoint(out, model, optimizer, scheduler, position, cfg.run.keep_checkpoints)
-        save_file({k: v.detach().cpu().contiguous() for k, v in unwrap(model).state_dict().items()},
-                  str(out / "model.safetensors.tmp"))
-        os.replace(out / "model.safetensors.tmp", out / "model.safetensors")
+        with atomic_path(out / "model.safetensors") as tmp:
+            save_file({k: v.detach().cpu().contiguous() for k, v in unwrap(model).state_dict().items()}, str(tmp))
     if log:
         log.close()
     if world > 1:  # every rank's weights, summarised, so a run can show its ranks agree

@@ -10,7 +10,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from ..association import InstanceTracker
-from ..data.types import Video
+from ..data.types import Video, atomic_path
 from ..detection.inference import inclusive_detections, predict_video
 from ..engine.config import Config
 from .model import STPNSegmenter
@@ -140,13 +140,11 @@ def write_png(path: Path, masks: np.ndarray, track_ids, scores, height: int, wid
     ids = np.zeros((height, width), dtype=np.uint16)
     for k in np.argsort(scores, kind="stable"):
         ids[masks[k]] = int(track_ids[k])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     if ids.max(initial=0) <= 255:
         image = Image.fromarray(ids.astype(np.uint8), mode="P")
         palette = [0, 0, 0] + [c for i in range(1, 256) for c in color_of(i)]
         image.putpalette(palette)
     else:
         image = Image.fromarray(ids, mode="I;16")
-    image.save(tmp, format="PNG")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
