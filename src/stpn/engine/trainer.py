@@ -14,6 +14,7 @@ import random
 import shutil
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -176,7 +177,36 @@ def train(cfg: Config, task, resume: str | None = None, max_iterations: int | No
             raise
 
 
-def _train(cfg: Config, task, resume, max_iterations, console, overwrite) -> Path:
+@dataclass
+class _Run:
+    """Everything one training holds while it runs (``_set_up`` builds it)."""
+
+    cfg: Config
+    task: object
+    device: str
+    rank: int
+    world: int
+    out: Path
+    model: nn.Module
+    dataset: object
+    sampler: VideoShardSampler
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    iters_per_epoch: int
+    position: dict = field(default_factory=lambda: {"epoch": 0, "iteration": 0, "epoch_iteration": 0})
+    scaler: object = None
+    autocast: object = None
+    loader: object = None
+
+    def checkpoint(self) -> None:
+        if self.rank == 0:
+            save_checkpoint(self.out, self.model, self.optimizer, self.scheduler, self.position,
+                            self.cfg.run.keep_checkpoints)
+
+
+def _set_up(cfg: Config, task, resume, overwrite) -> tuple[_Run, Path | None]:
+    """The run folder claimed (and the checkpoint to resume from, if any), seeds set, the model,
+    data, sampler, optimizer and schedule built."""
     device = resolve_device(cfg.run.device)
     rank, world = init_distributed(device)
     out = Path(cfg.run.out)
@@ -190,111 +220,140 @@ def _train(cfg: Config, task, resume, max_iterations, console, overwrite) -> Pat
     random.seed(cfg.run.seed)
     model = task.build_model(cfg).to(device)
     dataset = task.train_dataset(cfg)
-    per_step = cfg.optim.batch_size
-    sampler = VideoShardSampler(dataset.video_of_item, rank, world, cfg.run.seed, batch_size=per_step)
+    sampler = VideoShardSampler(dataset.video_of_item, rank, world, cfg.run.seed, batch_size=cfg.optim.batch_size)
     optimizer = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr)
     iters_per_epoch = math.ceil(len(sampler.batches(0)) / cfg.optim.accumulate)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: lr_factor(it, iters_per_epoch, cfg.optim))
-    position = {"epoch": 0, "iteration": 0, "epoch_iteration": 0}
-    if ckpt is not None:
-        if not (ckpt / "state.pt").is_file():
-            raise FileNotFoundError(f"not a checkpoint folder (no state.pt): {ckpt}")
-        model.load_state_dict(load_file(str(ckpt / "model.safetensors"), device=device))
-        state = torch.load(ckpt / "state.pt", weights_only=True, map_location="cpu")
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        position = dict(state["position"])
-        torch.set_rng_state(state["torch_rng"])
-        random.setstate(state["python_rng"])
-        if state["cuda_rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-    if world > 1:
-        model = nn.parallel.DistributedDataParallel(model, device_ids=[torch.cuda.current_device()] if device == "cuda" else None)
-    scaler = torch.amp.GradScaler("cuda") if cfg.optim.amp == "fp16" and device == "cuda" else None
+    return _Run(cfg, task, device, rank, world, out, model, dataset, sampler, optimizer, scheduler, iters_per_epoch), ckpt
+
+
+def _resume(run: _Run, ckpt: Path) -> None:
+    """Weights, optimizer, schedule, position and random states from a checkpoint folder."""
+    if not (ckpt / "state.pt").is_file():
+        raise FileNotFoundError(f"not a checkpoint folder (no state.pt): {ckpt}")
+    run.model.load_state_dict(load_file(str(ckpt / "model.safetensors"), device=run.device))
+    state = torch.load(ckpt / "state.pt", weights_only=True, map_location="cpu")
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    run.position = dict(state["position"])
+    torch.set_rng_state(state["torch_rng"])
+    random.setstate(state["python_rng"])
+    if state["cuda_rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+
+
+def _prepare(run: _Run) -> None:
+    """DDP wrapping, mixed precision and the DataLoader, after the weights are in place."""
+    cfg, device = run.cfg, run.device
+    if run.world > 1:
+        run.model = nn.parallel.DistributedDataParallel(
+            run.model, device_ids=[torch.cuda.current_device()] if device == "cuda" else None)
     if cfg.optim.amp == "fp16" and device != "cuda":
         raise ValueError("optim.amp=fp16 needs a GPU; use bf16 on the CPU")
-    autocast = (torch.autocast(device, dtype=torch.bfloat16) if cfg.optim.amp == "bf16" else
-                torch.autocast(device, dtype=torch.float16) if cfg.optim.amp == "fp16" else nullcontext())
+    run.scaler = torch.amp.GradScaler("cuda") if cfg.optim.amp == "fp16" else None
+    run.autocast = (torch.autocast(device, dtype=torch.bfloat16) if cfg.optim.amp == "bf16" else
+                    torch.autocast(device, dtype=torch.float16) if cfg.optim.amp == "fp16" else nullcontext())
     # its own generator: a new iterator draws a seed from it, and drawing from the global one would
     # shift the training's random stream by one draw wherever a run resumes
-    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=dataset.collate,
-                                         num_workers=cfg.run.num_workers, pin_memory=device == "cuda",
-                                         generator=torch.Generator().manual_seed(cfg.run.seed))
-    log = (out / "log.jsonl").open("a") if rank == 0 else None
-    total = cfg.optim.epochs * iters_per_epoch
-    progress = Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                        TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                        console=console, disable=rank != 0)
-    model.train()
-    with progress:
-        bar = progress.add_task("train", total=total, completed=position["iteration"], info="")
-        while position["epoch"] < cfg.optim.epochs:
-            dataset.set_epoch(position["epoch"])  # before the loader's workers copy the dataset
-            acc = cfg.optim.accumulate
-            num_batches = len(sampler.batches(position["epoch"]))
-            groups = [list(range(i, min(i + acc, num_batches))) for i in range(0, num_batches, acc)]
-            sampler.set_epoch(position["epoch"], start=position["epoch_iteration"] * acc)
-            batches = iter(loader)
-            for g in range(position["epoch_iteration"], len(groups)):
-                if max_iterations is not None and position["iteration"] >= max_iterations:
-                    break
-                start = time.perf_counter()
-                optimizer.zero_grad(set_to_none=True)
-                logged: dict[str, float] = {}
-                for _ in groups[g]:
-                    batch = next(batches)
-                    with autocast:
-                        losses = task.loss(model, batch, device)
-                        loss = sum(losses.values()) / len(groups[g])
-                    (scaler.scale(loss) if scaler else loss).backward()
-                    for k, v in losses.items():
-                        logged[k] = logged.get(k, 0.0) + float(v.detach()) / len(groups[g])
-                if not all(math.isfinite(v) for v in logged.values()):
-                    raise FloatingPointError(f"non-finite loss at iteration {position['iteration']}: {logged}")
-                if scaler:
-                    scaler.unscale_(optimizer)
-                if cfg.optim.clip_grad:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.clip_grad)
-                if scaler:
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    optimizer.step()
-                scheduler.step()
-                position["iteration"] += 1
-                position["epoch_iteration"] = g + 1
-                seconds = time.perf_counter() - start
-                record = {"iteration": position["iteration"], "epoch": position["epoch"],
-                          "loss": sum(logged.values()), **logged, "lr": optimizer.param_groups[0]["lr"],
-                          "images_per_s": per_step * len(groups[g]) * world / seconds}
-                if log and (position["iteration"] % cfg.run.log_every == 0 or position["iteration"] == 1):
-                    log.write(json.dumps(record) + "\n")
-                    log.flush()
-                progress.update(bar, advance=1, info=f"loss {record['loss']:.3f} lr {record['lr']:.2e} "
-                                                     f"{record['images_per_s']:.1f} img/s")
-                if rank == 0 and position["iteration"] % cfg.run.checkpoint_every == 0:
-                    save_checkpoint(out, model, optimizer, scheduler, position, cfg.run.keep_checkpoints)
-            else:
-                position["epoch"] += 1
-                position["epoch_iteration"] = 0
-                if rank == 0:
-                    save_checkpoint(out, model, optimizer, scheduler, position, cfg.run.keep_checkpoints)
-                continue
-            break  # max_iterations reached
-    if rank == 0:
-        save_checkpoint(out, model, optimizer, scheduler, position, cfg.run.keep_checkpoints)
-        with atomic_path(out / "model.safetensors") as tmp:
-            save_file({k: v.detach().cpu().contiguous() for k, v in unwrap(model).state_dict().items()}, str(tmp))
-    if log:
-        log.close()
-    if world > 1:  # every rank's weights, summarised, so a run can show its ranks agree
-        flat = torch.cat([p.detach().double().flatten().cpu() for p in unwrap(model).parameters()])
+    run.loader = torch.utils.data.DataLoader(run.dataset, batch_sampler=run.sampler, collate_fn=run.dataset.collate,
+                                             num_workers=cfg.run.num_workers, pin_memory=device == "cuda",
+                                             generator=torch.Generator().manual_seed(cfg.run.seed))
+
+
+def _step(run: _Run, batches, group: list[int]) -> dict:
+    """One optimizer step over the batches of ``group`` (gradient accumulation); its log record."""
+    cfg, optimizer, scaler = run.cfg, run.optimizer, run.scaler
+    start = time.perf_counter()
+    optimizer.zero_grad(set_to_none=True)
+    logged: dict[str, float] = {}
+    for _ in group:
+        batch = next(batches)
+        with run.autocast:
+            losses = run.task.loss(run.model, batch, run.device)
+            loss = sum(losses.values()) / len(group)
+        (scaler.scale(loss) if scaler else loss).backward()
+        for k, v in losses.items():
+            logged[k] = logged.get(k, 0.0) + float(v.detach()) / len(group)
+    if not all(math.isfinite(v) for v in logged.values()):
+        raise FloatingPointError(f"non-finite loss at iteration {run.position['iteration']}: {logged}")
+    if scaler:
+        scaler.unscale_(optimizer)
+    if cfg.optim.clip_grad:
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.optim.clip_grad)
+    if scaler:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    run.scheduler.step()
+    run.position["iteration"] += 1
+    seconds = time.perf_counter() - start
+    return {"iteration": run.position["iteration"], "epoch": run.position["epoch"],
+            "loss": sum(logged.values()), **logged, "lr": optimizer.param_groups[0]["lr"],
+            "images_per_s": cfg.optim.batch_size * len(group) * run.world / seconds}
+
+
+def _finish(run: _Run) -> None:
+    """The last checkpoint and ``model.safetensors``; with several ranks, each rank's weights
+    summarised in ``ranks.json`` so that a run can show its ranks agree."""
+    if run.rank == 0:
+        run.checkpoint()
+        with atomic_path(run.out / "model.safetensors") as tmp:
+            save_file({k: v.detach().cpu().contiguous() for k, v in unwrap(run.model).state_dict().items()}, str(tmp))
+    if run.world > 1:
+        flat = torch.cat([p.detach().double().flatten().cpu() for p in unwrap(run.model).parameters()])
         mine = torch.tensor([flat.sum().item(), flat.abs().sum().item(), (flat * torch.arange(len(flat))).sum().item()],
                             dtype=torch.float64)
-        gathered = [torch.zeros_like(mine) for _ in range(world)]
+        gathered = [torch.zeros_like(mine) for _ in range(run.world)]
         dist.all_gather(gathered, mine)
-        if rank == 0:
-            atomic_write(out / "ranks.json", json.dumps({"checksums": [g.tolist() for g in gathered]}))
+        if run.rank == 0:
+            atomic_write(run.out / "ranks.json", json.dumps({"checksums": [g.tolist() for g in gathered]}))
         dist.barrier()
         dist.destroy_process_group()
+
+
+def _train(cfg: Config, task, resume, max_iterations, console, overwrite) -> Path:
+    run, ckpt = _set_up(cfg, task, resume, overwrite)
+    if ckpt is not None:
+        _resume(run, ckpt)
+    _prepare(run)
+    position, out = run.position, run.out
+    log = (out / "log.jsonl").open("a") if run.rank == 0 else None
+    progress = Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                        TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                        console=console, disable=run.rank != 0)
+    run.model.train()
+    try:
+        with progress:
+            bar = progress.add_task("train", total=cfg.optim.epochs * run.iters_per_epoch,
+                                    completed=position["iteration"], info="")
+            while position["epoch"] < cfg.optim.epochs:
+                run.dataset.set_epoch(position["epoch"])  # before the loader's workers copy the dataset
+                acc = cfg.optim.accumulate
+                num_batches = len(run.sampler.batches(position["epoch"]))
+                groups = [list(range(i, min(i + acc, num_batches))) for i in range(0, num_batches, acc)]
+                run.sampler.set_epoch(position["epoch"], start=position["epoch_iteration"] * acc)
+                batches = iter(run.loader)
+                for g in range(position["epoch_iteration"], len(groups)):
+                    if max_iterations is not None and position["iteration"] >= max_iterations:
+                        break
+                    record = _step(run, batches, groups[g])
+                    position["epoch_iteration"] = g + 1
+                    if log and (position["iteration"] % cfg.run.log_every == 0 or position["iteration"] == 1):
+                        log.write(json.dumps(record) + "\n")
+                        log.flush()
+                    progress.update(bar, advance=1, info=f"loss {record['loss']:.3f} lr {record['lr']:.2e} "
+                                                         f"{record['images_per_s']:.1f} img/s")
+                    if position["iteration"] % cfg.run.checkpoint_every == 0:
+                        run.checkpoint()
+                else:
+                    position["epoch"] += 1
+                    position["epoch_iteration"] = 0
+                    run.checkpoint()
+                    continue
+                break  # max_iterations reached
+        _finish(run)
+    finally:
+        if log:
+            log.close()
     return out
