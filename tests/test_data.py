@@ -399,3 +399,13 @@ def test_a_look_alike_has_the_targets_looks_another_pattern_and_circles_it():
         SynthConfig(look_alike=1.5)
     with pytest.raises(ValueError, match="look_alike needs classes >= 2"):
         SynthConfig(look_alike=0.5, classes=1)
+
+
+def test_corner_boxes_convert_to_xywh_as_torchvision_does():
+    import torch
+    from torchvision.ops import box_convert
+
+    from stpn.data.types import xyxy_to_xywh
+    boxes = np.array([[1.5, 2.0, 11.0, 4.5], [0.0, 0.0, 0.0, 0.0]])
+    np.testing.assert_array_equal(xyxy_to_xywh(boxes), box_convert(torch.as_tensor(boxes), "xyxy", "xywh").numpy())
+    assert xyxy_to_xywh(boxes[0]).tolist() == [1.5, 2.0, 9.5, 2.5]

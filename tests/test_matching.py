@@ -46,3 +46,4 @@ def test_the_top_k_cut_may_fall_either_side_of_a_tie():
     with pytest.raises(AssertionError, match="unmatched"):
         assert_same_detections(other, A)
     assert_same_detections(other, A, top_k=2)
+

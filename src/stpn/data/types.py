@@ -140,6 +140,13 @@ class Video:
         return out
 
 
+def xyxy_to_xywh(boxes) -> np.ndarray:
+    """Boxes (..., 4) from corners x1, y1, x2, y2 to x, y, w, h (GOT-10k's format), as float64.
+    (torchvision.ops.box_convert does this for tensors; the evaluators here stay free of torch.)"""
+    b = np.asarray(boxes, dtype=np.float64)
+    return np.concatenate([b[..., :2], b[..., 2:] - b[..., :2]], axis=-1)
+
+
 def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.got10k import read_boxes
-from ..data.types import AnnotationError, Video
+from ..data.types import AnnotationError, Video, xyxy_to_xywh
 
 THRESHOLDS = np.linspace(0, 1, 101)
 
@@ -38,8 +38,7 @@ def _gt_xywh(video: Video) -> np.ndarray:
     out = np.zeros((len(video), 4))
     for t, tg in enumerate(video.targets):
         if len(tg):
-            x1, y1, x2, y2 = tg.boxes[0]
-            out[t] = [x1, y1, x2 - x1, y2 - y1]
+            out[t] = xyxy_to_xywh(tg.boxes[0])
     return out
 
 

@@ -21,13 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.types import Video
+from ..data.types import Video, xyxy_to_xywh
 from .model import crop_region
 from .tracker import start, step
-
-
-def _xyxy_to_xywh(b) -> np.ndarray:
-    return np.array([b[0], b[1], b[2] - b[0], b[3] - b[1]], dtype=np.float64)
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -44,7 +40,7 @@ def object_boxes(video: Video, track_id: int) -> list[np.ndarray | None]:
     out = []
     for tg in video.targets:
         j = np.flatnonzero(tg.track_ids == track_id)
-        out.append(_xyxy_to_xywh(tg.boxes[j[0]]) if len(j) and tg.visible[j[0]] else None)
+        out.append(xyxy_to_xywh(tg.boxes[j[0]]) if len(j) and tg.visible[j[0]] else None)
     return out
 
 

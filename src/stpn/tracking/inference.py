@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.got10k import write_got10k_results
-from ..data.types import Video
+from ..data.types import Video, xyxy_to_xywh
 from ..engine.config import Config
 from .model import STPNTracker
 from .tracker import track_frames
@@ -18,8 +18,8 @@ def _xywh(video: Video, t: int) -> np.ndarray | None:
     tg = video.targets[t]
     if not len(tg) or not tg.visible[0]:
         return None
-    x1, y1, x2, y2 = (float(v) for v in tg.boxes[0])
-    return np.array([x1, y1, x2 - x1, y2 - y1]) if x2 > x1 and y2 > y1 else None
+    box = xyxy_to_xywh(tg.boxes[0])
+    return box if box[2] > 0 and box[3] > 0 else None
 
 
 def track_videos(model: STPNTracker, cfg: Config, videos, results: Path, device, support_videos=None) -> None:
