@@ -26,8 +26,8 @@ MINUTES = {"det": (1, 14), "sot": (1, 11), "vis": (2, 15)}  # per seed on a 2-co
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    from stpn.engine.tasks import demo_tasks
-    parser.add_argument("--task", choices=tuple(demo_tasks()), required=True)
+    from stpn.engine.registry import demo_module, demo_names
+    parser.add_argument("--task", choices=tuple(demo_names()), required=True)
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (0 is the README's demo run)")
     parser.add_argument("--quick", action="store_true", help="the quick demos (pipeline check, not accuracy)")
     parser.add_argument("--out", type=Path, default=Path("runs/demo_seeds"))
@@ -49,8 +49,7 @@ def main(argv=None) -> int:
                 return code
             console.print(f"seed {seed}: {(time.perf_counter() - start) / 60:.1f} min")
         reports[seed] = json.loads((out / "report.json").read_text())
-    from stpn.engine.tasks import get_task
-    summary = margin_summary(reports, list(get_task(demo_tasks()[args.task]).demo_metrics))
+    summary = margin_summary(reports, list(demo_module(args.task).METRICS))
     table = Table(title=f"{args.task} demo over {args.seeds} seeds (points)")
     for col in ("metric", "seed", "single frame", "STPN", "STPN - single frame"):
         table.add_column(col, justify="left" if col == "metric" else "right")

@@ -278,9 +278,9 @@ def test_quick_demo_writes_report_chart_and_video_and_resumes(tmp_path, capsys, 
 
 
 def test_quick_demos_default_to_their_own_folders(monkeypatch):
-    import stpn.engine.demo
+    import stpn.demos.paired
     seen = []
-    monkeypatch.setattr(stpn.engine.demo, "run_paired_demo",
+    monkeypatch.setattr(stpn.demos.paired, "run_paired_demo",
                         lambda task, out, quick, seed: seen.append((str(out), quick, seed)) or task)
     for argv in (["demo"], ["demo", "--quick"], ["demo", "--task", "sot"], ["demo", "--task", "sot", "--quick"],
                  ["demo", "--seed", "2"], ["demo", "--task", "sot", "--quick", "--seed", "1"]):

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 from rich.console import Console
 
-from stpn.engine import demo
+from stpn.demos import paired as demo
 
 
 class FakeProcess:

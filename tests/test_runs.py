@@ -150,11 +150,13 @@ def test_every_registered_task_implements_the_interface():
         assert isinstance(task, Task) and task.name == name and task.data_formats
         for hook in ("build_model", "train_dataset", "loss", "evaluate", "print_metrics"):
             assert getattr(type(task), hook) is not getattr(Task, hook), (name, hook)
-    for short, name in demo_tasks().items():
-        task = get_task(name)
-        for hook in ("demo_config", "demo_row", "demo_table"):
-            assert getattr(type(task), hook) is not getattr(Task, hook), (name, hook)
-        assert task.demo_metrics, name  # the scores whose margins the demo reports
+    assert not any(name.startswith("demo") for name in dir(Task))  # the demos are not the engine's business
+    from stpn.engine.registry import demo_module
+    for short in demo_tasks():
+        demo = demo_module(short)
+        for hook in ("demo_config", "pretrain_config", "row", "demo_table", "demo_figures"):
+            assert callable(getattr(demo, hook)), (short, hook)
+        assert demo.METRICS, short  # the scores whose margins the demo reports
     assert demo_tasks() == {"det": "detection", "sot": "tracking", "vis": "segmentation"}
 
 
@@ -292,7 +294,7 @@ def test_a_run_folder_written_with_the_old_flat_layout_still_loads_and_resumes(t
 
 
 def test_a_margin_with_a_missing_side_is_none_not_a_difference_with_zero():
-    from stpn.engine.demo import margin_points
+    from stpn.demos.paired import margin_points
     assert margin_points(0.75, 0.5) == 25.0
     assert margin_points(None, 0.5) is None and margin_points(0.5, None) is None
     assert margin_points(float("nan"), 0.5) is None

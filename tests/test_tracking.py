@@ -348,14 +348,14 @@ def test_track_command_bad_input(trained_run, tmp_path, capsys):
 def test_quick_sot_demo_writes_report_plot_and_video(tmp_path, monkeypatch):
     from stpn.tracking import demo
     real, real_pre = demo.demo_config, demo.pretrain_config
-    monkeypatch.setattr(TrackingTask, "demo_config", staticmethod(lambda out, quick, prompting, seed=0: load_config(
-        None, [f"{k}={v}" for k, v in _flat(real(out, quick, prompting, seed))] + TINY)))
+    monkeypatch.setattr(demo, "demo_config", lambda out, quick, prompting, seed=0: load_config(
+        None, [f"{k}={v}" for k, v in _flat(real(out, quick, prompting, seed))] + TINY))
     # the same tiny ViT and data, as an object classifier
-    monkeypatch.setattr(TrackingTask, "demo_pretrain_config", staticmethod(lambda out, quick, seed=0: load_config(
+    monkeypatch.setattr(demo, "pretrain_config", lambda out, quick, seed=0: load_config(
         None, [f"{k}={v}" for k, v in _flat(real_pre(out, quick, seed))] + [o for o in TINY if o.startswith(("model.", "data."))] + ["classification.num_classes=2",
-                                                                           "classification.crop_size=16", "optim.epochs=1"])))
-    from stpn.engine.demo import run_paired_demo
-    report = run_paired_demo("tracking", tmp_path / "demo", quick=True)
+                                                                           "classification.crop_size=16", "optim.epochs=1"]))
+    from stpn.demos.paired import run_paired_demo
+    report = run_paired_demo("sot", tmp_path / "demo", quick=True)
     saved = json.loads((tmp_path / "demo" / "report.json").read_text())
     for name in ("stpn", "baseline"):
         for key in ("ao_all", "ao_deteriorated", "sr50_all"):
@@ -364,7 +364,7 @@ def test_quick_sot_demo_writes_report_plot_and_video(tmp_path, monkeypatch):
     assert saved["quick"] is True
     assert saved["pretrain"]["crops"] > 0 and (tmp_path / "demo" / "pretrain" / "model.safetensors").is_file()
     with pytest.raises(ValueError, match=r"holds a demo with other settings \(stpn demo --task sot --quick; this one: stpn demo --task sot\)"):
-        run_paired_demo("tracking", tmp_path / "demo", quick=False)
+        run_paired_demo("sot", tmp_path / "demo", quick=False)
     assert (tmp_path / "demo" / "success.png").stat().st_size > 0
     from stpn.data.video import open_video
     assert len(open_video(tmp_path / "demo" / "stpn_val0.mp4")) == 8

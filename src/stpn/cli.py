@@ -8,7 +8,7 @@ from pathlib import Path
 
 from . import __version__
 from .engine.arguments import HelpFormatter, fraction, frame_size, non_negative_int, positive_int
-from .engine.registry import command_modules, demo_tasks
+from .engine.registry import command_modules, demo_names
 
 
 class _Parser(argparse.ArgumentParser):
@@ -30,9 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     demo = sub.add_parser("demo", help="the main job: STPN vs the same model without prompts on generated video")
-    demo.add_argument("--task", choices=(*demo_tasks(), "features"), default="det",
-                      help=", ".join(f"{k}: {v}" for k, v in demo_tasks().items())
-                      + " (train and score STPN and the baseline); features: feature-extraction timing only")
+    demo.add_argument("--task", choices=(*demo_names(), "features"), default="det",
+                      help="det: detection, sot: tracking, vis: instance segmentation (train and score STPN and "
+                           "the baseline); features: feature-extraction timing only")
     demo.add_argument("--out", type=Path, help="folder for report.json and figures (default: runs/demo for det, "
                                                 "runs/demo_<task> otherwise; with --quick a _quick suffix)")
     demo.add_argument("--quick", action="store_true", help="a smaller dataset and one epoch (minutes)")
@@ -229,12 +229,12 @@ def _run(parser, args) -> int:
             parser.error(f"--size must be a multiple of 32 and >= 64, got {args.size}")
         if args.frames < 2:
             parser.error(f"--frames must be >= 2, got {args.frames}")
-        from .demo import run_demo
+        from .demos.features import run_demo
         run_demo(args.out, frames=args.frames, size=args.size, tiny=args.tiny, pretrained=args.pretrained)
         return 0
     if args.command == "demo":
-        from .engine.demo import run_paired_demo
-        run_paired_demo(demo_tasks()[args.task], args.out, quick=args.quick, seed=args.seed)
+        from .demos.paired import run_paired_demo
+        run_paired_demo(args.task, args.out, quick=args.quick, seed=args.seed)
     elif args.command in ("train", "eval"):
         from .commands import run_task_command
         run_task_command(args)

@@ -3,8 +3,6 @@ loads no torch): the command's body imports the model side when it runs."""
 from ..engine.arguments import add_support_arguments, fraction, support_settings
 from ..engine.tasks import add_source_arguments, check_source_outputs
 
-DEMO = "det"  # ``stpn demo --task det``
-
 
 def add_commands(sub) -> None:
     det = sub.add_parser("detect", help="detect objects in a video file, a frame folder or a webcam")

@@ -18,6 +18,9 @@ from ..engine.config import Config, load_config, packaged_config, paired_run_con
 from .build import class_names, load_detector
 from .inference import predict_video
 
+TASK = "detection"  # the task this demo trains and scores (stpn.demos.paired)
+METRICS = ("ap50_all", "ap50_deteriorated")  # scores of ``row`` (fractions) whose margins the report gives
+
 QUICK_DATA = ["data.synth.train_videos=16", "data.synth.val_videos=4"]
 
 
@@ -101,3 +104,9 @@ def annotated_video(run: Path, cfg, path: Path) -> None:
             ids = tracker.update(p["boxes"][keep], p["labels"][keep])
             yield draw(video.frames[t], p["boxes"][keep], p["labels"][keep], p["scores"][keep], ids, names)
     write_video(path, frames(), fps=8)
+
+
+def row(metrics: dict) -> dict:
+    """The report's entry of one model from its evaluation metrics."""
+    return {"ap50_all": metrics["ap50_all"], "ap50_deteriorated": metrics.get("ap50_deteriorated"),
+            "ms_per_frame": metrics["ms_per_frame"], "inference_mode": metrics["mode"]}

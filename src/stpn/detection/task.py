@@ -13,7 +13,7 @@ from ..engine.config import Config
 from ..engine.tasks import Task
 from ..engine.trainer import unwrap
 from ..evaluation.vid import evaluate_vid
-from . import build, demo, inference  # noqa: F401 - homes of the moved names below
+from . import build, inference  # noqa: F401 - homes of the moved names below
 from .build import DetectionSection, build_detector, class_names, load_detector
 from .evaluate import evaluate_run, print_metrics
 from .inference import detect_videos, detections_table
@@ -83,16 +83,8 @@ class DetectionTask(Task):
     load = staticmethod(load_detector)
     evaluate = staticmethod(evaluate_run)
     print_metrics = staticmethod(print_metrics)
-    demo_config = staticmethod(demo.demo_config)
-    demo_pretrain_config = staticmethod(demo.pretrain_config)
-    demo_table = staticmethod(demo.demo_table)
-    demo_figures = staticmethod(demo.demo_figures)
 
-    demo_metrics = ("ap50_all", "ap50_deteriorated")
 
-    def demo_row(self, metrics: dict) -> dict:
-        return {"ap50_all": metrics["ap50_all"], "ap50_deteriorated": metrics.get("ap50_deteriorated"),
-                "ms_per_frame": metrics["ms_per_frame"], "inference_mode": metrics["mode"]}
 
     robustness_metric = "AP50"
 

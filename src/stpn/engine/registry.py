@@ -7,7 +7,9 @@ packaging (a task from another distribution plugs in the same way):
     [project.entry-points."stpn.tasks"]
     detection = "stpn.detection.task:DetectionTask"      # the engine's hooks (loaded on first use)
     [project.entry-points."stpn.commands"]
-    detection = "stpn.detection.cli"                     # add_commands(subparsers), DEMO; imports nothing heavy
+    detection = "stpn.detection.cli"                     # add_commands(subparsers); imports nothing heavy
+    [project.entry-points."stpn.demos"]
+    det = "stpn.detection.demo"                          # stpn demo --task det (stpn.demos.paired)
 
 ``register_task(cls)`` adds a class at run time (a test's toy task, a notebook). Nothing here
 imports a task: the registry sits below every task and the engine reads tasks through it.
@@ -47,12 +49,24 @@ def get_task(name: str):
 
 
 def command_modules() -> list:
-    """The modules that add each task's own commands (``add_commands(subparsers)``; ``DEMO``: the
-    short name of the task's demo for ``stpn demo --task``, when it has one), in entry-point order."""
+    """The modules that add each task's own commands (``add_commands(subparsers)``), in entry-point order."""
     return [ep.load() for ep in entry_points(group="stpn.commands")]
 
 
+def demo_names() -> list[str]:
+    """The short names of the demos (``stpn demo --task det``), sorted; nothing is imported."""
+    return sorted(ep.name for ep in entry_points(group="stpn.demos"))
+
+
+def demo_module(short: str):
+    """The demo module registered as ``short`` (a task's ``demo.py``: ``TASK``, ``METRICS``,
+    ``demo_config``, ``pretrain_config``, ``row``, ``demo_table``, ``demo_figures``)."""
+    found = entry_points(group="stpn.demos", name=short)
+    if not found:
+        raise ValueError(f"unknown demo {short!r}; registered: {', '.join(demo_names())}")
+    return next(iter(found)).load()
+
+
 def demo_tasks() -> dict[str, str]:
-    """``stpn demo --task`` short names -> task names."""
-    return {module.DEMO: ep.name for ep, module in zip(entry_points(group="stpn.commands"), command_modules())
-            if getattr(module, "DEMO", None)}
+    """``stpn demo --task`` short names -> the names of the tasks they demonstrate."""
+    return {short: demo_module(short).TASK for short in demo_names()}

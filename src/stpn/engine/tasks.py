@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .registry import command_modules, demo_tasks, get_task, register_task, task_names  # noqa: F401 - the registry's names, also here
+from .registry import command_modules, get_task, register_task, task_names  # noqa: F401 - the registry's names, also here
 
 
 def add_source_arguments(parser, results: str, weights_required: bool = True) -> None:
@@ -105,25 +105,3 @@ class Task:
         """The task's headline score of ``model`` on ``videos`` (all frames), at the config's test
         settings; ``support_videos``: the same videos whose frames feed the support stream."""
         raise NotImplementedError(f"robustness curves are not implemented for the {self.name} task yet")
-
-    # the paired demo (``stpn.engine.demo.run_paired_demo``) -------------------------------------
-    def demo_config(self, out: Path, quick: bool, prompting: bool, seed: int = 0):
-        raise NotImplementedError(f"the {self.name} task has no demo")
-
-    def demo_pretrain_config(self, out: Path, quick: bool, seed: int = 0):
-        """The backbone pre-training both runs start from (a classification Config whose run.out
-        the two runs' ``model.weights`` name), or None: the demo trains both from scratch."""
-        return None
-
-    demo_metrics: tuple[str, ...] = ()  # keys of ``demo_row`` that are scores (fractions): the margins
-
-    def demo_row(self, metrics: dict) -> dict:
-        """The report's entry of one model from its evaluation metrics."""
-        raise NotImplementedError
-
-    def demo_table(self, report: dict, console) -> None:
-        raise NotImplementedError
-
-    def demo_figures(self, report: dict, results: dict, configs: dict, out: Path) -> list[Path]:
-        """Plots and annotated videos; returns their paths."""
-        return []

@@ -7,8 +7,6 @@ from pathlib import Path
 from ..engine.arguments import add_support_arguments, fraction, support_settings
 from ..engine.tasks import add_source_arguments, check_source_outputs
 
-DEMO = "vis"  # ``stpn demo --task vis``
-
 
 def add_commands(sub) -> None:
     seg = sub.add_parser("segment", help="instance masks with track ids in a video file, a frame folder or a webcam")

@@ -17,6 +17,9 @@ from rich.table import Table
 from ..data.splits import read_split
 from ..engine.config import Config
 
+TASK = "segmentation"  # the task this demo trains and scores (stpn.demos.paired)
+METRICS = ("ap_all", "ap50_all", "ap_deteriorated", "ap50_deteriorated")  # scores of ``row`` (fractions) whose margins the report gives
+
 QUICK_DATA = ["data.synth.train_videos=8", "data.synth.val_videos=4"]
 
 
@@ -68,3 +71,10 @@ def annotated_video(cfg, path: Path) -> None:
         drawn.append(draw_detections(image, kept["boxes"], kept["labels"], kept["scores"], kept["track_ids"], names))
     segment_video(seg, video, cfg, on_frame=draw)
     write_video(path, drawn, fps=6)
+
+
+def row(metrics: dict) -> dict:
+    """The report's entry of one model from its evaluation metrics."""
+    return {"ap_all": metrics["ap_all"], "ap50_all": metrics["ap50_all"],
+            "ap_deteriorated": metrics.get("ap_deteriorated"), "ap50_deteriorated": metrics.get("ap50_deteriorated"),
+            "ms_per_frame": metrics["ms_per_frame"], "inference_mode": metrics["mode"]}

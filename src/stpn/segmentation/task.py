@@ -12,7 +12,7 @@ from ..data.splits import read_split
 from ..detection.task import DetectionTask, _target, train_clips
 from ..engine.config import Config
 from ..evaluation.ytvis import evaluate_ytvis
-from . import build, demo, inference  # noqa: F401 - homes of the moved names below
+from . import build, inference  # noqa: F401 - homes of the moved names below
 from .build import SegmentationSection, build_segmenter, load_segmenter
 from .evaluate import evaluate_run, print_metrics, results_entry
 from .inference import segment_video
@@ -69,17 +69,8 @@ class SegmentationTask(DetectionTask):
     load = staticmethod(load_segmenter)
     evaluate = staticmethod(evaluate_run)
     print_metrics = staticmethod(print_metrics)
-    demo_config = staticmethod(demo.demo_config)
-    demo_pretrain_config = staticmethod(demo.pretrain_config)
-    demo_table = staticmethod(demo.demo_table)
-    demo_figures = staticmethod(demo.demo_figures)
 
-    demo_metrics = ("ap_all", "ap50_all", "ap_deteriorated", "ap50_deteriorated")
 
-    def demo_row(self, metrics: dict) -> dict:
-        return {"ap_all": metrics["ap_all"], "ap50_all": metrics["ap50_all"],
-                "ap_deteriorated": metrics.get("ap_deteriorated"), "ap50_deteriorated": metrics.get("ap50_deteriorated"),
-                "ms_per_frame": metrics["ms_per_frame"], "inference_mode": metrics["mode"]}
 
 
 __getattr__ = moved_names(__name__, {"SegmentationSection": build, "build_segmenter": build, "segment_video": inference, "convert_of": inference, "new_tracks": inference, "instances": inference, "encode": inference, "VideoTracks": inference, "mask_nms": inference})  # old imports, for one release

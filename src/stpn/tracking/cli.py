@@ -3,8 +3,6 @@ loads no torch): the command's body imports the model side when it runs."""
 from ..engine.arguments import add_support_arguments, support_settings
 from ..engine.tasks import add_source_arguments, check_source_outputs
 
-DEMO = "sot"  # ``stpn demo --task sot``
-
 
 def add_commands(sub) -> None:
     trk = sub.add_parser("track", help="track one target (first box given) in a video file, a frame folder or a webcam")

@@ -9,6 +9,9 @@ from rich.table import Table
 
 from ..engine.config import Config, load_config, packaged_config, paired_run_config, seed_overrides
 
+TASK = "tracking"  # the task this demo trains and scores (stpn.demos.paired)
+METRICS = ("ao_all", "ao_deteriorated", "sr50_all")  # scores of ``row`` (fractions) whose margins the report gives
+
 # the demo ---------------------------------------------------------------------------------------
 QUICK_DATA = ["data.synth.train_videos=16", "data.synth.val_videos=4"]
 
@@ -73,3 +76,9 @@ def demo_figures(report: dict, results: dict, configs: dict, out: Path) -> list[
               for t in range(len(video)))
     write_video(out / "stpn_val0.mp4", frames, fps=10)
     return [out / "success.png", out / "stpn_val0.mp4"]
+
+
+def row(metrics: dict) -> dict:
+    """The report's entry of one model from its evaluation metrics."""
+    return {"ao_all": metrics["ao_all"], "ao_deteriorated": metrics.get("ao_deteriorated"),
+            "sr50_all": metrics["sr50_all"], "fps": metrics["fps"]}

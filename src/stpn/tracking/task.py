@@ -19,7 +19,7 @@ from ..engine.config import Config
 from ..engine.tasks import Task, normalization_of
 from ..engine.trainer import unwrap
 from ..evaluation.got10k import evaluate_got10k
-from . import build, demo, evaluate, inference  # noqa: F401 - homes of the moved names below
+from . import build, evaluate, inference  # noqa: F401 - homes of the moved names below
 from .build import TrackingSection, build_tracker, load_tracker
 from .evaluate import evaluate_tracking, print_metrics
 from .inference import _xywh, track_videos
@@ -98,10 +98,6 @@ class TrackingTask(Task):
     name, what, data_formats, Section = "tracking", "tracker", ("got10k",), TrackingSection
 
     load = staticmethod(load_tracker)
-    demo_config = staticmethod(demo.demo_config)
-    demo_pretrain_config = staticmethod(demo.pretrain_config)
-    demo_table = staticmethod(demo.demo_table)
-    demo_figures = staticmethod(demo.demo_figures)
 
     def evaluate(self, model, cfg: Config, out, mode=None, console=None) -> dict:
         if mode not in (None, "causal"):
@@ -120,11 +116,7 @@ class TrackingTask(Task):
         print_metrics(metrics, f"{cfg.data.val_split}: GOT-10k metrics (causal prompts, K={cfg.data.test_num_support}, "
                                f"S={cfg.data.test_stride})", console)
 
-    demo_metrics = ("ao_all", "ao_deteriorated", "sr50_all")
 
-    def demo_row(self, metrics: dict) -> dict:
-        return {"ao_all": metrics["ao_all"], "ao_deteriorated": metrics.get("ao_deteriorated"),
-                "sr50_all": metrics["sr50_all"], "fps": metrics["fps"]}
 
     def build_model(self, cfg: Config) -> STPNTracker:
         return build_tracker(cfg)

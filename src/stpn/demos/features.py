@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from rich.console import Console
 from rich.table import Table
 
-from .core import STPN, causal_support
-from .data.types import write_json
-from .progress import track
+from ..core import STPN, causal_support
+from ..data.types import write_json
+from ..progress import track
 
 TINY = dict(embed_dim=32, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8), window_size=4)
 

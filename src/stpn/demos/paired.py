@@ -1,9 +1,12 @@
 """``stpn demo --task T``: STPN and the same model without prompts, side by side, for any task.
 
-One runner with task hooks (``stpn.engine.tasks.Task.demo_*``): the task gives the two runs'
-configs (same data, same budget, ``model.prompting`` on and off) and the backbone pre-training
-both start from (an object classifier, or none), turns its evaluation metrics into a report row
-and draws its figures. The runner claims the folder, generates the data, pre-trains the
+One runner for every task's demo module (``stpn.<task>.demo``, found by its short name through
+``stpn.engine.registry.demo_module``): the module names its ``TASK`` and gives the two runs'
+configs (``demo_config``: same data, same budget, ``model.prompting`` on and off), the backbone
+pre-training both start from (``pretrain_config``: an object classifier, or None), the scores
+whose margins are reported (``METRICS``), a report row from the task's metrics (``row``), the
+table (``demo_table``) and its figures (``demo_figures``). The task itself gives only what the
+engine needs (build, train, load, evaluate). The runner claims the folder, generates the data, pre-trains the
 backbone, trains both side by side (one process and one thread each), evaluates each on one
 thread (the first trained while the other still trains), and writes
 ``report.json`` with ``stpn``, ``baseline`` (each the task's row plus ``train_seconds``), the
@@ -22,19 +25,20 @@ from rich.console import Console
 
 from ..data.splits import read_split
 from ..data.types import atomic_write, write_json
-from .config import config_dict
-from .registry import demo_tasks, get_task
+from ..engine.config import config_dict
+from ..engine.registry import demo_module, get_task
 
 
-def run_paired_demo(task_name: str, out: Path, quick: bool = False, seed: int = 0,
+def run_paired_demo(short: str, out: Path, quick: bool = False, seed: int = 0,
                     console: Console | None = None) -> dict:
+    """The demo registered as ``short`` (``det``, ``vis``, ``sot``) in ``out``; returns the report."""
     console = console or Console(width=100)
-    task = get_task(task_name)
+    demo = demo_module(short)
+    task = get_task(demo.TASK)
     out = Path(out)
-    short = {v: k for k, v in demo_tasks().items()}.get(task_name, task_name)
     command = f"stpn demo --task {short}{' --quick' if quick else ''}{f' --seed {seed}' if seed else ''}"
-    configs = {"stpn": task.demo_config(out, quick, True, seed), "baseline": task.demo_config(out, quick, False, seed)}
-    pre = task.demo_pretrain_config(out, quick, seed)
+    configs = {"stpn": demo.demo_config(out, quick, True, seed), "baseline": demo.demo_config(out, quick, False, seed)}
+    pre = demo.pretrain_config(out, quick, seed)
     claim_demo_folder(out, {"summary": command, "quick": quick,
                             "configs": {k: config_dict(c) for k, c in configs.items()},
                             **({"pretrain": config_dict(pre)} if pre is not None else {})})
@@ -72,23 +76,23 @@ def run_paired_demo(task_name: str, out: Path, quick: bool = False, seed: int = 
                 results[name] = evaluate(name, console)
     finally:
         torch.set_num_threads(threads)
-    report = {name: {**task.demo_row(results[name]), "train_seconds": seconds[name]} for name in configs}
+    report = {name: {**demo.row(results[name]), "train_seconds": seconds[name]} for name in configs}
     report.update(extra)
     report["config"] = config_dict(cfg)
     report["quick"], report["seed"] = quick, seed
     report["command"] = f"{command} --out {out}"
     report["stpn_minus_baseline_points"] = {k: margin_points(report["stpn"][k], report["baseline"][k])
-                                            for k in task.demo_metrics}
+                                            for k in demo.METRICS}
     write_json(out / "report.json", report)
-    task.demo_table(report, console)
+    demo.demo_table(report, console)
     if quick:
-        zero = all(not report[name].get(k) for name in configs for k in task.demo_metrics)
+        zero = all(not report[name].get(k) for name in configs for k in demo.METRICS)
         console.print("--quick checks the plumbing (data, training, evaluation, report) on a small data set "
                       "after a short training; its numbers say nothing about STPN."
                       + (" Every score above is 0: after so few iterations neither model yet scores a "
                          "detection above the evaluation's thresholds, which is expected here; the full demo "
                          "(without --quick) trains to useful scores." if zero else ""))
-    figures = task.demo_figures(report, results, configs, out)
+    figures = demo.demo_figures(report, results, configs, out)
     console.print(f"wrote {', '.join(str(p) for p in [out / 'report.json', *figures])}")
     return report
 
@@ -96,7 +100,7 @@ def run_paired_demo(task_name: str, out: Path, quick: bool = False, seed: int = 
 def pretrain_backbone(cfg, console: Console) -> dict:
     """Train the backbone both demo runs start from (``cfg``: a classification run; resumed, or
     kept when finished) and score it on the validation crops; its report entry."""
-    from .trainer import train
+    from ..engine.trainer import train
     run, classifier = Path(cfg.run.out), get_task(cfg.task)
     if not finished_run(run):
         console.print(f"pre-training the backbone as an object classifier ({cfg.optim.epochs} epochs); run in {run}")
