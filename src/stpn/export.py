@@ -198,6 +198,10 @@ def export_onnx(model: nn.Module, out: str | Path, size: tuple[int, int] | None 
     from .detection.model import STPNDetector
     from .tracking.model import STPNTracker
 
+    stpn = model if isinstance(model, STPN) else getattr(model, "stpn", None)
+    if stpn is not None and stpn.prompting and not stpn.reads_support:
+        raise ValueError("static prompts (model.predictor: static) cannot be exported yet: their predictor graph "
+                         "has no input; export a model with a dynamic predictor, or run it in PyTorch")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model = model.eval().cpu()

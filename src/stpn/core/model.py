@@ -22,7 +22,9 @@ class STPN(nn.Module):
 
     Args:
         backbone: timm model name (``swin_tiny_patch4_window7_224``, ``vit_small_patch16_224``, ...).
-        predictor: ``attention`` (released), ``topk_mean`` (released "avg"), ``mixer``, ``decoder``.
+        predictor: ``attention`` (released), ``topk_mean`` (released "avg"), ``mixer``, ``decoder``,
+            or ``static`` (learned prompts that ignore the supports: VPT, the paper's control; with
+            ``deep_block`` it is VPT-deep's fresh prompts per block).
         num_prompts: N_P.
         prompt_depth: ``shallow`` (prompts enter once after patch embedding; released), ``deep`` (fresh
             prompts per stage, from the support tokens of that stage) or ``deep_block`` (fresh
@@ -61,6 +63,11 @@ class STPN(nn.Module):
                 for d, n in zip(dims, self.backbone.depths))
 
     @property
+    def reads_support(self) -> bool:
+        """False for static prompts: the support frames are not embedded."""
+        return self.predictor_name != "static"
+
+    @property
     def support_stages(self) -> list[int]:
         """Stages whose support tokens the predictor reads."""
         n = len(self.backbone.dims)
@@ -75,6 +82,10 @@ class STPN(nn.Module):
         if support_frames.dim() != 5 or support_frames.shape[2] != 3:
             raise ValueError(f"support_frames must have shape (B, K, 3, H, W), got {tuple(support_frames.shape)}")
         B, K = support_frames.shape[:2]
+        if not self.reads_support:  # static prompts: no support pass, only the batch size travels on
+            dims = self.backbone.dims
+            return ({s: support_frames.new_zeros(B, K, 0, dims[s]) for s in self.support_stages},
+                    {s: (0, 0) for s in self.support_stages})
         with torch.set_grad_enabled(self.support_grad and torch.is_grad_enabled()):
             maps = self.backbone(support_frames.flatten(0, 1))
         tokens, grids = {}, {}

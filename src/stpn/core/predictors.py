@@ -4,6 +4,8 @@ All predictors work per sample: nothing is shared between the clips of a batch.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from timm.models.mlp_mixer import MixerBlock
@@ -142,8 +144,29 @@ class DecoderPredictor(nn.Module):
         return self.decoder(self.query.expand(B, -1, -1), memory.flatten(1, 2))
 
 
+class StaticPredictor(nn.Module):
+    """Static prompts (VPT; the released code's ``swin_vpt.py``, the paper's "static vs dynamic"
+    control): N_P learned tokens that do not depend on the supports, so the gain of STPN can be
+    told apart from the gain of more tokens. Uniform init in +-sqrt(6 / (3 * 4^2 + D)), VPT's rule
+    for a 4-pixel patch. ``reads_support = False``: STPN skips the support pass for it."""
+
+    reads_support = False
+
+    def __init__(self, in_dim: int, prompt_dim: int, num_prompts: int = 5):
+        super().__init__()
+        self.in_dim = in_dim
+        bound = math.sqrt(6.0 / (3 * 4 ** 2 + prompt_dim))
+        self.prompts = nn.Parameter(torch.empty(num_prompts, prompt_dim).uniform_(-bound, bound))
+
+    def forward(self, tokens: torch.Tensor, **_) -> torch.Tensor:
+        """tokens (B, K, n, d_L) give only the batch size (n may be 0); returns (B, N_P, D)."""
+        _check_tokens(tokens, self.in_dim)
+        return self.prompts.expand(tokens.shape[0], -1, -1)
+
+
 PREDICTORS = {
     "attention": AttentionPredictor,
+    "static": StaticPredictor,
     "topk_mean": TopKMeanPredictor,
     "mixer": MixerPredictor,
     "decoder": DecoderPredictor,
