@@ -409,3 +409,11 @@ def test_corner_boxes_convert_to_xywh_as_torchvision_does():
     boxes = np.array([[1.5, 2.0, 11.0, 4.5], [0.0, 0.0, 0.0, 0.0]])
     np.testing.assert_array_equal(xyxy_to_xywh(boxes), box_convert(torch.as_tensor(boxes), "xyxy", "xywh").numpy())
     assert xyxy_to_xywh(boxes[0]).tolist() == [1.5, 2.0, 9.5, 2.5]
+
+
+def test_settings_differences_name_each_key_that_differs():
+    from stpn.data.types import differences
+    held = {"model": {"lr": 1, "kw": {"a": 1}}, "run": {"out": "x", "seed": 0}, "task": "det"}
+    wanted = {"model": {"lr": 2, "kw": {"a": 3}}, "run": {"out": "y", "seed": 0}, "task": "det", "new": None}
+    assert differences(held, wanted, {"run": ("out",)}) == ["model.kw.a: 1 there, 3 here", "model.lr: 1 there, 2 here"]
+    assert differences(held, held) == []

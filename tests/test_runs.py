@@ -106,7 +106,7 @@ def test_generated_data_made_with_other_settings_is_refused(tmp_path):
     cfg = tiny_config(tmp_path)
     assert len(read_split(cfg.data, "train")) == 2
     more = tiny_config(tmp_path, "data.synth.train_videos=3")
-    with pytest.raises(ValueError, match=r"split 'train' was generated with other settings \(videos=2 there, 3 here\)"):
+    with pytest.raises(ValueError, match=r"split 'train' was generated with other settings \(videos: 2 there, 3 here\)"):
         read_split(more.data, "train")
     assert len(read_split(cfg.data, "train")) == 2  # the same settings read it as it is
 

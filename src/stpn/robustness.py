@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 from rich.table import Table
 
 from .data.corrupt import CORRUPTIONS, corrupt_video
-from .data.types import atomic_path, write_json
+from .data.types import atomic_path, differences, write_json
 from .progress import Progress
 
 SETTINGS = ("key+support", "key")
@@ -63,8 +63,9 @@ def run_robustness(runs: dict[str, str], out: str | Path, corruptions=CORRUPTION
     report = {"plan": plan, "runs": {}}
     if path.is_file():  # resume: the same plan continues, another plan is refused
         old = json.loads(path.read_text())
-        if old.get("plan") != plan:
-            raise ValueError(f"{path} holds a run with another plan ({old.get('plan')}); "
+        diff = differences(old.get("plan") or {}, plan)
+        if diff:
+            raise ValueError(f"{path} holds a run with another plan ({'; '.join(diff[:4])}); "
                              f"use another --out or the same settings")
         report = old
     loaded = {name: _load(w) for name, w in runs.items()}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .types import Video
+from .types import Video, differences
 
 
 def _present(root: Path, fmt: str, split: str) -> bool:
@@ -42,8 +42,7 @@ def read_split(data, split: str) -> list[Video]:
         elif record.is_file():  # generated before: by these settings?
             made = json.loads(record.read_text())
             defaults = json.loads(json.dumps(asdict(SynthConfig())))  # a field added since keeps its default there
-            diff = [f"{k}={made.get(k, defaults.get(k))!r} there, {v!r} here" for k, v in settings.items()
-                    if made.get(k, defaults.get(k)) != v]
+            diff = differences({k: made.get(k, defaults.get(k)) for k in settings}, settings)
             if diff:
                 raise ValueError(f"{root}: split {split!r} was generated with other settings ({'; '.join(diff[:4])}); "
                                  "remove it to generate it again, or set data.root elsewhere")

@@ -147,6 +147,25 @@ def xyxy_to_xywh(boxes) -> np.ndarray:
     return np.concatenate([b[..., :2], b[..., 2:] - b[..., :2]], axis=-1)
 
 
+def differences(held: dict, wanted: dict, skip: dict | None = None, prefix: str = "") -> list[str]:
+    """What a folder's recorded settings (``held``) and a command's (``wanted``) disagree on, as
+    ``key: X there, Y here`` lines: the one check behind "this folder belongs to one set of
+    settings" (run folders, generated data, demo folders, robustness reports). Mappings are
+    compared key by key (``section.key``); ``skip`` maps a dotted prefix ("" for the top, "run"
+    for the run section) to keys that do not make a difference (e.g. a run's output folder)."""
+    skip = skip or {}
+    out = []
+    for key in sorted(set(held) | set(wanted)):
+        if key in skip.get(prefix.rstrip("."), ()):
+            continue
+        a, b = held.get(key), wanted.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += differences(a, b, skip, f"{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} there, {b!r} here")
+    return out
+
+
 def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -24,7 +24,7 @@ import yaml
 from rich.console import Console
 
 from ..data.splits import read_split
-from ..data.types import atomic_write, write_json
+from ..data.types import atomic_write, differences, write_json
 from ..engine.config import config_dict
 from ..engine.registry import demo_module, get_task
 
@@ -185,18 +185,17 @@ def claim_demo_folder(out: Path, settings: dict) -> None:
     """A demo folder belongs to one set of settings (task, quick, configurations): a demo with
     other settings refuses it instead of reusing its data and runs (``--quick`` then the full
     demo into one folder used to report the quick runs as the full demo's)."""
-    import hashlib
     out.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(settings, sort_keys=True)
-    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    settings = json.loads(json.dumps(settings))  # as it reads back from the file
     path = out / "demo_settings.json"
     if path.is_file():
         held = json.loads(path.read_text())
-        if held.get("digest") != digest:
+        diff = differences(held.get("settings") or {}, settings)
+        if diff:
             raise ValueError(f"{out} holds a demo with other settings ({held.get('summary')}; this one: "
-                             f"{settings.get('summary')}); use another --out or remove {out}")
+                             f"{settings.get('summary')}): {'; '.join(diff[:3])}; use another --out or remove {out}")
         return
-    atomic_write(path, json.dumps({"digest": digest, "summary": settings.get("summary"), "settings": settings}, indent=1))
+    atomic_write(path, json.dumps({"summary": settings.get("summary"), "settings": settings}, indent=1))
 
 
 def train_seconds(run: Path) -> float:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from torch import nn
 
-from ..data.types import atomic_write
+from ..data.types import atomic_write, differences
 from .config import Config, config_dict, config_from_dict, load_config
 
 
@@ -67,19 +67,6 @@ def load_run_model(weights: str | Path, config: str | Path | None, overrides, ta
 _NOT_IDENTITY = {"run": ("threads", "num_workers", "log_every", "device", "checkpoint_every", "keep_checkpoints")}
 
 
-def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
-    out = []
-    for key in sorted(set(old) | set(new)):
-        if key in _NOT_IDENTITY.get(prefix.rstrip("."), ()):
-            continue
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict) and not prefix:
-            out += _differences(a, b, f"{key}.")
-        elif a != b:
-            out.append(f"{prefix}{key}: {a!r} there, {b!r} here")
-    return out
-
-
 def claim_run_folder(out: Path, config: dict, resume: str | None, overwrite: bool = False) -> Path | None:
     """Check that ``out`` may take this training and return the checkpoint to resume from.
 
@@ -111,7 +98,7 @@ def claim_run_folder(out: Path, config: dict, resume: str | None, overwrite: boo
                 old = config_dict(config_from_dict(old))
         except ValueError:
             pass
-        diff = _differences(old, config)
+        diff = differences(old, config, _NOT_IDENTITY)
         if diff:
             raise ValueError(f"{out} holds a run of another configuration ({'; '.join(diff[:4])}"
                              f"{'; ...' if len(diff) > 4 else ''}): pass --overwrite to replace it or choose another run.out")
