@@ -160,7 +160,7 @@ def differences(held: dict, wanted: dict, skip: dict | None = None, prefix: str 
             continue
         a, b = held.get(key), wanted.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
-            out += differences(a, b, skip, f"{key}.")
+            out += differences(a, b, skip, f"{prefix}{key}.")
         elif a != b:
             out.append(f"{prefix}{key}: {a!r} there, {b!r} here")
     return out
