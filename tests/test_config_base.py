@@ -29,3 +29,12 @@ def test_a_bad_base_is_refused_naming_the_file(tmp_path, base, message):
     (tmp_path / "a.yaml").write_text(f"base: {base}\n")
     with pytest.raises((ConfigError, FileNotFoundError), match=message):
         load_config(tmp_path / "a.yaml")
+
+
+def test_a_base_file_is_read_beside_its_config_never_from_the_working_directory(tmp_path, monkeypatch):
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "child.yaml").write_text("base: parent.yaml\n")
+    (tmp_path / "parent.yaml").write_text("task: detection\nmodel: {num_prompts: 9}\n")  # in the cwd only
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="configs/parent.yaml"):
+        load_config(tmp_path / "configs" / "child.yaml")

@@ -281,10 +281,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
 
 
 def _find_config(path: Path, relative_to: Path | None = None) -> Path:
-    if relative_to is not None and not path.is_absolute() and (relative_to / path).is_file():
-        return relative_to / path
-    if not path.is_file() and path.suffix == "" and _packaged(str(path)).is_file():
-        return _packaged(str(path))  # a packaged config by name, e.g. vid_swin_t_released
+    """A config file: ``path`` itself (a ``base:`` file: relative to the config naming it, never to
+    the working directory), else a packaged config of that name (no suffix, e.g. vid_swin_t)."""
+    if relative_to is not None and not path.is_absolute():
+        path = relative_to / path
+    if not path.is_file() and path.suffix == "" and _packaged(path.name).is_file():
+        return _packaged(path.name)  # a packaged config by name, e.g. vid_swin_t_released
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
     return path
