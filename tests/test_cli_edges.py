@@ -175,24 +175,41 @@ def test_result_files_follow_the_umask(tmp_path):
     assert oct((tmp_path / "b.json").stat().st_mode & 0o777) == oct(0o644)
 
 
-@pytest.mark.parametrize("command", ["detect", "track"])  # segment writes through the same write_annotated
-def test_ctrl_c_exits_130_and_the_outputs_say_they_are_partial(area, tmp_path, monkeypatch, capsys, command):
-    import json
-
+def _ctrl_c_at(monkeypatch, stop: int) -> None:
+    """open_source whose frame iterator raises KeyboardInterrupt when frame ``stop`` is read."""
     import stpn.data.video as video_module
-    root, run = area
     real = video_module.open_source
 
-    def interrupted_after_two(source):  # Ctrl-C while the third frame is read
+    def interrupted(source):
         video, frames, count, fps = real(source)
 
         def frames_then_ctrl_c():
             for t, frame in enumerate(frames):
-                if t == 2:
+                if t == stop:
                     raise KeyboardInterrupt
                 yield frame
         return video, frames_then_ctrl_c(), count, fps
-    monkeypatch.setattr(video_module, "open_source", interrupted_after_two)
+    monkeypatch.setattr(video_module, "open_source", interrupted)
+
+
+def test_ctrl_c_before_the_first_frame_still_exits_130_with_an_empty_partial_record(area, tmp_path, monkeypatch,
+                                                                                    capsys):
+    import json
+    root, run = area
+    _ctrl_c_at(monkeypatch, 0)
+    result = tmp_path / "r.json"
+    assert main(["detect", str(root / "video.mp4"), "--weights", str(run), "--json", str(result),
+                 "--out", str(tmp_path / "a.mp4")]) == 130  # not "no frame to write"
+    record = json.loads(result.read_text())
+    assert record["complete"] is False and record["frames_done"] == 0 and record["frames"] == []
+    assert not (tmp_path / "a.mp4").exists()
+
+
+@pytest.mark.parametrize("command", ["detect", "track"])  # segment writes through the same write_annotated
+def test_ctrl_c_exits_130_and_the_outputs_say_they_are_partial(area, tmp_path, monkeypatch, capsys, command):
+    import json
+    root, run = area
+    _ctrl_c_at(monkeypatch, 2)  # Ctrl-C while the third frame is read
     result = tmp_path / ("r.txt" if command == "track" else "r.json")
     argv = {"detect": ["detect", "--json", str(result)],
             "track": ["track", "--onnx", str(tmp_path / "onnx"), "--box", "20,20,16,16", "--txt", str(result)]}[command]

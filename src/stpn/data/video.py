@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .types import FrameSource, ImageFiles, Video, atomic_path
+from .types import FrameSource, ImageFiles, Video, atomic_path, write_json
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".JPEG", ".JPG", ".PNG")
 
@@ -131,29 +131,28 @@ def write_annotated(frames, out: str | Path | None, fps: float = 25.0, source: s
     status = {"complete": False, "frames_done": 0, "frames_total": total}
     interrupted = False
     try:
-        done = _write_annotated(frames, out, fps, source, status)
-        interrupted = status.pop("interrupted", False)
+        interrupted = _write_annotated(frames, out, fps, source, status)
         status["complete"] = not interrupted
-        return done
+        return status["frames_done"]
     finally:
-        status.pop("interrupted", None)
         if then is not None:
             then(status)
         if interrupted:
             raise KeyboardInterrupt  # the frames done are kept; the command exits 130
 
 
-def _write_annotated(frames, out, fps, source, status) -> int:
-    error = None
+def _write_annotated(frames, out, fps, source, status) -> bool:
+    """Counts the frames done in ``status``; returns whether Ctrl-C stopped them."""
+    error, interrupted = None, False
 
     def guarded():
-        nonlocal error
+        nonlocal error, interrupted
         try:
             for frame in frames:
                 yield frame
                 status["frames_done"] += 1
         except KeyboardInterrupt:
-            status["interrupted"] = True
+            interrupted = True
             print(f"interrupted after {status['frames_done']} frames; keeping what was done", file=sys.stderr)
         except Exception as err:  # noqa: BLE001 - reported below, after the video is closed
             error = err
@@ -161,9 +160,9 @@ def _write_annotated(frames, out, fps, source, status) -> int:
     if out:
         try:
             write_video(out, guarded(), fps=fps)
-            print(f"wrote {out} ({status['frames_done']} frames{', partial' if status.get('interrupted') else ''})")
+            print(f"wrote {out} ({status['frames_done']} frames{', partial' if interrupted else ''})")
         except ValueError:
-            if error is None:
+            if error is None and not interrupted:  # stopped before a frame: nothing to write, not an error
                 raise
     else:
         for _ in guarded():
@@ -172,13 +171,12 @@ def _write_annotated(frames, out, fps, source, status) -> int:
     if error is not None:
         kept = f"; kept the {done} frames before it in {out}" if out and done else ""
         raise ValueError(f"{source or 'input'}: stopped at frame {done} ({type(error).__name__}: {error}){kept}") from error
-    return done
+    return interrupted
 
 
 def mark_partial(path: str | Path, status: dict) -> None:
     """Beside a result file whose format has no room for it, ``<name>.partial.json`` says the run
     stopped early (frames done of total); a complete run removes a stale one."""
-    from .types import write_json
     note = Path(path).with_name(Path(path).name + ".partial.json")
     if status["complete"]:
         note.unlink(missing_ok=True)
