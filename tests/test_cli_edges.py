@@ -38,6 +38,7 @@ def area(tmp_path_factory):
     (root / "file.txt").write_text("a file\n")
     (root / "folder").mkdir()
     (root / "folder" / "keep.txt").write_text("keep\n")
+    (root / "folder" / "keep_success.png").write_bytes(b"an earlier success plot")
     (root / "string.yaml").write_text("just a sentence, not a mapping\n")
     (root / "broken.yaml").write_text("model: [unclosed\n")
     (root / "truncated.mp4").write_bytes((root / "video.mp4").read_bytes()[:300])
@@ -105,6 +106,8 @@ CASES = {  # id: (argv, what the one line must name)
     "evaluate json unwritable": (["evaluate", "vid", "--gt", R + "/vid", "--results", F, "--json", F + "/m.json"], F),
     "evaluate json is the results": (["evaluate", "vid", "--gt", R + "/vid", "--results", F, "--json", F,
                                       "--overwrite"], "is the input"),
+    "evaluate got10k plot beside json exists": (["evaluate", "got10k", "--root", R + "/vid", "--results", D,
+                                                 "--json", R + "/folder/keep.json"], "keep_success.png: exists"),
     "demo out is a file": (["demo", "--out", F], "is a file; expected a folder"),
     "demo seed negative": (["demo", "--seed", "-1"], "--seed"),
 }

@@ -7,6 +7,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from .data.types import check_output
+
 
 def _fmt(v) -> str:
     return "-" if v is None else f"{100 * v:.1f}"
@@ -24,12 +26,14 @@ def _write_json(path: str | None, result: dict) -> None:
 
 
 def evaluate(args, console: Console | None = None) -> dict:
-    from .data.types import check_output
     console = console or Console(width=100)
     inputs = [getattr(args, k, None) for k in ("gt", "root", "results", "subset", "frames_root")]
-    for flag in ("json", "plot"):
-        if getattr(args, flag, None):
-            check_output(getattr(args, flag), f"--{flag}", inputs=inputs, overwrite=args.overwrite)
+    plot = None
+    if args.benchmark == "got10k":  # the success plot: --plot, or beside --json
+        plot = args.plot or (str(Path(args.json).with_suffix("")) + "_success.png" if args.json else None)
+    for flag, path in (("--json", args.json), ("--plot", plot)):
+        if path:
+            check_output(path, flag, inputs=inputs, overwrite=args.overwrite)
     if args.benchmark == "vid":
         from .data.vid import VID_NAMES, read_vid, read_vid_detections
         from .evaluation.vid import evaluate_vid
@@ -71,7 +75,6 @@ def evaluate(args, console: Console | None = None) -> dict:
         fps = "-" if result["fps"] is None else f"{result['fps']:.1f}"
         table.add_row(_fmt(result["ao"]), _fmt(result["sr50"]), _fmt(result["sr75"]), fps, str(result["num_frames"]))
         console.print(table)
-        plot = args.plot or (str(Path(args.json).with_suffix("")) + "_success.png" if args.json else None)
         if plot:
             plot_success(result, plot, label=Path(args.results).name)
             result["plot"] = str(plot)
@@ -83,7 +86,6 @@ def evaluate(args, console: Console | None = None) -> dict:
 
 
 def data(args, console: Console | None = None) -> None:
-    from .data.types import check_output
     console = console or Console(width=100)
     inputs = [getattr(args, k) for k in {"corrupt": ["root"], "split-ytvis": ["json", "frames"]}.get(args.data_command, [])]
     check_output(args.out, "--out", inputs=inputs, overwrite=args.overwrite, folder=True)
@@ -121,15 +123,14 @@ def data(args, console: Console | None = None) -> None:
 
 def export(args) -> None:
     """``stpn export``: a run's model as ONNX graphs (``stpn.export``)."""
-    from .data.types import check_output
     from .detection.model import STPNDetector
     from .engine.runs import resolve_run
     from .engine.tasks import get_task
     from .export import export_onnx
     from .segmentation.model import STPNSegmenter
     from .tracking.model import STPNTracker
-    weights = Path(args.weights) / "model.safetensors" if Path(args.weights).is_dir() else args.weights
-    check_output(args.out, "--out", inputs=[weights, args.config], overwrite=args.overwrite, folder=True)
+    check_output(args.out, "--out", inputs=[_weights_file(args.weights), args.config], overwrite=args.overwrite,
+                 folder=True)
     _, cfg = resolve_run(args.weights, args.config, ["run.device=cpu"])
     model, cfg = get_task(cfg.task).load(args.weights, args.config, ["run.device=cpu"])
     d = cfg.data
@@ -154,7 +155,6 @@ def export(args) -> None:
 
 def robustness(args) -> None:
     """``stpn robustness``: robustness curves of trained runs (``stpn.robustness``)."""
-    from .data.types import check_output
     from .robustness import run_robustness
     check_output(args.out, "--out", overwrite=True, folder=True)  # it resumes there
     names = args.names or [_run_name(w) for w in args.weights]
@@ -165,6 +165,11 @@ def robustness(args) -> None:
     run_robustness(dict(zip(names, args.weights)), args.out, args.corruptions, args.severities, args.settings,
                    args.videos, args.seed)
     print(f"wrote {Path(args.out) / 'robustness.json'} and {Path(args.out) / 'robustness.png'}")
+
+
+def _weights_file(weights: str) -> Path:
+    """A run's weights file, given it or its folder (what an output must not be)."""
+    return Path(weights) / "model.safetensors" if Path(weights).is_dir() else Path(weights)
 
 
 def _run_name(weights: str) -> str:
@@ -185,11 +190,9 @@ def run_task_command(args) -> None:
     from .engine.runs import eval_folder, resolve_run
     _, cfg = resolve_run(args.weights, args.config, args.overrides)
     task = get_task(cfg.task)
-    model, cfg = task.load(args.weights, args.config, args.overrides)
     out = Path(args.out) if args.out else eval_folder(args.weights)
-    from .data.types import check_output
-    weights = Path(args.weights) / "model.safetensors" if Path(args.weights).is_dir() else args.weights
-    check_output(out, "--out", inputs=[weights, args.config], overwrite=args.overwrite, folder=True)
+    check_output(out, "--out", inputs=[_weights_file(args.weights), args.config], overwrite=args.overwrite, folder=True)
+    model, cfg = task.load(args.weights, args.config, args.overrides)
     metrics = task.evaluate(model, cfg, out, args.mode)
     task.print_metrics(metrics, cfg)
     print(f"wrote {out / 'metrics.json'} and the results beside it in {out}")
