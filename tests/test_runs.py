@@ -142,7 +142,7 @@ def test_a_task_owns_its_section_and_old_flat_keys_move_there_with_a_warning(tmp
 
 
 def test_every_registered_task_implements_the_interface():
-    from stpn.engine.registry import demo_tasks, get_task, task_names
+    from stpn.engine.registry import demo_module, demo_names, get_task, task_names
     from stpn.engine.tasks import Task
     assert task_names() == ["classification", "detection", "segmentation", "tracking"]
     for name in task_names():
@@ -151,13 +151,12 @@ def test_every_registered_task_implements_the_interface():
         for hook in ("build_model", "train_dataset", "loss", "evaluate", "print_metrics"):
             assert getattr(type(task), hook) is not getattr(Task, hook), (name, hook)
     assert not any(name.startswith("demo") for name in dir(Task))  # the demos are not the engine's business
-    from stpn.engine.registry import demo_module
-    for short in demo_tasks():
+    for short in demo_names():
         demo = demo_module(short)
         for hook in ("demo_config", "pretrain_config", "row", "demo_table", "demo_figures"):
             assert callable(getattr(demo, hook)), (short, hook)
         assert demo.METRICS, short  # the scores whose margins the demo reports
-    assert demo_tasks() == {"det": "detection", "sot": "tracking", "vis": "segmentation"}
+    assert {s: demo_module(s).TASK for s in demo_names()} == {"det": "detection", "sot": "tracking", "vis": "segmentation"}
 
 
 def test_a_task_from_outside_the_package_plugs_in_with_one_registration(tmp_path, monkeypatch):
@@ -245,7 +244,7 @@ def test_every_task_loads_onto_the_configured_device_and_its_inputs_follow(tmp_p
     from stpn.cli import main
     from stpn.data.splits import read_split
     from stpn.detection import inference as det_task
-    from stpn.engine.tasks import get_task
+    from stpn.engine.registry import get_task
     from stpn.engine.trainer import train
     cfg = tiny_config(tmp_path, "optim.epochs=1")
     run = train(cfg, get_task("detection"), max_iterations=1)

@@ -168,11 +168,11 @@ def user_error(err: BaseException) -> str | None:
     from .core.weights import WeightsError
     from .data.types import AnnotationError
     from .engine.config import ConfigError
-    if isinstance(err, OSError) and not isinstance(err, (ValueError,)):
+    if isinstance(err, OSError):
         where = " -> ".join(str(f) for f in (err.filename, err.filename2) if f is not None)
         what = err.strerror or str(err)
         return f"{where}: {what}" if where else _one_line(what)
-    if isinstance(err, (AnnotationError, ConfigError, WeightsError, ValueError, SystemExit)):
+    if isinstance(err, (AnnotationError, ConfigError, WeightsError, ValueError)):
         return _one_line(err)
     if type(err).__module__.startswith(("yaml", "safetensors", "onnx", "av.")):
         return _one_line(f"{type(err).__name__}: {err}")

@@ -124,8 +124,8 @@ def data(args, console: Console | None = None) -> None:
 def export(args) -> None:
     """``stpn export``: a run's model as ONNX graphs (``stpn.export``)."""
     from .detection.model import STPNDetector
+    from .engine.registry import get_task
     from .engine.runs import resolve_run
-    from .engine.tasks import get_task
     from .export import export_onnx
     from .segmentation.model import STPNSegmenter
     from .tracking.model import STPNTracker
@@ -180,7 +180,7 @@ def _run_name(weights: str) -> str:
 def run_task_command(args) -> None:
     """``stpn train`` and ``stpn eval`` through the config's task (``stpn.engine.tasks``)."""
     from .engine.config import load_config
-    from .engine.tasks import get_task
+    from .engine.registry import get_task
     if args.command == "train":
         from .engine.trainer import train
         cfg = load_config(args.config, args.overrides)

@@ -30,8 +30,8 @@ SETTINGS = ("key+support", "key")
 
 
 def _load(weights: str):
+    from .engine.registry import get_task
     from .engine.runs import resolve_run
-    from .engine.tasks import get_task
     _, cfg = resolve_run(weights, None, [])
     task = get_task(cfg.task)
     model, cfg = task.load(weights)

@@ -145,9 +145,9 @@ def _shared_prompt_path(q: torch.Tensor, dropout: float) -> str:
       prompt queries merged per window by log-sum-exp, in plain tensor algebra (differentiable).
 
     "auto" picks by measurement (benchmarks/overhead.py, docs/experiments.md): on the 2-core CPU
-    "concat" is the fastest at every size, inference (224: 1.11x the plain pass vs 1.31x split)
-    and training (224x320: 1.06x vs 1.08x logits), because the prompted pass's extra cost there
-    is the fixed cost of its extra small operations, not the copies the split avoids. No GPU has
+    "concat" is the fastest at every size, inference (224: 1.13-1.15x the plain pass vs 1.32-1.37x
+    split) and training (224x320: 1.06x vs 1.08x logits): the split's extra small operations cost
+    more there than the copies it avoids. No GPU has
     measured the split yet, so "auto" is "concat" there too. Attention dropout always takes
     "concat" (its random mask is defined per window copy).
     """
@@ -169,8 +169,8 @@ def window_attention(attn: nn.Module, windows: torch.Tensor, prompts: torch.Tens
     attends over [its window's A keys, the image's P prompt keys]; a prompt query attends, in
     every window, over [P prompt keys, that window's A keys], and its output is the mean over the
     windows. The relative-position bias and shift mask are zero on prompt rows and columns.
-    The prompt keys and values are computed once per image and never copied into the windows
-    (``_shared_prompt_path`` says which exact formula runs).
+    Prompt q/k/v are computed once per image; ``_shared_prompt_path`` says which exact formula
+    combines them with the windows' (the default copies the prompt keys and values into every window).
     mask: (nW, A, A) additive shift mask or None.
     Returns (B, nW, A, C) window outputs and (B, P, C) prompt outputs.
     """

@@ -66,8 +66,8 @@ def main(argv=None):
     from rich.table import Table
 
     from ..data.splits import deteriorated_frames, read_split
+    from ..engine.registry import get_task
     from ..engine.runs import resolve_run
-    from ..engine.tasks import get_task
     parser = argparse.ArgumentParser(prog="python -m stpn.detection.diagnostics", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", required=True, help="an STPN detection or segmentation run's model.safetensors (or the run folder)")

@@ -34,7 +34,6 @@ def _number(kind, minimum, what):
 
 positive_int = _number(int, 1, "an integer >= 1")
 non_negative_int = _number(int, 0, "an integer >= 0")
-positive_float = _number(float, 1e-300, "a number > 0")
 
 
 def fraction(text: str) -> float:

@@ -66,7 +66,3 @@ def demo_module(short: str):
         raise ValueError(f"unknown demo {short!r}; registered: {', '.join(demo_names())}")
     return next(iter(found)).load()
 
-
-def demo_tasks() -> dict[str, str]:
-    """``stpn demo --task`` short names -> the names of the tasks they demonstrate."""
-    return {short: demo_module(short).TASK for short in demo_names()}

@@ -11,8 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .registry import command_modules, get_task, register_task, task_names  # noqa: F401 - the registry's names, also here
-
 
 def add_source_arguments(parser, results: str, weights_required: bool = True) -> None:
     """The arguments every ``stpn <verb> VIDEO`` command of a task shares."""
