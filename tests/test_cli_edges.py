@@ -61,6 +61,8 @@ CASES = {  # id: (argv, what the one line must name)
     "detect json exists": (["detect", V, "--weights", RUN, "--json", F], "pass --overwrite"),
     "detect json is the weights": (["detect", V, "--weights", RUN + "/model.safetensors", "--json",
                                     RUN + "/model.safetensors", "--overwrite"], "is the input"),
+    "detect json is the out video": (["detect", V, "--weights", RUN, "--out", R + "/o.mp4", "--json", R + "/o.mp4"],
+                                     "is also --out"),
     "detect num-support 0": (["detect", V, "--weights", RUN, "--num-support", "0"], "--num-support"),
     "detect stride negative": (["detect", V, "--weights", RUN, "--stride", "-1"], "--stride"),
     "detect refresh 0": (["detect", V, "--weights", RUN, "--refresh-every", "0"], "--refresh-every"),

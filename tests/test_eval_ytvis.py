@@ -117,6 +117,7 @@ def test_bad_results_raise():
 @pytest.mark.parametrize("counts, message", [
     ("1234", "counts decode to .* a 40x40 mask has 1600: corrupt mask encoding"),
     ("P\x7f", "characters outside the encoding"),
+    ("1é34", "characters outside the encoding"),  # not ASCII: was decoded as a '?' run
     ("0P", "end mid-number"),
     (7, "counts must be a string"),
 ])

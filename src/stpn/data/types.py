@@ -167,6 +167,15 @@ def differences(held: dict, wanted: dict, skip: dict | None = None, prefix: str 
 
 
 def current_umask() -> int:
+    """The process's umask, read without changing it where the kernel tells it (Linux): setting
+    it to read it back would, for an instant, give files another thread creates the wrong mode."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
     mask = os.umask(0)
     os.umask(mask)
     return mask

@@ -55,7 +55,10 @@ def rle_runs(counts: str, where: str) -> np.ndarray:
     6 bits per character from '0' (48); 5 data bits, bit 0x20 continues the number, bit 0x10 of
     its last character is the sign; from the fourth run on, each is a delta to the run two before.
     pycocotools decodes any string without complaint, so a corrupt one must be caught here."""
-    b = np.frombuffer(counts.encode("ascii", errors="replace"), np.uint8).astype(np.int64) - 48
+    try:
+        b = np.frombuffer(counts.encode("ascii"), np.uint8).astype(np.int64) - 48
+    except UnicodeEncodeError:
+        raise AnnotationError(f"{where}: RLE counts hold characters outside the encoding") from None
     if len(b) == 0:
         return np.zeros(0, np.int64)
     if ((b < 0) | (b > 63)).any() or b[-1] & 0x20:

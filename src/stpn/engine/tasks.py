@@ -29,11 +29,15 @@ def check_source_outputs(args, files=("out",), folders=()) -> None:
     from ..data.types import check_output
     inputs = [args.video if not str(args.video).isdigit() else None, args.weights, args.config,
               getattr(args, "onnx", None)]
+    seen: dict[Path, str] = {}
     for names, folder in ((files, False), (folders, True)):
         for name in names:
             if getattr(args, name, None):
-                check_output(getattr(args, name), f"--{name.replace('_', '-')}", inputs=inputs,
-                             overwrite=args.overwrite, folder=folder)
+                flag = f"--{name.replace('_', '-')}"
+                out = check_output(getattr(args, name), flag, inputs=inputs, overwrite=args.overwrite, folder=folder)
+                if out.resolve() in seen:
+                    raise ValueError(f"{flag} {out}: is also {seen[out.resolve()]}; each output needs its own path")
+                seen[out.resolve()] = flag
 
 
 def build_stpn(cfg):
