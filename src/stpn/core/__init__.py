@@ -5,21 +5,21 @@ Knows nothing of tasks, datasets or the command line.
 from .backbones import create_backbone, normalization
 from .model import STPN
 from .predictors import (
-                         PREDICTORS,
-                         AttentionPredictor,
-                         DecoderPredictor,
-                         MixerPredictor,
-                         TopKMeanPredictor,
-                         build_predictor,
+    PREDICTORS,
+    AttentionPredictor,
+    DecoderPredictor,
+    MixerPredictor,
+    TopKMeanPredictor,
+    build_predictor,
 )
 from .sampling import (
-                         POLICIES,
-                         SupportConfig,
-                         causal_support,
-                         global_support,
-                         local_support,
-                         support_indices,
-                         train_bilateral_support,
+    POLICIES,
+    SupportConfig,
+    causal_support,
+    global_support,
+    local_support,
+    support_indices,
+    train_bilateral_support,
 )
 from .streaming import SupportStream
 from .swin import PromptedSwin
