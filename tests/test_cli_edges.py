@@ -235,3 +235,21 @@ def test_ctrl_c_exits_130_and_the_outputs_say_they_are_partial(area, tmp_path, m
         assert len(result.read_text().splitlines()) == 2
         note = json.loads((tmp_path / "r.txt.partial.json").read_text())
         assert note == {"complete": False, "frames_done": 2, "frames_total": 4}
+
+
+def test_progress_prints_plain_lines_off_a_terminal_and_nothing_when_disabled():
+    import io
+
+    from rich.console import Console
+
+    from stpn.progress import Progress
+    for disable, expected in ((False, 10), (True, 0)):  # a line at every 10 % (3 x 0.1 included); none disabled
+        text = io.StringIO()
+        with Progress(console=Console(file=text, force_terminal=False), disable=disable) as progress:
+            task = progress.add_task("work", total=10)
+            for _ in range(10):
+                progress.advance(task)
+        lines = [line for line in text.getvalue().splitlines() if line.startswith("work: ")]
+        assert len(lines) == expected, text.getvalue()
+        if expected:
+            assert lines[0].startswith("work: 1/10 (10 %)") and lines[-1].startswith("work: 10/10 (100 %)")

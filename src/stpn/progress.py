@@ -6,6 +6,7 @@ file), so a 13-minute demo would look hung. Here every task also prints one plai
 """
 from __future__ import annotations
 
+import math
 import time
 from typing import Iterable, Sequence
 
@@ -18,13 +19,13 @@ class Progress(rich.progress.Progress):
 
     def __init__(self, *columns, every_fraction: float = 0.1, every_seconds: float = 30.0, **kwargs):
         super().__init__(*columns, **kwargs)
-        self._plain = not self.console.is_terminal
+        self._plain = not self.disable and not self.console.is_terminal  # a disabled bar (DDP rank > 0) stays silent
         self._every = (every_fraction, every_seconds)
         self._marks: dict = {}
 
     def add_task(self, description: str, *args, **kwargs):
         task_id = super().add_task(description, *args, **kwargs)
-        self._marks[task_id] = (0.0, time.monotonic())
+        self._marks[task_id] = (0, time.monotonic())  # (the last step of every_fraction printed, when)
         return task_id
 
     def update(self, task_id, *args, **kwargs) -> None:
@@ -39,15 +40,15 @@ class Progress(rich.progress.Progress):
         if not self._plain:
             return
         task = self._tasks[task_id]
-        last_fraction, last_time = self._marks.get(task_id, (0.0, time.monotonic()))
+        last_step, last_time = self._marks.get(task_id, (0, time.monotonic()))
         now = time.monotonic()
         fraction = min(1.0, task.completed / task.total) if task.total else None
         every_fraction, every_seconds = self._every
-        finished = fraction == 1.0 and last_fraction < 1.0
-        if not (finished or now - last_time >= every_seconds
-                or (fraction is not None and fraction >= last_fraction + every_fraction)):
+        # whole steps of every_fraction passed (the epsilon: 3 * 0.1 must count as step 3)
+        step = math.floor(fraction / every_fraction + 1e-9) if fraction is not None else last_step
+        if step <= last_step and now - last_time < every_seconds:
             return
-        self._marks[task_id] = (fraction if fraction is not None else last_fraction, now)
+        self._marks[task_id] = (step, now)
         elapsed = task.elapsed or 0.0
         done = f"{task.completed:g}/{task.total:g} ({100 * fraction:.0f} %)" if fraction is not None else f"{task.completed:g}"
         left = f", about {elapsed * (1 - fraction) / fraction:.0f} s left" if fraction and fraction < 1 else ""
