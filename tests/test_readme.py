@@ -20,13 +20,14 @@ def _blocks(page: Path, language: str) -> list[str]:
 
 
 def _commands(page: Path) -> list[str]:
+    """Every `stpn ...` line of the page's bash blocks (``torchrun ... -m stpn ...`` as its stpn part)."""
     lines = []
     for block in _blocks(page, "bash"):
         for line in block.splitlines():
             line = line.split("  #")[0].strip()
-            if line.startswith("stpn ") or line.startswith("torchrun "):
-                lines.append(line[line.index("stpn "):] if "-m stpn " in line else line)
-    return [c.replace("-m stpn ", "stpn ", 1) if c.startswith("torchrun") else c for c in lines]
+            if line.startswith("stpn ") or (line.startswith("torchrun ") and " -m stpn " in line):
+                lines.append(line[line.index("stpn "):])
+    return lines
 
 
 def test_the_readme_has_the_two_commands_first_and_stays_short():
@@ -42,8 +43,7 @@ def test_every_stpn_command_line_parses(page):
     assert commands, page
     parser = build_parser()
     for command in commands:
-        argv = shlex.split(command)
-        argv = argv[argv.index("stpn") + 1:] if "stpn" in argv else argv[1:]
+        argv = shlex.split(command)[1:]
         try:
             parse(parser, argv)  # an unknown option or a bad value exits with 2 here, naming it
         except SystemExit as done:
