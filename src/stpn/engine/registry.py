@@ -1,8 +1,8 @@
 """The registry of tasks: which ``Task`` classes exist and which modules add their commands.
 
 A task is a package (``stpn.detection``, ``stpn.tracking``, ...) that declares itself in
-``pyproject.toml`` under two entry-point groups, the standard plugin mechanism of Python
-packaging (a task from another distribution plugs in the same way):
+``pyproject.toml`` under entry-point groups, the standard plugin mechanism of Python packaging
+(a task from another distribution plugs in the same way; its demo, if it has one, in the third):
 
     [project.entry-points."stpn.tasks"]
     detection = "stpn.detection.task:DetectionTask"      # the engine's hooks (loaded on first use)
@@ -22,6 +22,13 @@ from importlib.metadata import entry_points
 _ADDED: dict[str, type] = {}
 
 
+@cache
+def _group(group: str) -> dict:
+    """name -> entry point of one group; read once per process (scanning the installed
+    distributions' metadata costs milliseconds, and configs ask for the task names repeatedly)."""
+    return {ep.name: ep for ep in entry_points(group=group)}
+
+
 def register_task(cls: type) -> type:
     """Register a ``Task`` subclass under its ``name`` (usable as a class decorator)."""
     if not getattr(cls, "name", ""):
@@ -33,7 +40,7 @@ def register_task(cls: type) -> type:
 
 def task_names() -> list[str]:
     """Every registered task's name, sorted."""
-    return sorted({ep.name for ep in entry_points(group="stpn.tasks")} | set(_ADDED))
+    return sorted(set(_group("stpn.tasks")) | set(_ADDED))
 
 
 @cache
@@ -41,28 +48,26 @@ def get_task(name: str):
     """An instance of the task registered as ``name`` (its package is imported on first use)."""
     if name in _ADDED:
         return _ADDED[name]()
-    found = entry_points(group="stpn.tasks", name=name)
-    if not found:
+    if name not in _group("stpn.tasks"):
         raise ValueError(f"unknown task {name!r}; registered: {', '.join(task_names())} (a package's task is "
                          "declared under [project.entry-points.\"stpn.tasks\"]; reinstall stpn after adding one)")
-    return next(iter(found)).load()()
+    return _group("stpn.tasks")[name].load()()
 
 
 def command_modules() -> list:
     """The modules that add each task's own commands (``add_commands(subparsers)``), in entry-point order."""
-    return [ep.load() for ep in entry_points(group="stpn.commands")]
+    return [ep.load() for ep in _group("stpn.commands").values()]
 
 
 def demo_names() -> list[str]:
     """The short names of the demos (``stpn demo --task det``), sorted; nothing is imported."""
-    return sorted(ep.name for ep in entry_points(group="stpn.demos"))
+    return sorted(_group("stpn.demos"))
 
 
 def demo_module(short: str):
     """The demo module registered as ``short`` (a task's ``demo.py``: ``TASK``, ``METRICS``,
     ``demo_config``, ``pretrain_config``, ``row``, ``demo_table``, ``demo_figures``)."""
-    found = entry_points(group="stpn.demos", name=short)
-    if not found:
+    if short not in _group("stpn.demos"):
         raise ValueError(f"unknown demo {short!r}; registered: {', '.join(demo_names())}")
-    return next(iter(found)).load()
+    return _group("stpn.demos")[short].load()
 
