@@ -32,7 +32,7 @@ def stpn_backbone(backbone: str = "swin_tiny_patch4_window7_224", pretrained: bo
 
 def _task_model(task: str, default_config: str, weights, config, overrides):
     from stpn.engine.config import load_config
-    from stpn.engine.tasks import get_task
+    from stpn.engine.registry import get_task
     if weights is not None:
         if task == "detection":
             from stpn.detection.build import load_detector

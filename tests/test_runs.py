@@ -310,3 +310,10 @@ def test_the_sampler_deals_an_epoch_once_and_keeps_it():
     assert list(sampler) == first and len(sampler) == len(first) == 3 and calls == [2]
     sampler.batches(3)  # another epoch is dealt anew
     assert calls == [2, 3]
+
+
+def test_the_registrys_old_home_still_answers_with_a_future_warning():
+    import stpn.engine.tasks as old
+    from stpn.engine.registry import get_task
+    with pytest.warns(FutureWarning, match="stpn.engine.tasks.get_task moved to stpn.engine.registry"):
+        assert old.get_task is get_task

@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import _moved
+from . import registry
+
 
 def add_source_arguments(parser, results: str, weights_required: bool = True) -> None:
     """The arguments every ``stpn <verb> VIDEO`` command of a task shares."""
@@ -107,3 +110,8 @@ class Task:
         """The task's headline score of ``model`` on ``videos`` (all frames), at the config's test
         settings; ``support_videos``: the same videos whose frames feed the support stream."""
         raise NotImplementedError(f"robustness curves are not implemented for the {self.name} task yet")
+
+
+# the registry's names were importable from here: for one release, with a FutureWarning
+__getattr__ = _moved.moved_names(__name__, {n: registry for n in ("get_task", "task_names", "register_task",
+                                                                   "command_modules")})
