@@ -6,8 +6,9 @@ each object gets one of four colour pairs at random, so colour says nothing abou
 frame is motion-blurred (11-16 px along the motion, with shake), defocused (Gaussian radius
 2.5-3.5), covered by occluders over the objects' centres, or darkened to 20 % with blur and
 noise: the pattern (period 4 px and up), and so the class, is unreadable in that frame, while
-the object's outline still shows where it is. Deteriorated frames never touch each other and frame
-0 is always clean, so every deteriorated frame has readable neighbours.
+the object's outline still shows where it is (blur sizes grow with ``period``). Deteriorated
+frames come in runs of ``run_length`` frames of one kind (default: single frames); runs never
+touch each other and frame 0 is always clean, so every run has readable neighbours.
 Deterministic: the same seed gives the same pixels and annotations.
 """
 from __future__ import annotations
@@ -46,6 +47,10 @@ class SynthConfig:
     # shape, size and colours, another pattern (class), circling the target at 0.5-1.0 of its side,
     # so that wherever a frame hides the pattern the two are told apart only by where they were
     look_alike: float = 0.0
+    # deteriorated frames come in runs of lo..hi consecutive frames (one kind per run), so that a
+    # tracker must carry the target through several unreadable frames; (1, 1): isolated frames
+    run_length: tuple[int, int] = (1, 1)
+    period: int = 4  # the patterns' period in pixels for the first 6 classes (+2 per further 6)
     seed: int = 0
 
     def __post_init__(self):
@@ -67,21 +72,26 @@ class SynthConfig:
             raise ValueError(f"min_objects must be in 1..max_objects ({self.max_objects}), got {self.min_objects}")
         if not 0 <= self.look_alike <= 1:
             raise ValueError(f"look_alike must be a probability in [0, 1], got {self.look_alike}")
+        lo, hi = self.run_length
+        if not 1 <= lo <= hi:
+            raise ValueError(f"run_length must be (lo, hi) with 1 <= lo <= hi, got {self.run_length}")
+        if not 2 <= self.period <= 32:
+            raise ValueError(f"period must be in 2..32 pixels, got {self.period}")
         if self.look_alike and self.classes < 2:
             raise ValueError("look_alike needs classes >= 2 (a look-alike has another pattern than the target)")
 
 
-def class_names(n: int) -> list[str]:
-    return [f"{PATTERNS[c % len(PATTERNS)]}_{_period(c)}px" for c in range(n)]
+def class_names(n: int, period: int = 4) -> list[str]:
+    return [f"{PATTERNS[c % len(PATTERNS)]}_{_period(c, period)}px" for c in range(n)]
 
 
-def _period(c: int) -> int:
-    return 4 + 2 * (c // len(PATTERNS))
+def _period(c: int, base: int = 4) -> int:
+    return base + 2 * (c // len(PATTERNS))
 
 
-def _pattern(c: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+def _pattern(c: int, u: np.ndarray, v: np.ndarray, base: int = 4) -> np.ndarray:
     """Binary pattern of class c at object-local coordinates u, v (pixels)."""
-    kind, period = c % len(PATTERNS), _period(c)
+    kind, period = c % len(PATTERNS), _period(c, base)
     half = period / 2
     if kind == 0:
         return (v % period) < half
@@ -105,13 +115,15 @@ def _background(rng: np.random.Generator, W: int, H: int) -> np.ndarray:
     return np.clip(img + rng.normal(0, 5, size=img.shape), 0, 255)
 
 
-def _deteriorate(img: np.ndarray, kind: str, rng: np.random.Generator, objects) -> np.ndarray:
+def _deteriorate(img: np.ndarray, kind: str, rng: np.random.Generator, objects, scale: float = 1.0) -> np.ndarray:
+    """``scale``: blur sizes in units of the default 4-px period's (period / 4)."""
     if kind == "motion_blur":  # along the motion, plus the shake that smears patterns parallel to it
         vx, vy = objects[0]["velocity"] if objects else (1.0, 0.0)
         angle = float(np.arctan2(vy, vx)) if (vx or vy) else 0.0
-        return gaussian_blur(motion_blur(img, int(rng.integers(11, 17)), angle), 1.5)
+        length = int(rng.integers(11, 17))
+        return gaussian_blur(motion_blur(img, int(round(length * scale)), angle), 1.5 * scale)
     if kind == "defocus":
-        return gaussian_blur(img, float(rng.uniform(2.5, 3.5)))
+        return gaussian_blur(img, float(rng.uniform(2.5, 3.5)) * scale)
     if kind == "occlusion":
         out = img.copy()
         for ob in objects:
@@ -120,7 +132,7 @@ def _deteriorate(img: np.ndarray, kind: str, rng: np.random.Generator, objects) 
             ys, xs = slice(max(0, int(cy - h / 2)), max(0, int(cy + h / 2))), slice(max(0, int(cx - w / 2)), max(0, int(cx + w / 2)))
             out[ys, xs] = rng.uniform(90, 140, size=3)
         return out
-    return gaussian_blur(img, 1.5) * 0.2 + rng.normal(0, 10, size=img.shape)  # low light: dim, soft, noisy
+    return gaussian_blur(img, 1.5 * scale) * 0.2 + rng.normal(0, 10, size=img.shape)  # low light: dim, soft, noisy
 
 
 def synth_video(config: SynthConfig, index: int):
@@ -140,13 +152,24 @@ def synth_video(config: SynthConfig, index: int):
             "colors": PALETTE[int(rng.integers(len(PALETTE)))], "track": k + 1, "phase": rng.uniform(0, 8, size=2)})
     if config.look_alike and n_obj >= 2:
         _make_look_alike(objects, np.random.default_rng([config.seed, index, 1]), config)
-    # isolated deteriorated frames, never frame 0
+    # runs of deteriorated frames that never touch, never frame 0. A run starts at an eligible
+    # frame with chance p = f / (L (1 - f)) (L the mean run length), so that about a fraction f
+    # of the frames is deteriorated: a cycle is (1 - p) / p eligible clean frames, a run of L and
+    # the clean frame after it. Single frames (lo = hi = 1) draw exactly what they always drew.
     chosen, kinds = [], []
-    p = config.deteriorated / max(1e-9, 1 - config.deteriorated)
-    for t in range(1, T):
+    lo, hi = config.run_length
+    p = config.deteriorated / max(1e-9, (lo + hi) / 2 * (1 - config.deteriorated))
+    t = 1
+    while t < T:
         if (not chosen or chosen[-1] < t - 1) and rng.random() < p:
-            chosen.append(t)
-            kinds.append(str(rng.choice(config.kinds)))
+            kind = str(rng.choice(config.kinds))
+            length = int(rng.integers(lo, hi + 1)) if hi > lo else lo
+            run = list(range(t, min(t + length, T)))
+            chosen += run
+            kinds += [kind] * len(run)
+            t = run[-1] + 1
+        else:
+            t += 1
     yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
     frames, targets = [], []
     for t in range(T):
@@ -158,7 +181,7 @@ def synth_video(config: SynthConfig, index: int):
                 shape = ((xx - ob["x"]) / (ob["w"] / 2)) ** 2 + ((yy - ob["y"]) / (ob["h"] / 2)) ** 2 <= 1
             else:
                 shape = (np.abs(xx - ob["x"]) <= ob["w"] / 2) & (np.abs(yy - ob["y"]) <= ob["h"] / 2)
-            pat = _pattern(ob["cls"], u + ob["phase"][0], v + ob["phase"][1])
+            pat = _pattern(ob["cls"], u + ob["phase"][0], v + ob["phase"][1], config.period)
             color = np.where(pat[..., None], ob["colors"][0], ob["colors"][1])
             img[shape] = color[shape]
             shapes.append(shape)
@@ -185,7 +208,7 @@ def synth_video(config: SynthConfig, index: int):
                            ob["x"] + ob["w"] / 2 > W - 1 or ob["y"] + ob["h"] / 2 > H - 1))
             info.append({"box": [x1, y1, x2, y2], "velocity": (ob["vx"], ob["vy"])})
         if t in chosen:
-            img = _deteriorate(img, kinds[chosen.index(t)], rng, [i for i, s in zip(info, vis) if s])
+            img = _deteriorate(img, kinds[chosen.index(t)], rng, [i for i, s in zip(info, vis) if s], config.period / 4)
         frames.append(np.clip(img, 0, 255).astype(np.uint8))
         occluded = [t in chosen and kinds[chosen.index(t)] == "occlusion"] * len(objects)
         targets.append(FrameTargets(boxes, labels, tracks, masks=masks, visible=vis,
@@ -264,7 +287,7 @@ def write_synth(out: str | Path, fmt: str, config: SynthConfig, split: str = "va
         sidecar["videos"][video.name] = {"frames": chosen, "kinds": kinds}
     total = sum(len(v) for v in videos)
     sidecar["fraction"] = sum(len(v["frames"]) for v in sidecar["videos"].values()) / total
-    names = class_names(config.classes)
+    names = class_names(config.classes, config.period)
     if fmt == "vid":
         write_vid(out, split, [visible_only(v) for v in videos], progress=progress)
         index, globals_ = 1, []
