@@ -28,7 +28,9 @@ def tiny_config(tmp_path, *extra):
 
 
 def tiny_tracker(prompting=True, **kw):
-    kw = {"prompt_depth": "deep", "template_size": 32, "search_size": 64, "head_channels": 8, **kw}
+    """A tiny tracker; ``supports="search"`` unless given (the target supports' tests are in
+    test_tracking_supports.py)."""
+    kw = {"prompt_depth": "deep", "template_size": 32, "search_size": 64, "head_channels": 8, "supports": "search", **kw}
     return STPNTracker("vit_tiny_patch16_224", prompting=prompting, predictor_kwargs=dict(num_groups=4),
                        backbone_kwargs=dict(embed_dim=32, depth=2, num_heads=2, patch_size=8), **kw).eval()
 
@@ -231,7 +233,9 @@ def test_training_pairs_are_reproducible_and_supports_come_before_the_search_fra
     for k in a:
         assert torch.equal(a[k], b[k])
     assert (a["offsets"] < 0).all()
-    assert a["template"].shape == (3, 32, 32) and a["search"].shape == (3, 64, 64) and a["support"].shape == (2, 3, 64, 64)
+    T = cfg.tracking.sequence_length  # the demo's 3 consecutive search frames, 2 target supports of template size
+    assert a["template"].shape == (3, 32, 32) and a["search"].shape == (T, 3, 64, 64)
+    assert a["support"].shape == (T, 2, 3, 32, 32) and a["boxes"].shape == (T, 2, 4) and a["box"].shape == (T, 4)
     ds.set_epoch(1)
     assert not torch.equal(ds[3]["search"], a["search"])
 
@@ -241,7 +245,8 @@ def test_support_crops_see_the_target_where_the_search_crop_does(tmp_path, monke
     """At test time every crop is centred on the last prediction, so the target sits at the same
     place in the support crops as in the search crop; shared training jitter reproduces that."""
     from stpn.tracking import task as task_module
-    cfg = tiny_config(tmp_path, "tracking.center_jitter=2.0", f"tracking.support_jitter={jitter}")
+    cfg = tiny_config(tmp_path, "tracking.center_jitter=2.0", f"tracking.support_jitter={jitter}",
+                      "tracking.supports=search", "tracking.sequence_length=1")
     ds = TrackingTask().train_dataset(cfg)
     calls = []
     real_crop, real_box = task_module.crop_frame, task_module._xywh
@@ -254,7 +259,7 @@ def test_support_crops_see_the_target_where_the_search_crop_does(tmp_path, monke
         boxes, regions = calls[0::2], calls[1::2]  # template, search, then each support: box, crop
         boxes = [boxes[0] if b is None else b for b in boxes]  # an absent target: the template's box
         where = [to_crop(b, r) for b, r in zip(boxes[1:], regions[1:])]
-        assert np.allclose(where[0], item["box"].numpy(), atol=1e-6)  # the search crop's target, as trained on
+        assert np.allclose(where[0], item["box"][0].numpy(), atol=1e-6)  # the search crop's target, as trained on
         ratio = [r[2] / np.sqrt(b[2] * b[3]) for b, r in zip(boxes[1:], regions[1:])]
         spread.append(max(np.abs(w[:2] - where[0][:2]).max() for w in where[1:]) + np.ptp(ratio))
     if jitter == "shared":

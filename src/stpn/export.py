@@ -70,6 +70,22 @@ class PredictorGraph(nn.Module):
         return _flat_prompts(self.stpn.predict_prompts(tokens, self.grids, offsets))
 
 
+class TrackerPredictorGraph(nn.Module):
+    """A target-supports tracker's predictor: support tokens (1, K, n_s, d_s) per support stage,
+    the supports' boxes (1, K, 4) in the search crop's units [+ offsets (1, K)] -> flat prompts."""
+
+    def __init__(self, tracker, grids: dict):
+        super().__init__()
+        self.tracker, self.grids = tracker, grids
+
+    def forward(self, *inputs):
+        stages = self.tracker.stpn.support_stages
+        tokens = dict(zip(stages, inputs[:len(stages)]))
+        boxes = inputs[len(stages)]
+        offsets = inputs[len(stages) + 1] if len(inputs) > len(stages) + 1 else None
+        return _flat_prompts(self.tracker.support_prompts(tokens, self.grids, boxes, offsets))
+
+
 class PromptedGraph(nn.Module):
     def __init__(self, stpn):
         super().__init__()
@@ -161,9 +177,11 @@ def _export_graph(module: nn.Module, args: tuple, path: Path, inputs: list[str],
         torch.backends.mha.set_fastpath_enabled(fastpath)
 
 
-def _support_graphs(stpn, example: torch.Tensor, num_support: int, out: Path, prepare=None) -> tuple[dict, tuple]:
+def _support_graphs(stpn, example: torch.Tensor, num_support: int, out: Path, prepare=None,
+                    tracker=None) -> tuple[dict, tuple]:
     """embed.onnx and predictor.onnx for frames like ``example`` (1, 3, H, W); their manifest
-    entry and the example prompts (for tracing the prompted graph)."""
+    entry and the example prompts (for tracing the prompted graph). ``tracker``: a tracker that
+    embeds its supports' boxes (its predictor graph takes them as ``boxes``)."""
     if stpn.prompt_depth == "deep_block":
         raise ValueError("ONNX export supports prompt_depth shallow and deep, not deep_block")
     stages = stpn.support_stages
@@ -177,14 +195,18 @@ def _support_graphs(stpn, example: torch.Tensor, num_support: int, out: Path, pr
         _, grids = stpn.encode_support(x[None])
         tokens = tuple(t[:, None].expand(-1, num_support, -1, -1).contiguous() for t in embed(example))
     args, names = tokens, list(token_names)
+    boxes = tracker is not None and tracker.support_box
+    graph = TrackerPredictorGraph(tracker, grids) if boxes else PredictorGraph(stpn, grids)
+    if boxes:  # traced with distinct boxes, so that no box is folded into a constant
+        args, names = (*args, torch.rand(1, num_support, 4, generator=torch.Generator().manual_seed(1))), names + ["boxes"]
     if stpn.predictor_name == "decoder":
-        args, names = (*tokens, torch.arange(num_support, dtype=torch.long)[None] - num_support), names + ["offsets"]
+        args, names = (*args, torch.arange(num_support, dtype=torch.long)[None] - num_support), names + ["offsets"]
     with torch.no_grad():
-        prompts = PredictorGraph(stpn, grids)(*args)
+        prompts = graph(*args)
     prompt_names = ["prompts"] if stpn.prompt_depth == "shallow" else [f"prompts_{s}" for s in range(len(prompts))]
-    _export_graph(PredictorGraph(stpn, grids).eval(), args, out / "predictor.onnx", names, prompt_names)
+    _export_graph(graph.eval(), args, out / "predictor.onnx", names, prompt_names)
     return {"support_stages": list(stages), "grids": {str(s): list(g) for s, g in grids.items()},
-            "num_support": num_support, "offsets": stpn.predictor_name == "decoder",
+            "num_support": num_support, "offsets": stpn.predictor_name == "decoder", "boxes": boxes,
             "prompt_depth": stpn.prompt_depth, "prompts": prompt_names}, prompts
 
 
@@ -222,10 +244,13 @@ def export_onnx(model: nn.Module, out: str | Path, size: tuple[int, int] | None 
     if task == "tracker":
         s, t = model.search_size, model.template_size
         manifest.update(template_size=t, search_size=s, template_factor=model.template_factor,
-                        search_factor=model.search_factor, mean=list(model.mean), std=list(model.std))
+                        search_factor=model.search_factor, mean=list(model.mean), std=list(model.std),
+                        supports=model.supports)
         search = torch.rand(1, 3, s, s, generator=gen)
         if stpn.prompting:
-            manifest["support"], prompts = _support_graphs(stpn, search, num_support, out)
+            c = model.support_size
+            manifest["support"], prompts = _support_graphs(stpn, torch.rand(1, 3, c, c, generator=gen), num_support,
+                                                           out, tracker=model)
         template = torch.rand(1, 3, t, t, generator=gen)
         _export_graph(TemplateGraph(model), (template,), out / "template.onnx", ["template"], ["template_tokens"])
         with torch.no_grad():

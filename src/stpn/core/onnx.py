@@ -68,11 +68,18 @@ class OnnxSTPN:
         grids = {s: tuple(self.manifest["support"]["grids"][str(s)]) for s in self.support_stages}
         return tokens, grids
 
-    def predict_prompts(self, tokens: dict, grids=None, offsets: torch.Tensor | None = None):
+    def predict_prompts(self, tokens: dict, grids=None, offsets: torch.Tensor | None = None,
+                        boxes: torch.Tensor | None = None):
+        """``boxes`` (B, K, 4): the supports' boxes, for a predictor exported with them (a
+        tracker's target supports)."""
         K = next(iter(tokens.values())).shape[1]
         if K != self.num_support:
             raise ValueError(f"the predictor graph was exported for K={self.num_support} support frames, got {K}")
         feeds = {f"tokens_{s}": tokens[s] for s in self.support_stages}
+        if self.manifest["support"].get("boxes"):
+            if boxes is None:
+                raise ValueError("this predictor graph embeds the supports' boxes: give boxes (B, K, 4)")
+            feeds["boxes"] = boxes.float()
         if self.manifest["support"]["offsets"]:  # the decoder: offset 0 where unknown, as in PyTorch
             B = next(iter(tokens.values())).shape[0]
             feeds["offsets"] = torch.zeros(B, K, dtype=torch.long) if offsets is None else offsets.long()

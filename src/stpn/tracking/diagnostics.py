@@ -7,7 +7,8 @@ GOT-10k layout keeps the target only). Each sequence with a distractor (another 
 in the first frame) is tracked twice from the target's first box through the same causal
 support stream as ``stpn eval``: once with its own support crops (the search regions, as
 always), once with support crops cut around the distractor (its true box in each frame, at the
-tracker's search factor). Printed per setting: AO on the target, and the share of frames where
+tracker's search factor; with target supports: the memory keeps the distractor's box and a
+crop around it whenever the gate admits a frame). Printed per setting: AO on the target, and the share of frames where
 the box is on the distractor (IoU with it >= 0.3 and above the IoU with the target). Prompts
 that carry the target's identity pull the box to the distractor under the swap; prompts the
 tracker ignores leave the numbers unchanged. A run without prompts gets the first row only: how
@@ -62,7 +63,7 @@ def validation_videos(cfg, with_deteriorated: bool = False):
 
 
 def swap_test(model, videos: list[Video], num_support: int, stride: int, refresh_every: int,
-              factor: float, deteriorated: list[set] | None = None) -> dict:
+              factor: float, deteriorated: list[set] | None = None, confidence: float = 0.5) -> dict:
     """AO on the target and the share of frames on the distractor, own vs swapped supports (a
     tracker without prompts: its own row only, the drift a prompted tracker is measured against);
     with ``deteriorated`` (each video's deteriorated frames) also both on those frames and on the others."""
@@ -76,12 +77,16 @@ def swap_test(model, videos: list[Video], num_support: int, stride: int, refresh
         target, distractor = object_boxes(video, seen[0]), object_boxes(video, seen[1])
         used += 1
         for setting in rows:
-            state = start(model, video.frames[0], target[0], num_support, stride, refresh_every)
+            state = start(model, video.frames[0], target[0], num_support, stride, refresh_every, confidence=confidence)
             last_d = distractor[0]
             for t in range(1, len(video)):
                 last_d = distractor[t] if distractor[t] is not None else last_d
-                region = crop_region(last_d, factor) if setting == "swapped" else None
-                box, _, state = step(model, video.frames[t], state, support_region=region)
+                swapped = setting == "swapped"
+                if getattr(model, "supports", "search") == "target":  # the memory keeps the distractor's box
+                    box, _, state = step(model, video.frames[t], state, support_box=last_d if swapped else None)
+                else:
+                    region = crop_region(last_d, factor) if swapped else None
+                    box, _, state = step(model, video.frames[t], state, support_region=region)
                 on_target = iou(box, target[t]) if target[t] is not None else None
                 on_distractor = iou(box, distractor[t]) if distractor[t] is not None else 0.0
                 if on_target is not None:
@@ -112,7 +117,7 @@ def main(argv=None) -> int:
     d = cfg.data
     videos, deteriorated = validation_videos(cfg, with_deteriorated=True)
     result = swap_test(model, videos[:args.videos], d.test_num_support, d.test_stride,
-                       d.test_refresh_every, model.search_factor, deteriorated[:args.videos])
+                       d.test_refresh_every, model.search_factor, deteriorated[:args.videos], cfg.tracking.confidence)
     for setting in ("own", "swapped") if model.prompting else ("own",):
         r = result[setting]
         print(f"{setting:8s} supports: AO {100 * r['ao']:.1f}, on the distractor in {100 * r['on_distractor']:.1f} % "

@@ -29,11 +29,15 @@ def evaluate_tracking(model: STPNTracker, cfg: Config, out: Path, console=None) 
     track_videos(model, cfg, track(videos, "tracking", console=console), results, device)
     metrics = {"all": evaluate_got10k(videos, results)}
     sidecar = sidecar_path(d, d.val_split)
-    if sidecar.is_file():
-        metrics["deteriorated"] = evaluate_got10k(videos, results, frames=read_sidecar(sidecar))
+    if sidecar.is_file():  # the deteriorated frames and the others (the clean ones)
+        bad = read_sidecar(sidecar)
+        metrics["deteriorated"] = evaluate_got10k(videos, results, frames=bad)
+        clean = {v.name: [t for t in range(len(v)) if t not in set(bad.get(v.name, ()))] for v in videos}
+        metrics["clean"] = evaluate_got10k(videos, results, frames=clean)
     metrics.update(ao_all=metrics["all"]["ao"], sr50_all=metrics["all"]["sr50"], fps=metrics["all"]["fps"])
     if "deteriorated" in metrics:
         metrics["ao_deteriorated"] = metrics["deteriorated"]["ao"]
+        metrics["ao_clean"] = metrics["clean"]["ao"]
     plot_success(metrics["all"], out / "success.png", label="STPN" if model.prompting else "baseline")
     write_json(out / "metrics.json", metrics)
     return metrics
@@ -41,10 +45,10 @@ def evaluate_tracking(model: STPNTracker, cfg: Config, out: Path, console=None) 
 
 def print_metrics(metrics: dict, title: str, console: Console | None = None) -> None:
     table = Table(title=title)
-    for col in ("AO all", "AO deteriorated", "SR0.5", "SR0.75", "FPS"):
+    for col in ("AO all", "AO clean", "AO deteriorated", "SR0.5", "SR0.75", "FPS"):
         table.add_column(col, justify="right")
     f = lambda v: "-" if v is None else f"{100 * v:.1f}"  # noqa: E731
     a = metrics["all"]
-    table.add_row(f(a["ao"]), f(metrics.get("ao_deteriorated")), f(a["sr50"]), f(a["sr75"]),
+    table.add_row(f(a["ao"]), f(metrics.get("ao_clean")), f(metrics.get("ao_deteriorated")), f(a["sr50"]), f(a["sr75"]),
                   "-" if a["fps"] is None else f"{a['fps']:.1f}")
     (console or Console(width=100)).print(table)

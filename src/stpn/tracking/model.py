@@ -3,12 +3,19 @@
     template crop (2x the target, 128 px) --embed--+
                                                    +--> [cls, template, search] + prompts --ViT--> search map --> centre head
     search crop (4x the last box, 256 px) --embed--+
-    past search crops --unprompted ViT--> support tokens --predictor--> prompts
+    past target crops --unprompted ViT--> support tokens (+ where the target was) --predictor--> prompts
 
 Template and search tokens go through the backbone together; the prompts (STPN core) come from
-past search regions only (causal). The centre head reads the search tokens and gives a heat map,
-a box size and a sub-cell offset per cell. ``prompting=False`` is the same tracker without
-prompts: the baseline.
+past frames only (causal). ``supports="target"`` (default): a support is a crop of a past frame
+centred on the target's box there, at the template's scale and size (so it gets the template's
+position embedding), and with ``support_box`` that box, mapped into the *current* search crop's
+coordinates, is embedded and added to the support's tokens (``BoxEmbed``): the prompts can say
+where the target was relative to the region being searched (STARK-ST / MixFormer online
+templates, ARTrack's past boxes in crop coordinates). ``supports="search"``: the earlier design,
+whole past search crops pooled into position-free prompts. The centre head reads the search
+tokens and gives a heat map, a box size and a sub-cell offset per cell; ``prompt_gate`` scales
+each search token by its similarity to the prompts' mean first (ODTrack / AQATrack).
+``prompting=False`` is the same tracker without prompts: the baseline.
 """
 from __future__ import annotations
 
@@ -22,6 +29,7 @@ from torchvision.ops import generalized_box_iou_loss, roi_align
 
 from ..core.backbones import normalization
 from ..core.model import STPN
+from ..core.timm_api import position_embed
 from ..core.vit import PromptedViT
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
@@ -77,6 +85,46 @@ def from_crop(cxcywh, region) -> np.ndarray:
     return np.array([x0 + (cx - w / 2) * side, y0 + (cy - h / 2) * side, w * side, h * side])
 
 
+class BoxEmbed(nn.Module):
+    """Where a support's target was, as (cx, cy, w, h) in units of the current search crop, and
+    how old the support is -> a D-vector. Two parts: the search crop's own position embedding read
+    (bilinearly) at the box centre, times a learned per-channel scale (starting at 1), so that a
+    target token speaks the search tokens' language of position from the first step; and a small
+    MLP of sinusoidal features of the four numbers and of log(1 + age in frames), starting at 0."""
+
+    def __init__(self, dim: int, frequencies: int = 8, hidden: int = 64):
+        super().__init__()
+        self.register_buffer("freqs", (2.0 ** torch.arange(frequencies)) * math.pi, persistent=False)
+        self.mlp = nn.Sequential(nn.Linear(8 * frequencies + 5, hidden), nn.GELU(), nn.Linear(hidden, dim))
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
+        self.pos_scale = nn.Parameter(torch.ones(dim))
+
+    def forward(self, boxes: torch.Tensor, pos_map: torch.Tensor, offsets: torch.Tensor | None = None) -> torch.Tensor:
+        """boxes (B, K, 4) cx, cy, w, h in crop units (may lie outside [0, 1]); pos_map (D, h, w)
+        the search crop's position embedding; offsets (B, K) tau - t (0 when None). Returns (B, K, D)."""
+        B, K, _ = boxes.shape
+        x = boxes.float().clamp(-1.0, 2.0)
+        age = torch.zeros(B, K, 1, device=boxes.device) if offsets is None else \
+            torch.log1p(offsets.float().abs()).view(B, K, 1)
+        angles = x[..., None] * self.freqs  # B, K, 4, F
+        feats = torch.cat([x, age, angles.sin().flatten(2), angles.cos().flatten(2)], dim=-1)
+        grid = (boxes[..., :2].float() * 2 - 1).clamp(-1.5, 1.5).view(1, B * K, 1, 2)  # align_corners=False
+        pos = F.grid_sample(pos_map[None].float(), grid, mode="bilinear", padding_mode="border", align_corners=False)
+        pos = pos[0, :, :, 0].t().view(B, K, -1)  # B, K, D
+        return (self.mlp(feats) + pos * self.pos_scale).to(boxes.dtype)
+
+
+def centre_pool(tokens: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """Mean of the central half (in each direction) of every support's token grid: (B, K, n, D)
+    -> (B, K, D). A target support crop is 2x the target, so that is the target itself."""
+    B, K, n, D = tokens.shape
+    h, w = grid
+    y0, x0 = h // 4, w // 4
+    y1, x1 = max(h - h // 4, y0 + 1), max(w - w // 4, x0 + 1)
+    return tokens.view(B, K, h, w, D)[:, :, y0:y1, x0:x1].mean(dim=(2, 3))
+
+
 class CenterHead(nn.Module):
     """Three small conv towers over the search map: centre heat map (logits), box size (fraction
     of the crop) and offset of the centre inside its cell."""
@@ -119,16 +167,27 @@ class STPNTracker(nn.Module):
         prompting: False builds the baseline (no predictor, no support frames).
         template_size / search_size: crop sides in pixels (multiples of the patch size).
         template_factor / search_factor: crop side / sqrt(w h) of the target.
+        supports: ``target`` (crops of past frames centred on the target, at template scale and
+            size) or ``search`` (past search crops, the earlier design).
+        support_box: with target supports, add each support box's embedding in the current
+            search crop's coordinates to its tokens (``BoxEmbed``).
+        prompt_gate: scale the search tokens by their similarity to the prompts' mean before the
+            head (ODTrack / AQATrack's temporal-token correlation).
         mean / std: the crops' normalisation (default: the backbone's, from timm's pretrained config).
         Other arguments go to ``stpn.STPN``.
     """
+
+    SUPPORTS = ("target", "search")
 
     def __init__(self, backbone: str = "vit_tiny_patch16_224", prompting: bool = True, predictor: str = "attention",
                  num_prompts: int = 5, prompt_depth: str = "shallow", pretrained: bool = False, support_grad: bool = False,
                  template_size: int = 128, search_size: int = 256, template_factor: float = 2.0,
                  search_factor: float = 4.0, head_channels: int = 64,
-                 backbone_kwargs: dict | None = None, predictor_kwargs: dict | None = None, mean=None, std=None):
+                 backbone_kwargs: dict | None = None, predictor_kwargs: dict | None = None, mean=None, std=None,
+                 supports: str = "target", support_box: bool = True, prompt_gate: bool = False):
         super().__init__()
+        if supports not in self.SUPPORTS:
+            raise ValueError(f"supports must be one of {self.SUPPORTS}, got {supports!r}")
         self.stpn = STPN(backbone, predictor, num_prompts, prompt_depth, pretrained=pretrained, prompting=prompting,
                          support_grad=support_grad, backbone_kwargs=backbone_kwargs, predictor_kwargs=predictor_kwargs)
         vit = self.stpn.backbone
@@ -143,19 +202,72 @@ class STPNTracker(nn.Module):
         self.template_factor, self.search_factor = template_factor, search_factor
         self.mean, self.std = normalization(backbone, mean, std)  # of the crops; the backbone's own by default
         self.head = CenterHead(vit.embed_dim, head_channels)
+        self.supports = supports
+        self.support_box = bool(prompting and supports == "target" and support_box and self.stpn.reads_support)
+        self.box_embed = (nn.ModuleDict({str(s): BoxEmbed(self.stpn.backbone.dims[s]) for s in self.stpn.support_stages})
+                          if self.support_box else None)
+        self.prompt_gate = bool(prompting and prompt_gate)
 
     @property
     def prompting(self) -> bool:
         return self.stpn.prompting
 
+    @property
+    def support_size(self) -> int:
+        """Side of a support crop in pixels."""
+        return self.template_size if self.supports == "target" else self.search_size
+
+    @property
+    def support_factor(self) -> float:
+        """Side of a support crop / sqrt(w h) of the target's box in that frame."""
+        return self.template_factor if self.supports == "target" else self.search_factor
+
+    def search_position_map(self) -> torch.Tensor:
+        """The search crop's position embedding as a (D, h, w) map (the one ``embed`` adds)."""
+        vit = self.stpn.backbone
+        p = vit.patch_size[0]
+        h = w = self.search_size // p
+        zeros = torch.zeros(1, h, w, vit.embed_dim, device=self.head.score[-1].weight.device)
+        pos = position_embed(vit.body, zeros)[:, vit.num_prefix_tokens:]
+        return pos[0].t().reshape(-1, h, w)
+
     def embed_template(self, template: torch.Tensor) -> torch.Tensor:
         """Template crops (B, 3, t, t) -> tokens (B, prefix + n_t, D), computed once per video."""
         return self.stpn.backbone.embed(template)
 
-    def prompts(self, support: torch.Tensor, offsets: torch.Tensor | None = None):
-        """Prompts from support search crops (B, K, 3, s, s)."""
+    def support_prompts(self, tokens: dict, grids: dict, boxes: torch.Tensor | None = None,
+                        offsets: torch.Tensor | None = None):
+        """Prompts from embedded supports (``stpn.encode_support``'s tokens and grids); ``boxes``
+        (B, K, 4): each support's target box as (cx, cy, w, h) in the current search crop's units,
+        needed with ``support_box``.
+
+        With ``support_box`` every support also gives one *target token* per stage, appended to
+        that stage's prompts: the mean of its central tokens (the target's appearance then) plus
+        the embedding of its box and age (``BoxEmbed``: where it was in this search crop)."""
+        prompts = self.stpn.predict_prompts(tokens, grids, offsets)
+        if not self.support_box:
+            return prompts
+        if boxes is None:
+            raise ValueError("this tracker embeds where the target was: give the support boxes (B, K, 4) "
+                             "as cx, cy, w, h in the current search crop's units")
+        B, K = next(iter(tokens.values())).shape[:2]
+        if tuple(boxes.shape) != (B, K, 4):
+            raise ValueError(f"support boxes must have shape (B={B}, K={K}, 4), got {tuple(boxes.shape)}")
+        if not torch.isfinite(boxes).all():
+            raise ValueError("support boxes must be finite")
+        pos = self.search_position_map()
+        target = {s: centre_pool(t, grids[s]) + self.box_embed[str(s)](boxes, pos, offsets) for s, t in tokens.items()}
+        if self.stpn.prompt_depth == "shallow":
+            return torch.cat([prompts, target[self.stpn.support_stages[0]]], dim=1)
+        if self.stpn.prompt_depth == "deep":
+            return [torch.cat([p, target[s]], dim=1) for s, p in enumerate(prompts)]
+        return [[torch.cat([p, target[s]], dim=1) for p in ps] for s, ps in enumerate(prompts)]
+
+    def prompts(self, support: torch.Tensor, offsets: torch.Tensor | None = None, boxes: torch.Tensor | None = None):
+        """Prompts from support crops (B, K, 3, c, c) (c = ``support_size``) and, with
+        ``support_box``, their boxes (B, K, 4) in the current search crop's units."""
         tokens, grids = self.stpn.encode_support(support)
-        return self.stpn.predict_prompts(tokens, grids, offsets)
+        return self.support_prompts(tokens, grids, boxes, offsets)
 
     def head_forward(self, template_tokens: torch.Tensor, search: torch.Tensor, prompts=None) -> dict:
         """Joint prompted pass of template tokens and search crops (B, 3, s, s) -> head outputs."""
@@ -164,7 +276,13 @@ class STPNTracker(nn.Module):
         s = vit.embed(search)[:, vit.num_prefix_tokens:]
         out = vit.forward_tokens(torch.cat([template_tokens, s], dim=1), prompts)[-1]
         h, w = H // vit.patch_size[0], W // vit.patch_size[1]
-        return self.head(out[:, -s.shape[1]:].transpose(1, 2).reshape(B, -1, h, w))
+        x = out[:, -s.shape[1]:]
+        if self.prompt_gate and prompts is not None:  # each search token scaled by its likeness to the prompts
+            last = prompts if isinstance(prompts, torch.Tensor) else prompts[-1]
+            last = last if isinstance(last, torch.Tensor) else last[-1]
+            token = F.normalize(last.mean(1), dim=-1)  # B, D
+            x = x * (1 + torch.tanh((F.normalize(x, dim=-1) * token[:, None]).sum(-1, keepdim=True)))
+        return self.head(x.transpose(1, 2).reshape(B, -1, h, w))
 
     def compile(self, **kwargs) -> "STPNTracker":
         """``torch.compile`` the parts the tracking loop calls: the joint pass with the head
@@ -175,14 +293,16 @@ class STPNTracker(nn.Module):
         return self
 
     def forward(self, template: torch.Tensor, search: torch.Tensor, support: torch.Tensor | None = None,
-                offsets: torch.Tensor | None = None) -> dict:
-        """template (B, 3, t, t), search (B, 3, s, s), support (B, K, 3, s, s) past search crops,
-        offsets (B, K) = tau - t. Returns score logits (B, 1, h, w), size and offset (B, 2, h, w)."""
+                offsets: torch.Tensor | None = None, boxes: torch.Tensor | None = None) -> dict:
+        """template (B, 3, t, t), search (B, 3, s, s), support (B, K, 3, c, c) past support crops,
+        offsets (B, K) = tau - t, boxes (B, K, 4) the supports' target boxes in the search crop's
+        units. Returns score logits (B, 1, h, w), size and offset (B, 2, h, w)."""
         prompts = None
         if self.prompting:
             if support is None:
-                raise ValueError("a prompted tracker needs support crops of shape (B, K, 3, S, S)")
-            prompts = self.prompts(support, offsets)
+                raise ValueError(f"a prompted tracker needs support crops of shape (B, K, 3, {self.support_size}, "
+                                 f"{self.support_size})")
+            prompts = self.prompts(support, offsets, boxes)
         return self.head_forward(self.embed_template(template), search, prompts)
 
 

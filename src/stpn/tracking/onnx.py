@@ -21,12 +21,26 @@ class OnnxTracker:
         self.template_size, self.search_size = m["template_size"], m["search_size"]
         self.template_factor, self.search_factor = m["template_factor"], m["search_factor"]
         self.mean, self.std = tuple(m["mean"]), tuple(m["std"])
+        self.supports = m.get("supports", "search")  # exports before target supports had search supports
+        self.support_box = bool(self.prompting and (m.get("support") or {}).get("boxes"))
         self.template = _session(folder / "template.onnx", providers)
         self.head = _session(folder / "head.onnx", providers)
 
     @property
     def prompting(self) -> bool:
         return self.stpn.prompting
+
+    @property
+    def support_size(self) -> int:
+        return self.template_size if self.supports == "target" else self.search_size
+
+    @property
+    def support_factor(self) -> float:
+        return self.template_factor if self.supports == "target" else self.search_factor
+
+    def support_prompts(self, tokens: dict, grids: dict, boxes: torch.Tensor | None = None,
+                        offsets: torch.Tensor | None = None):
+        return self.stpn.predict_prompts(tokens, grids, offsets, boxes)
 
     def eval(self):
         return self
