@@ -6,7 +6,9 @@
 
 Random-init weights (speed does not depend on them), a generated 640x360 video, the full
 tracking loop per frame (crop, joint template + search pass, head, box back to the frame; for
-STPN also the unprompted support passes and the predictor at their real rates). The baseline
+STPN also the unprompted support passes and the predictor at their real rates). Target supports
+(the default) run with the confidence gate at 0, so every grid frame enters the memory and pays
+its support pass: the most a tracker pays at that memory update interval S. The baseline
 and each STPN setting run interleaved in rounds, so machine noise hits them alike; the table
 gives the median per-frame time over rounds and the ratio to the baseline of the same precision
 and compilation. ``--dtypes bf16`` runs under autocast; ``--backends compiled`` times
@@ -28,7 +30,7 @@ from stpn.tracking.tracker import start, step
 
 
 def seconds_per_frame(model, frames, box, K, S, R, device, warm=2) -> float:
-    state = start(model, frames[0], box, K, S, R, device)
+    state = start(model, frames[0], box, K, S, R, device, confidence=0.0)  # every grid frame admitted
     times = []
     for t, frame in enumerate(frames[1:], 1):
         t0 = now(device)
@@ -52,14 +54,19 @@ def main(argv=None):
     frames = [video.frames[t] for t in range(len(video))]
     x1, y1, x2, y2 = video.targets[0].boxes[0]
     box = [x1, y1, x2 - x1, y2 - y1]
-    settings = {"baseline (no prompts)": (False, 4, 4, 4), "STPN K=4 S=4 refresh 4": (True, 4, 4, 4),
-                "STPN K=2 S=1 refresh 1": (True, 2, 1, 1)}
+    # label: (prompting, supports, K, S, refresh); target supports refresh their prompts every frame
+    settings = {"baseline (no prompts)": (False, "target", 4, 4, 4),
+                "STPN target K=4 S=4 (default)": (True, "target", 4, 4, 4),
+                "STPN target K=2 S=1": (True, "target", 2, 1, 1),
+                "STPN search K=4 S=4 refresh 4": (True, "search", 4, 4, 4),
+                "STPN search K=2 S=1 refresh 1": (True, "search", 2, 1, 1)}
     table = Table(title=f"tracking speed, search 256 / template 128, {device_name(args.device)}")
     for col in ("backbone", "precision", "compiled", "setting", "ms/frame", "FPS", "x baseline"):
         table.add_column(col, justify="right" if col in ("ms/frame", "FPS", "x baseline") else "left")
     for name in args.models:
         for compiled in [b == "compiled" for b in args.backends]:
-            models = {label: STPNTracker(name, prompting=p).eval().to(args.device) for label, (p, *_) in settings.items()}
+            models = {label: STPNTracker(name, prompting=p, supports=sup).eval().to(args.device)
+                      for label, (p, sup, *_) in settings.items()}
             if compiled:
                 for model in models.values():
                     model.compile()
@@ -67,7 +74,7 @@ def main(argv=None):
                 per = {label: [] for label in settings}
                 with torch.no_grad(), precision(args.device, dtype):
                     for r in range(args.rounds + compiled):  # a compiled model's first round compiles
-                        for label, (_, K, S, R) in settings.items():
+                        for label, (_, _, K, S, R) in settings.items():
                             seconds = seconds_per_frame(models[label], frames, box, K, S, R, args.device)
                             if not (compiled and r == 0):
                                 per[label].append(seconds)
