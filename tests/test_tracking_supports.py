@@ -124,13 +124,13 @@ def test_stream_of_target_supports_equals_the_offline_computation():
     mapped into the current search crop, offsets tau - t."""
     model = awake(target_tracker())
     frames, gt = moving_square(8)
-    state = start(model, frames[0], gt[0], 2, 1, 1, confidence=0.0)  # every frame admitted
+    state = start(model, frames[0], gt[0], 3, 1, 1, confidence=0.0)  # every usable frame admitted
     boxes = [gt[0]]
     for t in range(1, len(frames)):
         region = crop_region(boxes[t - 1], model.search_factor)
         before = state.stream.support_index  # the K most recent admitted frames
         box, _, state = step(model, frames[t], state)
-        index = [before[0]] * (2 - len(before)) + before
+        index = [before[0]] * (3 - len(before)) + before  # the oldest repeated up to K
         sup = torch.stack([crop_frame(frames[i], crop_region(boxes[i], 2.0), 32, "cpu", model.mean, model.std) for i in index])
         where = torch.tensor(np.stack([to_crop(boxes[i], region) for i in index]), dtype=torch.float32)
         template = crop_frame(frames[0], crop_region(gt[0], 2.0), 32, "cpu", model.mean, model.std)
@@ -139,9 +139,9 @@ def test_stream_of_target_supports_equals_the_offline_computation():
             out = model(template[None], search[None], sup[None], torch.tensor([[i - t for i in index]]), where[None])
         expected, usable = sanitize(from_crop(decode(out)[0][0].double().numpy(), region), boxes[t - 1], 96, 64)
         np.testing.assert_allclose(box, expected, rtol=1e-4, atol=1e-3)
-        assert state.stream.support_index == ((before + [t])[-2:] if usable else before)  # gate at 0: usable boxes enter
+        assert state.stream.support_index == ((before + [t])[-3:] if usable else before)  # gate at 0: usable boxes enter
         boxes.append(box)
-    assert len(state.stream.entries) == 2 and state.stream.embedded == 1 + state.stream.admitted >= 4
+    assert len(state.stream.entries) == 3 and state.stream.embedded == 1 + state.stream.admitted >= 4
 
 
 def test_when_every_frame_is_rejected_the_supports_are_frame_0_alone():
@@ -260,3 +260,16 @@ def test_the_pattern_period_sets_the_stripes():
     stripes = _pattern(1, u, v, 8)[0]  # vertical stripes: 4 on, 4 off
     assert stripes.tolist() == [True] * 4 + [False] * 4 + [True] * 4 + [False] * 4
     assert class_names(2, 8) == ["hstripes_8px", "vstripes_8px"]
+
+
+def test_the_prompt_gated_head_reads_the_prompts_and_is_off_without_them():
+    plain, gated = awake(target_tracker()), awake(target_tracker(prompt_gate=True))
+    gated.load_state_dict(plain.state_dict())
+    z, x, s = torch.randn(2, 3, 32, 32), torch.randn(2, 3, 64, 64), torch.randn(2, 2, 3, 32, 32)
+    off, boxes = torch.tensor([[-2, -1]] * 2), torch.rand(2, 2, 4)
+    with torch.no_grad():
+        a, b = plain(z, x, s, off, boxes), gated(z, x, s, off, boxes)
+        assert (a["score"] - b["score"]).abs().max() > 1e-4  # the search tokens were scaled by the prompts
+        tokens = plain.embed_template(z)
+        for k, v in plain.head_forward(tokens, x, None).items():  # no prompts: nothing to gate
+            torch.testing.assert_close(gated.head_forward(tokens, x, None)[k], v)
