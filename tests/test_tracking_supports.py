@@ -15,12 +15,22 @@ def target_tracker(**kw):
 
 
 def awake(model, seed=0):
-    """Give the box embedding (zero at init) random weights, as training would."""
+    """Give the box embedding and the map's projection (zero at init) random weights, as training would."""
     g = torch.Generator().manual_seed(seed)
     for emb in model.box_embed.values():
         emb.pos_scale.data = torch.randn(emb.pos_scale.shape, generator=g)
         emb.mlp[-1].weight.data = torch.randn(emb.mlp[-1].weight.shape, generator=g) * 0.5
+    if model.map_proj is not None:
+        model.map_proj.weight.data = torch.randn(model.map_proj.weight.shape, generator=g) * 0.2
     return model
+
+
+def flat(p):
+    """The tensors of a tracker's prompts: the backbone's prompts, then the search map if any."""
+    from stpn.tracking.model import SupportPrompts
+    if isinstance(p, SupportPrompts):
+        return [*flat(p.prompts), p.search_map]
+    return [p] if isinstance(p, torch.Tensor) else list(p)
 
 
 def embedded(model, crops):
@@ -50,7 +60,7 @@ def test_prompts_change_when_only_the_support_boxes_move():
         moved = boxes.clone()
         moved[0, 1, 0] = 0.8  # the newest support's target was further right
         c = model.support_prompts(tokens, grids, moved)
-    for x, y, z in zip(a, b, c):
+    for x, y, z in zip(flat(a), flat(b), flat(c)):
         torch.testing.assert_close(x, y)
         assert (x - z).abs().max() > 1e-3
     # the search crop's position embedding is read where the box is: the crop's left edge and its
@@ -61,7 +71,7 @@ def test_prompts_change_when_only_the_support_boxes_move():
     with torch.no_grad():
         left = model.support_prompts(tokens, grids, torch.tensor([[[0.05, 0.5, 0.2, 0.2]] * 2]))
         right = model.support_prompts(tokens, grids, torch.tensor([[[0.95, 0.5, 0.2, 0.2]] * 2]))
-    assert all((x - y).abs().max() > 1e-3 for x, y in zip(left, right))
+    assert all((x - y).abs().max() > 1e-3 for x, y in zip(flat(left), flat(right)))
 
 
 def test_target_tokens_are_the_supports_centres_at_their_place_in_the_search_crop():
@@ -69,7 +79,7 @@ def test_target_tokens_are_the_supports_centres_at_their_place_in_the_search_cro
     support = mean of its central tokens + the search crop's position embedding at its box centre
     (the MLP part starts at 0). Without support_box: the predictor's prompts alone, no boxes needed."""
     from stpn.tracking.model import centre_pool
-    model = target_tracker()
+    model = target_tracker(support_map=False)
     tokens, grids = embedded(model, torch.randn(2, 2, 3, 32, 32))
     boxes = torch.tensor([[[0.5625, 0.5625, 0.2, 0.2], [0.0625, 0.9375, 0.3, 0.2]]] * 2)  # cell centres of an 8x8 map
     with torch.no_grad():
@@ -94,6 +104,32 @@ def test_target_tokens_are_the_supports_centres_at_their_place_in_the_search_cro
         model.support_prompts(tokens, grids, torch.rand(2, 3, 4))
     with pytest.raises(ValueError, match="finite"):
         model.support_prompts(tokens, grids, torch.full((2, 2, 4), float("nan")))
+
+
+def test_the_search_map_is_each_support_spread_around_its_box_centre():
+    from stpn.tracking.model import SupportPrompts, support_heat
+    # hand-computed bumps on a 4x4 grid: a box centred on cell (1, 2) (x, y), sqrt(w h) = 2 cells -> sigma 0.5
+    heat = support_heat(torch.tensor([[[0.375, 0.625, 0.5, 0.5]]]), 4, 4)[0, 0].view(4, 4)
+    assert heat[2, 1] == 1.0 and heat.argmax() == 2 * 4 + 1
+    torch.testing.assert_close(heat[2, 2], torch.tensor(np.exp(-1 / (2 * 0.25)), dtype=torch.float32))
+    torch.testing.assert_close(heat[0, 1], torch.tensor(np.exp(-4 / (2 * 0.25)), dtype=torch.float32))
+    # a fresh tracker's map is zero (the projection starts at 0): the same outputs as without it
+    model, blind = target_tracker(), target_tracker(support_map=False)
+    blind.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("map_proj")})
+    z, x, s = torch.randn(1, 3, 32, 32), torch.randn(1, 3, 64, 64), torch.randn(1, 2, 3, 32, 32)
+    off, boxes = torch.tensor([[-2, -1]]), torch.rand(1, 2, 4)
+    with torch.no_grad():
+        for k, v in model(z, x, s, off, boxes).items():
+            torch.testing.assert_close(v, blind(z, x, s, off, boxes)[k])
+        awake(model)
+        tokens, grids = embedded(model, s)
+        out = model.support_prompts(tokens, grids, torch.tensor([[[0.3, 0.3, 0.2, 0.2], [0.7, 0.6, 0.2, 0.2]]]))
+    assert isinstance(out, SupportPrompts) and out.search_map.shape == (1, 64, 32)
+    # the map is the projected target tokens times their bumps
+    target = flat(out.prompts)[-1][:, 5:]  # the last stage's target tokens
+    heat = support_heat(torch.tensor([[[0.3, 0.3, 0.2, 0.2], [0.7, 0.6, 0.2, 0.2]]]), 8, 8)
+    want = torch.einsum("bkn,bkd->bnd", heat, model.map_proj(target))
+    torch.testing.assert_close(out.search_map, want, atol=1e-5, rtol=1e-4)
 
 
 def test_target_supports_alone_equal_the_same_supports_in_a_batch():

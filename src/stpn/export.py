@@ -83,7 +83,10 @@ class TrackerPredictorGraph(nn.Module):
         tokens = dict(zip(stages, inputs[:len(stages)]))
         boxes = inputs[len(stages)]
         offsets = inputs[len(stages) + 1] if len(inputs) > len(stages) + 1 else None
-        return _flat_prompts(self.tracker.support_prompts(tokens, self.grids, boxes, offsets))
+        out = self.tracker.support_prompts(tokens, self.grids, boxes, offsets)
+        if self.tracker.support_map:  # the prompts, then the search map
+            return (*_flat_prompts(out.prompts), out.search_map)
+        return _flat_prompts(out)
 
 
 class PromptedGraph(nn.Module):
@@ -128,8 +131,13 @@ class HeadGraph(nn.Module):
         self.tracker = tracker
 
     def forward(self, template_tokens, search, *prompts):
+        from .tracking.model import SupportPrompts
         stpn = self.tracker.stpn
-        out = self.tracker.head_forward(template_tokens, search, _nested_prompts(stpn, prompts) if prompts else None)
+        if prompts and self.tracker.support_map:  # the last input is the search map
+            nested = SupportPrompts(_nested_prompts(stpn, prompts[:-1]), prompts[-1])
+        else:
+            nested = _nested_prompts(stpn, prompts) if prompts else None
+        out = self.tracker.head_forward(template_tokens, search, nested)
         return out["score"], out["size"], out["offset"]
 
 
@@ -203,10 +211,14 @@ def _support_graphs(stpn, example: torch.Tensor, num_support: int, out: Path, pr
         args, names = (*args, torch.arange(num_support, dtype=torch.long)[None] - num_support), names + ["offsets"]
     with torch.no_grad():
         prompts = graph(*args)
-    prompt_names = ["prompts"] if stpn.prompt_depth == "shallow" else [f"prompts_{s}" for s in range(len(prompts))]
+    search_map = tracker is not None and tracker.support_map
+    n = len(prompts) - search_map
+    prompt_names = ["prompts"] if stpn.prompt_depth == "shallow" else [f"prompts_{s}" for s in range(n)]
+    prompt_names += ["search_map"] if search_map else []
     _export_graph(graph.eval(), args, out / "predictor.onnx", names, prompt_names)
     return {"support_stages": list(stages), "grids": {str(s): list(g) for s, g in grids.items()},
             "num_support": num_support, "offsets": stpn.predictor_name == "decoder", "boxes": boxes,
+            "search_map": search_map,
             "prompt_depth": stpn.prompt_depth, "prompts": prompt_names}, prompts
 
 

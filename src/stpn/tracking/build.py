@@ -33,6 +33,7 @@ class TrackingSection(Section):
     supports: str = "target"
     support_box: bool = True  # target supports: embed where each support's target was in the search crop
     prompt_gate: bool = False  # scale search tokens by their likeness to the prompts before the head
+    support_map: bool = True  # support_box: also add each support, as a bump at its box, to the search tokens
     confidence: float = 0.5  # test: a frame enters the target memory only when the heat-map peak is above this
     # training: T consecutive search frames per sample (one template); frame t's supports are the K
     # most recent visible grid frames before t, cut around the true box moved by the error model
@@ -66,7 +67,8 @@ def build_tracker(cfg: Config) -> STPNTracker:
                         template_size=o.template_size, search_size=o.search_size, template_factor=o.template_factor,
                         search_factor=o.search_factor, head_channels=o.head_channels,
                         backbone_kwargs=m.backbone_kwargs, predictor_kwargs=m.predictor_kwargs, mean=m.mean, std=m.std,
-                        supports=o.supports, support_box=o.support_box, prompt_gate=o.prompt_gate)
+                        supports=o.supports, support_box=o.support_box, prompt_gate=o.prompt_gate,
+                        support_map=o.support_map)
     if m.weights:
         from ..core.weights import load_backbone_weights
         load_backbone_weights(model.stpn.backbone, m.weights)

@@ -20,6 +20,7 @@ each search token by its similarity to the prompts' mean first (ODTrack / AQATra
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -125,6 +126,26 @@ def centre_pool(tokens: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     return tokens.view(B, K, h, w, D)[:, :, y0:y1, x0:x1].mean(dim=(2, 3))
 
 
+class SupportPrompts(NamedTuple):
+    """What target supports give the joint pass: the backbone's prompts and a map (B, n, D) added to
+    the search tokens before the blocks (``STPNTracker.support_map``)."""
+
+    prompts: object
+    search_map: torch.Tensor
+
+
+def support_heat(boxes: torch.Tensor, h: int, w: int, spread: float = 0.25) -> torch.Tensor:
+    """Gaussian bumps (B, K, h*w) at the supports' box centres on an h x w search grid: boxes (B, K, 4)
+    cx, cy, w, h in crop units; sigma = ``spread`` x sqrt(w h) of the box, in cells, >= 0.5."""
+    cx = boxes[..., 0:1] * w - 0.5  # cell i's centre is at (i + 0.5) / w
+    cy = boxes[..., 1:2] * h - 0.5
+    sigma = (spread * torch.sqrt((boxes[..., 2:3] * w).clamp(min=0) * (boxes[..., 3:4] * h).clamp(min=0))).clamp(min=0.5)
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=boxes.dtype, device=boxes.device),
+                            torch.arange(w, dtype=boxes.dtype, device=boxes.device), indexing="ij")
+    d2 = (xs.reshape(1, 1, -1) - cx) ** 2 + (ys.reshape(1, 1, -1) - cy) ** 2
+    return torch.exp(-d2 / (2 * sigma ** 2))
+
+
 class CenterHead(nn.Module):
     """Three small conv towers over the search map: centre heat map (logits), box size (fraction
     of the crop) and offset of the centre inside its cell."""
@@ -173,6 +194,10 @@ class STPNTracker(nn.Module):
             search crop's coordinates to its tokens (``BoxEmbed``).
         prompt_gate: scale the search tokens by their similarity to the prompts' mean before the
             head (ODTrack / AQATrack's temporal-token correlation).
+        support_map: with ``support_box``, also add to the search tokens, before the blocks, each
+            support's target token (projected) spread as a Gaussian bump around its box centre in
+            the current search crop (HIPTrack / ARTrack: past positions registered in the search
+            region), so that where the target was reaches the search tokens directly.
         mean / std: the crops' normalisation (default: the backbone's, from timm's pretrained config).
         Other arguments go to ``stpn.STPN``.
     """
@@ -184,7 +209,8 @@ class STPNTracker(nn.Module):
                  template_size: int = 128, search_size: int = 256, template_factor: float = 2.0,
                  search_factor: float = 4.0, head_channels: int = 64,
                  backbone_kwargs: dict | None = None, predictor_kwargs: dict | None = None, mean=None, std=None,
-                 supports: str = "target", support_box: bool = True, prompt_gate: bool = False):
+                 supports: str = "target", support_box: bool = True, prompt_gate: bool = False,
+                 support_map: bool = True):
         super().__init__()
         if supports not in self.SUPPORTS:
             raise ValueError(f"supports must be one of {self.SUPPORTS}, got {supports!r}")
@@ -207,6 +233,11 @@ class STPNTracker(nn.Module):
         self.box_embed = (nn.ModuleDict({str(s): BoxEmbed(self.stpn.backbone.dims[s]) for s in self.stpn.support_stages})
                           if self.support_box else None)
         self.prompt_gate = bool(prompting and prompt_gate)
+        self.support_map = bool(self.support_box and support_map)
+        self.map_proj = nn.Linear(vit.embed_dim, vit.embed_dim) if self.support_map else None
+        if self.map_proj is not None:  # starts as the tracker without the map
+            nn.init.zeros_(self.map_proj.weight)
+            nn.init.zeros_(self.map_proj.bias)
 
     @property
     def prompting(self) -> bool:
@@ -258,10 +289,17 @@ class STPNTracker(nn.Module):
         pos = self.search_position_map()
         target = {s: centre_pool(t, grids[s]) + self.box_embed[str(s)](boxes, pos, offsets) for s, t in tokens.items()}
         if self.stpn.prompt_depth == "shallow":
-            return torch.cat([prompts, target[self.stpn.support_stages[0]]], dim=1)
-        if self.stpn.prompt_depth == "deep":
-            return [torch.cat([p, target[s]], dim=1) for s, p in enumerate(prompts)]
-        return [[torch.cat([p, target[s]], dim=1) for p in ps] for s, ps in enumerate(prompts)]
+            prompts = torch.cat([prompts, target[self.stpn.support_stages[0]]], dim=1)
+        elif self.stpn.prompt_depth == "deep":
+            prompts = [torch.cat([p, target[s]], dim=1) for s, p in enumerate(prompts)]
+        else:
+            prompts = [[torch.cat([p, target[s]], dim=1) for p in ps] for s, ps in enumerate(prompts)]
+        if not self.support_map:
+            return prompts
+        h, w = pos.shape[-2:]
+        heat = support_heat(boxes.float(), h, w)  # B, K, h*w
+        value = self.map_proj(target[self.stpn.support_stages[-1]])  # B, K, D
+        return SupportPrompts(prompts, torch.einsum("bkn,bkd->bnd", heat.to(value.dtype), value))
 
     def prompts(self, support: torch.Tensor, offsets: torch.Tensor | None = None, boxes: torch.Tensor | None = None):
         """Prompts from support crops (B, K, 3, c, c) (c = ``support_size``) and, with
@@ -274,6 +312,9 @@ class STPNTracker(nn.Module):
         vit = self.stpn.backbone
         B, _, H, W = search.shape
         s = vit.embed(search)[:, vit.num_prefix_tokens:]
+        if isinstance(prompts, SupportPrompts):
+            prompts, search_map = prompts
+            s = s + search_map
         out = vit.forward_tokens(torch.cat([template_tokens, s], dim=1), prompts)[-1]
         h, w = H // vit.patch_size[0], W // vit.patch_size[1]
         x = out[:, -s.shape[1]:]

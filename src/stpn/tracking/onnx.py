@@ -40,7 +40,26 @@ class OnnxTracker:
 
     def support_prompts(self, tokens: dict, grids: dict, boxes: torch.Tensor | None = None,
                         offsets: torch.Tensor | None = None):
-        return self.stpn.predict_prompts(tokens, grids, offsets, boxes)
+        from .model import SupportPrompts
+        if not self.manifest["support"].get("search_map"):
+            return self.stpn.predict_prompts(tokens, grids, offsets, boxes)
+        K = next(iter(tokens.values())).shape[1]
+        if K != self.stpn.num_support:
+            raise ValueError(f"the predictor graph was exported for K={self.stpn.num_support} support frames, got {K}")
+        # the predictor graph's outputs: the prompts, then the search map (shallow: out is the first only)
+        flat = _run(self.stpn.predictor, self._predictor_feeds(tokens, boxes, offsets))
+        prompts = flat[0] if self.manifest["support"]["prompt_depth"] == "shallow" else flat[:-1]
+        return SupportPrompts(prompts, flat[-1])
+
+    def _predictor_feeds(self, tokens, boxes, offsets) -> dict:
+        support = self.manifest["support"]
+        feeds = {f"tokens_{s}": tokens[s] for s in self.stpn.support_stages}
+        if support.get("boxes"):
+            feeds["boxes"] = boxes.float()
+        if support["offsets"]:
+            B, K = next(iter(tokens.values())).shape[:2]
+            feeds["offsets"] = torch.zeros(B, K, dtype=torch.long) if offsets is None else offsets.long()
+        return feeds
 
     def eval(self):
         return self
@@ -54,6 +73,12 @@ class OnnxTracker:
         return _run(self.template, {"template": template})[0]
 
     def head_forward(self, template_tokens: torch.Tensor, search: torch.Tensor, prompts=None) -> dict:
-        score, size, offset = _run(self.head, {"template_tokens": template_tokens, "search": search,
-                                               **_prompt_feeds(self.manifest, prompts)})
+        from .model import SupportPrompts
+        if isinstance(prompts, SupportPrompts):  # the prompts' names, then search_map
+            flat = (*((prompts.prompts,) if isinstance(prompts.prompts, torch.Tensor) else tuple(prompts.prompts)),
+                    prompts.search_map)
+            feeds = dict(zip(self.manifest["support"]["prompts"], flat))
+        else:
+            feeds = _prompt_feeds(self.manifest, prompts)
+        score, size, offset = _run(self.head, {"template_tokens": template_tokens, "search": search, **feeds})
         return {"score": score, "size": size, "offset": offset}
