@@ -3,14 +3,15 @@
     python benchmarks/sot_ablation.py --seeds 3 [--seeds-dir runs/demo_seeds] [--out runs/sot_ablation]
 
 Needs the demo's seeds first (``python benchmarks/demo_seeds.py --task sot --seeds N``): each seed's
-data, pre-trained ViT, baseline and final STPN tracker are read from there. Per seed it trains two
+data, pre-trained ViT, baseline and final STPN tracker are read from there. Per seed it trains three
 more STPN trackers side by side (one thread each) from the same pre-trained ViT on the same data
 and recipe (``sot_demo_cpu``), and scores every row on all and on deteriorated validation frames:
 
 - ``global``: supports are past search crops pooled into position-free prompts (the earlier design);
 - ``target``: supports are crops centred on the target at template scale, no position;
-- ``target+position``: the demo's STPN with its boxes embedded, every frame admitted (gate off);
-- ``target+position+gate``: the demo's STPN as shipped (confidence gate 0.5).
+- ``target+position``: + a target token per support with its box and age embedded (no search map);
+- ``target+position+map``: the demo's STPN (+ the search map), every frame admitted (gate off);
+- ``target+position+map+gate``: the demo's STPN as shipped (confidence gate 0.5).
 
 Prints the AO margins over the seed's baseline (mean, min, max over seeds) and writes
 ``OUT/ablation.json``; finished runs are read back, not run again.
@@ -23,8 +24,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-VARIANTS = {"global": ["tracking.supports=search"], "target": ["tracking.support_box=false"]}
-ROWS = ("global", "target", "target+position", "target+position+gate")
+VARIANTS = {"global": ["tracking.supports=search"], "target": ["tracking.support_box=false"],
+            "target+position": ["tracking.support_map=false"]}
+ROWS = ("global", "target", "target+position", "target+position+map", "target+position+map+gate")
 
 
 def stpn(*args: str) -> None:
@@ -70,8 +72,9 @@ def main(argv=None) -> int:
         rows = {"baseline": base}
         for name in VARIANTS:
             rows[name] = metrics(args.out / f"seed{seed}" / name, args.out / f"seed{seed}" / name / "eval")
-        rows["target+position"] = metrics(demo / "stpn", args.out / f"seed{seed}" / "nogate_eval", ["tracking.confidence=0.0"])
-        rows["target+position+gate"] = metrics(demo / "stpn", demo / "stpn" / "eval")
+        rows["target+position+map"] = metrics(demo / "stpn", args.out / f"seed{seed}" / "nogate_eval",
+                                              ["tracking.confidence=0.0"])
+        rows["target+position+map+gate"] = metrics(demo / "stpn", demo / "stpn" / "eval")
         results[seed] = rows
     table = {}
     print(f"{'row':24s} {'AO all: margin mean (min, max)':>34s} {'AO deteriorated: margin mean (min, max)':>42s}")
