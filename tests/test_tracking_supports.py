@@ -309,3 +309,24 @@ def test_the_prompt_gated_head_reads_the_prompts_and_is_off_without_them():
         tokens = plain.embed_template(z)
         for k, v in plain.head_forward(tokens, x, None).items():  # no prompts: nothing to gate
             torch.testing.assert_close(gated.head_forward(tokens, x, None)[k], v)
+
+
+@pytest.mark.parametrize("depth", ["shallow", "deep"])
+def test_an_exported_target_tracker_tracks_like_pytorch(tmp_path, depth):
+    """The predictor graph takes the supports' boxes and gives the prompts and the search map;
+    the ONNX Runtime tracker follows the same boxes as PyTorch."""
+    pytest.importorskip("onnxruntime")
+    from stpn.export import export_onnx, read_manifest
+    from stpn.tracking.onnx import OnnxTracker
+    model = awake(target_tracker(prompt_depth=depth))
+    export_onnx(model, tmp_path / "onnx", num_support=2)
+    support = read_manifest(tmp_path / "onnx")["support"]
+    assert support["boxes"] and support["search_map"] and support["prompts"][-1] == "search_map"
+    onnx = OnnxTracker(tmp_path / "onnx")
+    frames, gt = moving_square(6)
+    a, b = start(model, frames[0], gt[0], 2, 1, 1, confidence=0.0), start(onnx, frames[0], gt[0], 2, 1, 1, confidence=0.0)
+    for t in range(1, len(frames)):
+        box_a, _, a = step(model, frames[t], a)
+        box_b, _, b = step(onnx, frames[t], b)
+        np.testing.assert_allclose(box_b, box_a, atol=0.05)
+    assert a.stream.support_index == b.stream.support_index

@@ -207,7 +207,8 @@ def _support_graphs(stpn, example: torch.Tensor, num_support: int, out: Path, pr
     graph = TrackerPredictorGraph(tracker, grids) if boxes else PredictorGraph(stpn, grids)
     if boxes:  # traced with distinct boxes, so that no box is folded into a constant
         args, names = (*args, torch.rand(1, num_support, 4, generator=torch.Generator().manual_seed(1))), names + ["boxes"]
-    if stpn.predictor_name == "decoder":
+    offsets = stpn.predictor_name == "decoder" or boxes  # the decoder and the box embedding (the age) read them
+    if offsets:
         args, names = (*args, torch.arange(num_support, dtype=torch.long)[None] - num_support), names + ["offsets"]
     with torch.no_grad():
         prompts = graph(*args)
@@ -217,7 +218,7 @@ def _support_graphs(stpn, example: torch.Tensor, num_support: int, out: Path, pr
     prompt_names += ["search_map"] if search_map else []
     _export_graph(graph.eval(), args, out / "predictor.onnx", names, prompt_names)
     return {"support_stages": list(stages), "grids": {str(s): list(g) for s, g in grids.items()},
-            "num_support": num_support, "offsets": stpn.predictor_name == "decoder", "boxes": boxes,
+            "num_support": num_support, "offsets": offsets, "boxes": boxes,
             "search_map": search_map,
             "prompt_depth": stpn.prompt_depth, "prompts": prompt_names}, prompts
 
