@@ -34,13 +34,16 @@ def test_tracker_compile_keeps_its_outputs():
     tracker = STPNTracker("vit_tiny_patch16_224", template_size=32, search_size=64, head_channels=8,
                           predictor_kwargs=dict(num_groups=4),
                           backbone_kwargs=dict(embed_dim=32, depth=2, num_heads=2)).eval()
-    template, search, support = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 64, 64), torch.rand(1, 2, 3, 64, 64)
+    # target supports (template-sized crops, their boxes and ages): prompts and the search map
+    template, search, support = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 64, 64), torch.rand(1, 2, 3, 32, 32)
+    boxes, offsets = torch.tensor([[[0.4, 0.5, 0.3, 0.3], [0.5, 0.5, 0.3, 0.3]]]), torch.tensor([[-2, -1]])
+    torch.nn.init.normal_(tracker.map_proj.weight, std=0.2)  # a map that is not zero
     with torch.no_grad():
         tokens = tracker.embed_template(template)
-        prompts = tracker.prompts(support)
+        prompts = tracker.prompts(support, offsets, boxes)
         ref = tracker.head_forward(tokens, search, prompts)
         assert explain(tracker.head_forward, tokens, search, prompts) == (1, 0)
         tracker.compile(backend="aot_eager", fullgraph=True)
-        out = tracker.head_forward(tokens, search, tracker.prompts(support))
+        out = tracker.head_forward(tokens, search, tracker.prompts(support, offsets, boxes))
     for k in ("score", "size", "offset"):
         torch.testing.assert_close(out[k], ref[k], rtol=1e-5, atol=1e-5)
