@@ -102,8 +102,9 @@ def test_onnx_detector_gives_the_detectors_detections(tmp_path, prompting):
 
 @pytest.mark.parametrize("prompting,predictor", [(True, "attention"), (True, "decoder"), (False, "attention")])
 def test_onnx_tracker_tracks_like_the_pytorch_tracker(tmp_path, prompting, predictor):
+    """Search supports (the target supports' export: test_tracking_supports.py)."""
     kw = dict(predictor_kwargs=dict(num_groups=4)) if predictor == "attention" else {}
-    model = STPNTracker("vit_tiny_patch16_224", prompting=prompting, predictor=predictor, template_size=32,
+    model = STPNTracker("vit_tiny_patch16_224", prompting=prompting, predictor=predictor, template_size=32, supports="search",
                         search_size=64, head_channels=8, backbone_kwargs=dict(embed_dim=32, depth=2, num_heads=2),
                         **kw).eval()
     export_onnx(model, tmp_path, num_support=2)
