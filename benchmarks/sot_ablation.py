@@ -10,8 +10,8 @@ and recipe (``sot_demo_cpu``), and scores every row on all and on deteriorated v
 - ``global``: supports are past search crops pooled into position-free prompts (the earlier design);
 - ``target``: supports are crops centred on the target at template scale, no position;
 - ``target+position``: + a target token per support with its box and age embedded (no search map);
-- ``target+position+map``: the demo's STPN (+ the search map), every frame admitted (gate off);
-- ``target+position+map+gate``: the demo's STPN as shipped (confidence gate 0.5).
+- ``target+position+map``: the demo's STPN as shipped (+ the search map), every frame admitted;
+- ``target+position+map+gate``: the same model with the confidence gate at 0.5 (the field's value).
 
 Prints the AO margins over the seed's baseline (mean, min, max over seeds) and writes
 ``OUT/ablation.json``; finished runs are read back, not run again.
@@ -74,7 +74,8 @@ def main(argv=None) -> int:
             rows[name] = metrics(args.out / f"seed{seed}" / name, args.out / f"seed{seed}" / name / "eval")
         rows["target+position+map"] = metrics(demo / "stpn", args.out / f"seed{seed}" / "nogate_eval",
                                               ["tracking.confidence=0.0"])
-        rows["target+position+map+gate"] = metrics(demo / "stpn", demo / "stpn" / "eval")
+        rows["target+position+map+gate"] = metrics(demo / "stpn", args.out / f"seed{seed}" / "gate_eval",
+                                                   ["tracking.confidence=0.5"])
         results[seed] = rows
     table = {}
     print(f"{'row':24s} {'AO all: margin mean (min, max)':>34s} {'AO deteriorated: margin mean (min, max)':>42s}")
