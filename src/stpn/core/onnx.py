@@ -72,6 +72,12 @@ class OnnxSTPN:
                         boxes: torch.Tensor | None = None):
         """``boxes`` (B, K, 4): the supports' boxes, for a predictor exported with them (a
         tracker's target supports)."""
+        out = self.predict_flat(tokens, offsets, boxes)
+        return out[0] if self.manifest["support"]["prompt_depth"] == "shallow" else out
+
+    def predict_flat(self, tokens: dict, offsets: torch.Tensor | None = None,
+                     boxes: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Every output of the predictor graph, in its order."""
         K = next(iter(tokens.values())).shape[1]
         if K != self.num_support:
             raise ValueError(f"the predictor graph was exported for K={self.num_support} support frames, got {K}")
@@ -80,11 +86,10 @@ class OnnxSTPN:
             if boxes is None:
                 raise ValueError("this predictor graph embeds the supports' boxes: give boxes (B, K, 4)")
             feeds["boxes"] = boxes.float()
-        if self.manifest["support"]["offsets"]:  # the decoder: offset 0 where unknown, as in PyTorch
+        if self.manifest["support"]["offsets"]:  # the decoder, a tracker's box ages: 0 where unknown, as in PyTorch
             B = next(iter(tokens.values())).shape[0]
             feeds["offsets"] = torch.zeros(B, K, dtype=torch.long) if offsets is None else offsets.long()
-        out = _run(self.predictor, feeds)
-        return out[0] if self.manifest["support"]["prompt_depth"] == "shallow" else out
+        return _run(self.predictor, feeds)
 
 
 # graphs -----------------------------------------------------------------------------------------

@@ -180,7 +180,22 @@ def decode(out: dict) -> tuple[torch.Tensor, torch.Tensor]:
     return boxes, best.sigmoid()
 
 
-class STPNTracker(nn.Module):
+class SupportCrops:
+    """The support crop of a tracker with ``supports``, ``template_size`` / ``search_size`` and
+    ``template_factor`` / ``search_factor`` (``STPNTracker`` and the exported ``OnnxTracker``)."""
+
+    @property
+    def support_size(self) -> int:
+        """Side of a support crop in pixels."""
+        return self.template_size if self.supports == "target" else self.search_size
+
+    @property
+    def support_factor(self) -> float:
+        """Side of a support crop / sqrt(w h) of the target's box in that frame."""
+        return self.template_factor if self.supports == "target" else self.search_factor
+
+
+class STPNTracker(SupportCrops, nn.Module):
     """One-stream prompted ViT tracker.
 
     Args:
@@ -194,6 +209,8 @@ class STPNTracker(nn.Module):
             search crop's coordinates to its tokens (``BoxEmbed``).
         prompt_gate: scale the search tokens by their similarity to the prompts' mean before the
             head (ODTrack / AQATrack's temporal-token correlation).
+        confidence: the target memory's gate at test time (``stpn.tracking.tracker.start`` reads it
+            unless given another): a frame enters only when the heat-map peak is above it.
         support_map: with ``support_box``, also add to the search tokens, before the blocks, each
             support's target token (projected) spread as a Gaussian bump around its box centre in
             the current search crop (HIPTrack / ARTrack: past positions registered in the search
@@ -210,7 +227,7 @@ class STPNTracker(nn.Module):
                  search_factor: float = 4.0, head_channels: int = 64,
                  backbone_kwargs: dict | None = None, predictor_kwargs: dict | None = None, mean=None, std=None,
                  supports: str = "target", support_box: bool = True, prompt_gate: bool = False,
-                 support_map: bool = True):
+                 support_map: bool = True, confidence: float = 0.5):
         super().__init__()
         if supports not in self.SUPPORTS:
             raise ValueError(f"supports must be one of {self.SUPPORTS}, got {supports!r}")
@@ -228,7 +245,9 @@ class STPNTracker(nn.Module):
         self.template_factor, self.search_factor = template_factor, search_factor
         self.mean, self.std = normalization(backbone, mean, std)  # of the crops; the backbone's own by default
         self.head = CenterHead(vit.embed_dim, head_channels)
-        self.supports = supports
+        if not 0 <= confidence < 1:
+            raise ValueError(f"confidence must be in [0, 1), got {confidence}")
+        self.supports, self.confidence = supports, confidence
         self.support_box = bool(prompting and supports == "target" and support_box and self.stpn.reads_support)
         self.box_embed = (nn.ModuleDict({str(s): BoxEmbed(self.stpn.backbone.dims[s]) for s in self.stpn.support_stages})
                           if self.support_box else None)
@@ -242,16 +261,6 @@ class STPNTracker(nn.Module):
     @property
     def prompting(self) -> bool:
         return self.stpn.prompting
-
-    @property
-    def support_size(self) -> int:
-        """Side of a support crop in pixels."""
-        return self.template_size if self.supports == "target" else self.search_size
-
-    @property
-    def support_factor(self) -> float:
-        """Side of a support crop / sqrt(w h) of the target's box in that frame."""
-        return self.template_factor if self.supports == "target" else self.search_factor
 
     def search_position_map(self) -> torch.Tensor:
         """The search crop's position embedding as a (D, h, w) map (the one ``embed`` adds)."""

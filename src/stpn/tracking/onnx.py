@@ -6,9 +6,10 @@ from pathlib import Path
 import torch
 
 from ..core.onnx import OnnxSTPN, _prompt_feeds, _run, _session, read_manifest
+from .model import SupportCrops
 
 
-class OnnxTracker:
+class OnnxTracker(SupportCrops):
     """An exported ``STPNTracker`` on ONNX Runtime, with the attributes and methods the tracking
     loop (``stpn.tracking.tracker.start/step``, ``Tracker``, ``track_sequence``) uses."""
 
@@ -22,6 +23,7 @@ class OnnxTracker:
         self.template_factor, self.search_factor = m["template_factor"], m["search_factor"]
         self.mean, self.std = tuple(m["mean"]), tuple(m["std"])
         self.supports = m.get("supports", "search")  # exports before target supports had search supports
+        self.confidence = m.get("confidence", 0.5)  # the run's memory gate
         self.support_box = bool(self.prompting and (m.get("support") or {}).get("boxes"))
         self.template = _session(folder / "template.onnx", providers)
         self.head = _session(folder / "head.onnx", providers)
@@ -30,36 +32,14 @@ class OnnxTracker:
     def prompting(self) -> bool:
         return self.stpn.prompting
 
-    @property
-    def support_size(self) -> int:
-        return self.template_size if self.supports == "target" else self.search_size
-
-    @property
-    def support_factor(self) -> float:
-        return self.template_factor if self.supports == "target" else self.search_factor
-
     def support_prompts(self, tokens: dict, grids: dict, boxes: torch.Tensor | None = None,
                         offsets: torch.Tensor | None = None):
         from .model import SupportPrompts
         if not self.manifest["support"].get("search_map"):
             return self.stpn.predict_prompts(tokens, grids, offsets, boxes)
-        K = next(iter(tokens.values())).shape[1]
-        if K != self.stpn.num_support:
-            raise ValueError(f"the predictor graph was exported for K={self.stpn.num_support} support frames, got {K}")
-        # the predictor graph's outputs: the prompts, then the search map (shallow: out is the first only)
-        flat = _run(self.stpn.predictor, self._predictor_feeds(tokens, boxes, offsets))
+        flat = self.stpn.predict_flat(tokens, offsets, boxes)  # the prompts, then the search map
         prompts = flat[0] if self.manifest["support"]["prompt_depth"] == "shallow" else flat[:-1]
         return SupportPrompts(prompts, flat[-1])
-
-    def _predictor_feeds(self, tokens, boxes, offsets) -> dict:
-        support = self.manifest["support"]
-        feeds = {f"tokens_{s}": tokens[s] for s in self.stpn.support_stages}
-        if support.get("boxes"):
-            feeds["boxes"] = boxes.float()
-        if support["offsets"]:
-            B, K = next(iter(tokens.values())).shape[:2]
-            feeds["offsets"] = torch.zeros(B, K, dtype=torch.long) if offsets is None else offsets.long()
-        return feeds
 
     def eval(self):
         return self
