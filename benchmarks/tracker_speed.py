@@ -7,8 +7,8 @@
 Random-init weights (speed does not depend on them), a generated 640x360 video, the full
 tracking loop per frame (crop, joint template + search pass, head, box back to the frame; for
 STPN also the unprompted support passes and the predictor at their real rates). Target supports
-(the default) run with the confidence gate at 0, so every grid frame enters the memory and pays
-its support pass: the most a tracker pays at that memory update interval S. The baseline
+(the default) run with the confidence gate at 0, so every grid frame whose box is usable enters the
+memory and pays its support pass (with random weights some boxes are unusable and do not). The baseline
 and each STPN setting run interleaved in rounds, so machine noise hits them alike; the table
 gives the median per-frame time over rounds and the ratio to the baseline of the same precision
 and compilation. ``--dtypes bf16`` runs under autocast; ``--backends compiled`` times

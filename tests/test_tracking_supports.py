@@ -201,6 +201,28 @@ def test_when_every_frame_is_rejected_the_supports_are_frame_0_alone():
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
 
 
+def test_the_runs_gate_is_the_one_every_entry_point_uses(tmp_path):
+    """tracking.confidence travels with the model: start, the toolkit's Tracker, an export's
+    manifest and the ONNX tracker use it unless told another."""
+    from stpn.export import export_onnx
+    from stpn.tracking import Tracker
+    from stpn.tracking.build import build_tracker
+    from stpn.tracking.onnx import OnnxTracker
+    model = build_tracker(tiny_config(tmp_path, "tracking.confidence=0.25")).eval()
+    assert model.confidence == 0.25
+    frames, gt = moving_square(3)
+    assert start(model, frames[0], gt[0], 2, 1, 1).stream.confidence == 0.25
+    assert start(model, frames[0], gt[0], 2, 1, 1, confidence=0.7).stream.confidence == 0.7
+    tracker = Tracker(model, 2, 1, 1)
+    tracker.init(frames[0], gt[0])
+    assert tracker.state.stream.confidence == 0.25
+    pytest.importorskip("onnxruntime")
+    export_onnx(model, tmp_path / "onnx", num_support=2)
+    assert start(OnnxTracker(tmp_path / "onnx"), frames[0], gt[0], 2, 1, 1).stream.confidence == 0.25
+    with pytest.raises(ValueError, match="confidence"):
+        target_tracker(confidence=1.0)
+
+
 def test_bad_inputs_to_the_target_memory_are_named():
     model = target_tracker()
     frames, gt = moving_square(3)
@@ -215,13 +237,15 @@ def test_bad_inputs_to_the_target_memory_are_named():
 
 
 # training ----------------------------------------------------------------------------------------
-def test_sequences_carry_supports_from_earlier_frames_with_their_boxes(tmp_path, monkeypatch):
+@pytest.mark.parametrize("stride", [1, 2])
+def test_sequences_carry_supports_from_earlier_frames_with_their_boxes(tmp_path, monkeypatch, stride):
     """With no box error, a support's box is the true box of its frame mapped into the search
     crop; the newest support of frame t+1 is frame t (the target is visible), the same crop for
     every search frame that reads it."""
     from stpn.tracking import task as task_module
     from stpn.tracking.inference import _xywh
-    cfg = tiny_config(tmp_path, "tracking.support_error=[0, 0]", "tracking.sequence_length=3", "tracking.support_admit=1")
+    cfg = tiny_config(tmp_path, "tracking.support_error=[0, 0]", "tracking.sequence_length=3", "tracking.support_admit=1",
+                      f"data.train_stride={stride}")
     ds = TrackingTask().train_dataset(cfg)
     calls = []
     real = task_module.crop_frame
@@ -242,7 +266,8 @@ def test_sequences_carry_supports_from_earlier_frames_with_their_boxes(tmp_path,
             np.testing.assert_allclose(r, crop_region(_xywh(video, tau), 2.0), atol=1e-9)
         for j, (t, region) in enumerate(searches):
             taus = (t + item["offsets"][j]).tolist()
-            visible = [u for u in range(t) if _xywh(video, u) is not None][-2:]
+            visible = [u for u in range(t) if _xywh(video, u) is not None and u % stride == 0][-2:]
+            visible = visible or [max(u for u in range(t) if _xywh(video, u) is not None)]
             assert taus == [visible[0]] * (2 - len(visible)) + visible
             for k, tau in enumerate(taus):
                 np.testing.assert_allclose(item["boxes"][j, k].numpy(), to_crop(_xywh(video, tau), region), atol=1e-5)

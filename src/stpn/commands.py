@@ -148,8 +148,6 @@ def export(args) -> None:
         size = (h, w)
     extra = {"weights": str(args.weights), "config_task": cfg.task, "test_num_support": K,
              "test_stride": d.test_stride, "test_refresh_every": d.test_refresh_every}
-    if cfg.task == "tracking":
-        extra["confidence"] = cfg.tracking.confidence
     out = export_onnx(model, args.out, size=size, num_support=K, extra=extra)
     manifest = json.loads((out / "export.json").read_text())
     print(f"wrote {', '.join(manifest['graphs'])} and export.json to {out}")

@@ -258,7 +258,7 @@ def export_onnx(model: nn.Module, out: str | Path, size: tuple[int, int] | None 
         s, t = model.search_size, model.template_size
         manifest.update(template_size=t, search_size=s, template_factor=model.template_factor,
                         search_factor=model.search_factor, mean=list(model.mean), std=list(model.std),
-                        supports=model.supports)
+                        supports=model.supports, confidence=model.confidence)
         search = torch.rand(1, 3, s, s, generator=gen)
         if stpn.prompting:
             c = model.support_size

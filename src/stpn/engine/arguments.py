@@ -43,6 +43,17 @@ def fraction(text: str) -> float:
     return value
 
 
+def below_one(text: str) -> float:
+    """A number in [0, 1) (a threshold a score in [0, 1] can exceed)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value < 1:  # also NaN
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return value
+
+
 def frame_size(text: str) -> tuple[int, int]:
     """``WxH`` -> (W, H), both positive integers."""
     w, sep, h = text.lower().partition("x")

@@ -68,7 +68,7 @@ def build_tracker(cfg: Config) -> STPNTracker:
                         search_factor=o.search_factor, head_channels=o.head_channels,
                         backbone_kwargs=m.backbone_kwargs, predictor_kwargs=m.predictor_kwargs, mean=m.mean, std=m.std,
                         supports=o.supports, support_box=o.support_box, prompt_gate=o.prompt_gate,
-                        support_map=o.support_map)
+                        support_map=o.support_map, confidence=o.confidence)
     if m.weights:
         from ..core.weights import load_backbone_weights
         load_backbone_weights(model.stpn.backbone, m.weights)

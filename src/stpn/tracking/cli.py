@@ -1,6 +1,6 @@
 """The tracking task's own command, ``stpn track``. Parsing imports nothing heavy (``stpn --help``
 loads no torch): the command's body imports the model side when it runs."""
-from ..engine.arguments import add_support_arguments, support_settings
+from ..engine.arguments import add_support_arguments, below_one, support_settings
 from ..engine.tasks import add_source_arguments, check_source_outputs
 
 
@@ -10,21 +10,11 @@ def add_commands(sub) -> None:
     trk.add_argument("--onnx", help="instead of --weights: a folder written by stpn export (ONNX Runtime, CPU)")
     trk.add_argument("--box", required=True, help="the target in the first frame: x,y,w,h (pixels)")
     add_support_arguments(trk)
-    trk.add_argument("--confidence", type=confidence_value, default=None,
+    trk.add_argument("--confidence", type=below_one, default=None,
                      help="target supports: a frame enters the memory only when the tracker's score is above this "
                           "(default: the run's tracking.confidence)")
     trk.set_defaults(handler=cmd_track)
 
-
-def confidence_value(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0 <= value < 1:  # also NaN
-        import argparse
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1), got {text!r}")
-    return value
 
 
 def parse_box(text: str) -> list[float]:
@@ -59,17 +49,14 @@ def cmd_track(args) -> None:
         from .onnx import OnnxTracker
         model = OnnxTracker(args.onnx)
         defaults = (model.manifest.get(k, 1) for k in ("test_num_support", "test_stride", "test_refresh_every"))
-        confidence = model.manifest.get("confidence", 0.5)
         device = "cpu"
     else:
         model, cfg = load_tracker(args.weights, args.config, [f"run.device={args.device}"] if args.device else [])
         defaults = (cfg.data.test_num_support, cfg.data.test_stride, cfg.data.test_refresh_every)
-        confidence = cfg.tracking.confidence
         device = next(model.parameters()).device.type  # load_tracker put it on run.device
     video, frames, count, fps = open_source(args.video)
     box = parse_box(args.box)
     K, S, R = support_settings(args, defaults)
-    confidence = confidence if args.confidence is None else args.confidence
     first = next(iter(frames), None)
     if first is None:
         raise ValueError(f"{args.video}: no frames")
@@ -77,7 +64,7 @@ def cmd_track(args) -> None:
     rows = []
 
     def annotated():
-        for frame, b, score, seconds in track(track_frames(model, itertools.chain([first], frames), box, K, S, R, device, None, confidence),
+        for frame, b, score, seconds in track(track_frames(model, itertools.chain([first], frames), box, K, S, R, device, None, args.confidence),
                                               "tracking", total=count):
             rows.append((b, score, seconds))
             yield draw_box(frame, b, score if rows[1:] else None)

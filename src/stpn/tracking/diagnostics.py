@@ -63,7 +63,7 @@ def validation_videos(cfg, with_deteriorated: bool = False):
 
 
 def swap_test(model, videos: list[Video], num_support: int, stride: int, refresh_every: int,
-              factor: float, deteriorated: list[set] | None = None, confidence: float = 0.5) -> dict:
+              factor: float, deteriorated: list[set] | None = None) -> dict:
     """AO on the target and the share of frames on the distractor, own vs swapped supports (a
     tracker without prompts: its own row only, the drift a prompted tracker is measured against);
     with ``deteriorated`` (each video's deteriorated frames) also both on those frames and on the others."""
@@ -77,7 +77,7 @@ def swap_test(model, videos: list[Video], num_support: int, stride: int, refresh
         target, distractor = object_boxes(video, seen[0]), object_boxes(video, seen[1])
         used += 1
         for setting in rows:
-            state = start(model, video.frames[0], target[0], num_support, stride, refresh_every, confidence=confidence)
+            state = start(model, video.frames[0], target[0], num_support, stride, refresh_every)
             last_d = distractor[0]
             for t in range(1, len(video)):
                 last_d = distractor[t] if distractor[t] is not None else last_d
@@ -117,7 +117,7 @@ def main(argv=None) -> int:
     d = cfg.data
     videos, deteriorated = validation_videos(cfg, with_deteriorated=True)
     result = swap_test(model, videos[:args.videos], d.test_num_support, d.test_stride,
-                       d.test_refresh_every, model.search_factor, deteriorated[:args.videos], cfg.tracking.confidence)
+                       d.test_refresh_every, model.search_factor, deteriorated[:args.videos])
     for setting in ("own", "swapped") if model.prompting else ("own",):
         r = result[setting]
         print(f"{setting:8s} supports: AO {100 * r['ao']:.1f}, on the distractor in {100 * r['on_distractor']:.1f} % "

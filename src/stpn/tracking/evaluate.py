@@ -32,7 +32,7 @@ def evaluate_tracking(model: STPNTracker, cfg: Config, out: Path, console=None) 
     if sidecar.is_file():  # the deteriorated frames and the others (the clean ones)
         bad = read_sidecar(sidecar)
         metrics["deteriorated"] = evaluate_got10k(videos, results, frames=bad)
-        clean = {v.name: [t for t in range(len(v)) if t not in set(bad.get(v.name, ()))] for v in videos}
+        clean = {v.name: sorted(set(range(len(v))) - set(bad.get(v.name, ()))) for v in videos}
         metrics["clean"] = evaluate_got10k(videos, results, frames=clean)
     metrics.update(ao_all=metrics["all"]["ao"], sr50_all=metrics["all"]["sr50"], fps=metrics["all"]["fps"])
     if "deteriorated" in metrics:

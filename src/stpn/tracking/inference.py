@@ -34,5 +34,5 @@ def track_videos(model: STPNTracker, cfg: Config, videos, results: Path, device,
         frames = (video.frames[t] for t in range(len(video)))
         supports = None if sv is None else (sv.frames[t] for t in range(len(sv)))
         rows = list(track_frames(model, frames, first, d.test_num_support, d.test_stride, d.test_refresh_every,
-                                 device, supports, cfg.tracking.confidence))
+                                 device, supports))
         write_got10k_results(results, video.name, np.stack([r[1] for r in rows]), np.array([r[3] for r in rows]))

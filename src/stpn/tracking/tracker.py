@@ -128,10 +128,12 @@ def sanitize(box: np.ndarray, last: np.ndarray, width: int, height: int, min_sid
 @torch.no_grad()
 def start(model: STPNTracker, frame: np.ndarray, box, num_support: int = 4, stride: int = 4,
           refresh_every: int = 4, device: str = "cpu", support_frame: np.ndarray | None = None,
-          confidence: float = 0.5) -> TrackState:
+          confidence: float | None = None) -> TrackState:
     """A fresh state from the first frame (H, W, 3) uint8 and the target's x,y,w,h box
-    (``support_frame`` as in ``step``; ``confidence``: the target memory's gate)."""
+    (``support_frame`` as in ``step``; ``confidence``: the target memory's gate, by default the
+    model's own, i.e. its run's ``tracking.confidence``)."""
     check_test_support("causal", num_support, stride, refresh_every)
+    confidence = getattr(model, "confidence", 0.5) if confidence is None else confidence
     if not 0 <= confidence < 1:
         raise ValueError(f"confidence must be in [0, 1), got {confidence}")
     H, W = frame.shape[:2]
@@ -197,7 +199,7 @@ class Tracker:
     ``ExperimentGOT10k(root, subset='val').run(Tracker(model))`` works."""
 
     def __init__(self, model: STPNTracker, num_support: int = 4, stride: int = 4, refresh_every: int = 4,
-                 device: str = "cpu", name: str | None = None, confidence: float = 0.5):
+                 device: str = "cpu", name: str | None = None, confidence: float | None = None):
         self.model = model.eval().to(device)
         self.num_support, self.stride, self.refresh_every, self.device = num_support, stride, refresh_every, device
         self.confidence = confidence
@@ -238,11 +240,11 @@ class Tracker:
 
 
 def track_frames(model: STPNTracker, frames, box, num_support: int = 4, stride: int = 4, refresh_every: int = 4,
-                 device: str = "cpu", support_frames=None, confidence: float = 0.5):
+                 device: str = "cpu", support_frames=None, confidence: float | None = None):
     """Track over an iterable of (H, W, 3) uint8 frames from a first box; yields
     (frame, box, score, seconds) per frame, the first frame with the given box.
     ``support_frames``: an iterable beside ``frames`` whose crops the support stream keeps;
-    ``confidence``: the target memory's gate."""
+    ``confidence``: the target memory's gate (default: the model's)."""
     state = None
     supports = iter(support_frames) if support_frames is not None else None
     for t, frame in enumerate(frames):
