@@ -401,6 +401,40 @@ def test_a_look_alike_has_the_targets_looks_another_pattern_and_circles_it():
         SynthConfig(look_alike=0.5, classes=1)
 
 
+def test_a_far_look_alike_comes_close_only_around_deteriorated_runs():
+    import dataclasses
+    orbit = SynthConfig(videos=6, frames=16, width=160, height=120, classes=3, min_objects=2, max_objects=2, seed=5,
+                        look_alike=1.0, deteriorated=0.3, run_length=(2, 3))
+    far = dataclasses.replace(orbit, look_alike_far=2.0)
+    checked = {"run": 0, "clean": 0, "between": 0}
+    for i in range(orbit.videos):
+        (v0, chosen0, kinds0), (v1, chosen1, kinds1) = synth_video(orbit, i), synth_video(far, i)
+        assert chosen0 == chosen1 and kinds0 == kinds1
+        for t in range(orbit.frames):
+            a, b = v0.targets[t], v1.targets[t]
+            assert np.array_equal(a.boxes[0], b.boxes[0]) and a.labels[1] == b.labels[1]  # target and look-alike kept
+            if b.extra["cut_by_image"][:2].any():
+                continue
+            centre = lambda box: np.array([box[0] + box[2], box[1] + box[3]]) / 2  # noqa: E731
+            (x1, y1, x2, y2) = b.boxes[0]
+            side = np.sqrt((x2 - x1) * (y2 - y1))
+            d_far, d_orbit = (np.linalg.norm(centre(tg.boxes[1]) - centre(tg.boxes[0])) / side for tg in (b, a))
+            gap = min([abs(t - c) for c in chosen1] + [99])
+            if gap == 0:  # within a run: on the orbit, as without look_alike_far
+                assert d_far == pytest.approx(d_orbit, abs=1e-6)
+                checked["run"] += 1
+            elif gap >= 3:  # clean and away from runs: out at 2 sides (x 1.0: unclipped centres)
+                assert d_far == pytest.approx(2.0, abs=1e-6)
+                checked["clean"] += 1
+            else:  # coming in or going out: 2/3 (1/3) of the way in one (two) frames from a run
+                w = 1 - gap / 3
+                assert d_far == pytest.approx(w * d_orbit + (1 - w) * 2.0, abs=1e-6)
+                checked["between"] += 1
+    assert min(checked.values()) >= 2, checked
+    with pytest.raises(ValueError, match="look_alike_far must be 0"):
+        SynthConfig(look_alike_far=0.5)
+
+
 def test_corner_boxes_convert_to_xywh_as_torchvision_does():
     import torch
     from torchvision.ops import box_convert

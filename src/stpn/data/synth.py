@@ -47,6 +47,11 @@ class SynthConfig:
     # shape, size and colours, another pattern (class), circling the target at 0.5-1.0 of its side,
     # so that wherever a frame hides the pattern the two are told apart only by where they were
     look_alike: float = 0.0
+    # > 0: the look-alike keeps this far from the target (centre distance, in target sides) on clean
+    # frames and comes in to its orbit only around runs of deteriorated frames (fully during a run,
+    # 2/3 and 1/3 of the way one and two frames either side), so that the two are confused where
+    # the patterns are unreadable and told apart by their patterns elsewhere; 0: always orbiting
+    look_alike_far: float = 0.0
     # deteriorated frames come in runs of lo..hi consecutive frames (one kind per run), so that a
     # tracker must carry the target through several unreadable frames; (1, 1): isolated frames
     run_length: tuple[int, int] = (1, 1)
@@ -77,6 +82,8 @@ class SynthConfig:
             raise ValueError(f"run_length must be (lo, hi) with 1 <= lo <= hi, got {self.run_length}")
         if not 2 <= self.period <= 32:
             raise ValueError(f"period must be in 2..32 pixels, got {self.period}")
+        if not (self.look_alike_far == 0 or 1.0 <= self.look_alike_far <= 4.0):
+            raise ValueError(f"look_alike_far must be 0 (always orbiting) or in [1, 4] target sides, got {self.look_alike_far}")
         if self.look_alike and self.classes < 2:
             raise ValueError("look_alike needs classes >= 2 (a look-alike has another pattern than the target)")
 
@@ -170,6 +177,12 @@ def synth_video(config: SynthConfig, index: int):
             t = run[-1] + 1
         else:
             t += 1
+    if config.look_alike_far and n_obj >= 2 and "orbit" in objects[1]:
+        # how close the look-alike comes at each frame: 1 within a run, falling by 1/3 a frame away
+        near = np.array([max([0.0] + [1 - abs(t - c) / 3 for c in chosen]) for t in range(T)])
+        objects[1]["orbit"]["near"] = near
+        objects[1]["orbit"]["far"] = config.look_alike_far * float(np.sqrt(objects[0]["w"] * objects[0]["h"]))
+        _place_orbit(objects[1], objects[0], 0)
     yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
     frames, targets = [], []
     for t in range(T):
@@ -251,6 +264,9 @@ def _place_orbit(ob: dict, target: dict, t: int) -> None:
     o = ob["orbit"]
     angle = o["angle"] + o["turn"] * t
     radius = o["radius"] + o["breath"] * np.sin(o["pace"] * t)
+    if "near" in o:  # look_alike_far: out at "far" on clean frames, in at its orbit around deteriorated runs
+        near = float(o["near"][min(t, len(o["near"]) - 1)])
+        radius = near * radius + (1 - near) * o["far"]
     x, y = target["x"] + radius * np.cos(angle), target["y"] + radius * np.sin(angle)
     ob["vx"], ob["vy"] = x - ob["x"], y - ob["y"]
     ob["x"], ob["y"] = x, y
