@@ -154,7 +154,7 @@ def _plain_mask_rcnn(seg):
                      image_mean=seg.transform.image_mean, image_std=seg.transform.image_std,
                      rpn_batch_size_per_image=seg.rpn.fg_bg_sampler.batch_size_per_image,
                      box_batch_size_per_image=seg.roi_heads.fg_bg_sampler.batch_size_per_image)
-    plain.load_state_dict(seg.state_dict())
+    plain.load_state_dict({k: v for k, v in seg.state_dict().items() if not k.startswith("embed_head.")})
     return plain
 
 
@@ -179,8 +179,9 @@ def test_prompts_off_is_torchvision_mask_rcnn_with_the_same_weights(tmp_path):
     ours = seg(batch["images"], batch["targets"])
     torch.manual_seed(1)
     theirs = plain(batch["images"], batch["targets"])
-    assert set(ours) == set(theirs) >= {"loss_mask", "loss_classifier"}
-    for k in ours:
+    # the association head's losses come after torchvision's (the same random draws before them)
+    assert set(ours) == set(theirs) | {"loss_track", "loss_track_aux"} and set(theirs) >= {"loss_mask", "loss_classifier"}
+    for k in theirs:
         torch.testing.assert_close(ours[k], theirs[k])
 
 
@@ -206,7 +207,7 @@ def test_one_training_step_updates_the_mask_head_and_the_prompts(tmp_path):
 
 def _untrained_run(tmp_path, *extra):
     """A run folder holding an untrained segmenter that keeps every instance (score 0)."""
-    cfg = tiny_vis_config(tmp_path, "segmentation.score_threshold=0.0", *extra)
+    cfg = tiny_vis_config(tmp_path, "segmentation.score_threshold=0.0", "segmentation.init_score=0.0", *extra)
     return train(cfg, SegmentationTask(), max_iterations=1), cfg
 
 
@@ -261,6 +262,13 @@ def test_eval_writes_results_with_one_entry_per_frame_and_scores_them(tmp_path, 
     metrics = json.loads((tmp_path / "local" / "metrics.json").read_text())
     assert set(metrics) >= {"ap_all", "ap50_all", "ap_deteriorated", "ap50_deteriorated", "ms_per_frame"}
     assert set(metrics["all"]) >= {"ap", "ap50", "ap75", "aps", "apm", "apl", "ar1", "ar10"}
+    # per-frame AP and identity switches beside the video AP, on all, deteriorated and clean frames
+    assert set(metrics) >= {"frame_ap50_all", "frame_ap50_deteriorated", "frame_ap50_clean", "id_switches_all",
+                            "id_switches_deteriorated"}
+    assert metrics["frame_ap"]["all"]["images"] == sum(len(v) for v in read_split(cfg.data, cfg.data.val_split))
+    assert (metrics["frame_ap"]["deteriorated"]["images"] + metrics["frame_ap"]["clean"]["images"]
+            == metrics["frame_ap"]["all"]["images"])
+    assert metrics["switches"]["deteriorated"]["matches"] <= metrics["switches"]["all"]["matches"]
     videos = read_split(cfg.data, cfg.data.val_split)
     lengths = {v.meta["id"]: len(v) for v in videos}
     results = json.loads((tmp_path / "local" / "results.json").read_text())
@@ -316,7 +324,7 @@ def test_bad_input_gives_clear_errors(tmp_path, capsys):
     from stpn.segmentation.task import SegmentationClips
     cfg = tiny_vis_config(tmp_path)
     dataset = SegmentationTask().train_dataset(cfg)
-    sample = dataset[0]
+    sample = dataset[0][0]  # the key frame of a pair
     tg = sample.targets
     wrong = FrameTargets(tg.boxes, tg.labels, tg.track_ids, masks=rles(*[square(0, 0, h=32, w=48)] * len(tg)))
     sample.targets = wrong
@@ -378,6 +386,10 @@ def test_quick_vis_demo_writes_report_chart_and_video(tmp_path):
         assert set(report[name]) >= {"ap_all", "ap50_all", "ap_deteriorated", "ap50_deteriorated", "train_seconds",
                                      "ms_per_frame"}
         assert 0 <= report[name]["ap50_all"] <= 1 and report[name]["train_seconds"] > 0
+        assert {"frame_ap50_all", "frame_ap50_deteriorated", "id_switches_all"} <= set(report[name])
+    # the single-frame model also tracked with its untrained box features: what the trained head lifts
+    assert 0 <= report["baseline"]["box_features_ap50_all"] <= 1
+    assert (tmp_path / "baseline" / "eval_box_features" / "metrics.json").is_file()
     assert report["config"]["task"] == "segmentation" and report["pretrain_config"]["task"] == "classification"
     assert report["config"]["model"]["weights"] == str(tmp_path / "pretrain" / "model.safetensors")
     margins = report["stpn_minus_baseline_points"]

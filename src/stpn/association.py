@@ -1,6 +1,7 @@
 """Track ids for per-frame instances: Hungarian assignment on a cost between the current frame's
 instances and the tracks so far (``IoUTracker``: IoU of boxes, for detections; ``InstanceTracker``:
-mask IoU and embeddings, for instance segmentation)."""
+mask IoU and embeddings, for instance segmentation; ``QuasiDenseTracker``: a memory of tracks
+matched by bi-softmax of trained embeddings and mask IoU)."""
 from __future__ import annotations
 
 import numpy as np
@@ -96,4 +97,90 @@ class InstanceTracker:
         for k, tid in enumerate(ids.tolist()):
             self.tracks[tid] = {"mask": masks[k], "label": int(labels[k]), "missed": 0,
                                 "embedding": None if embeddings is None else np.asarray(embeddings[k], dtype=np.float64)}
+        return ids
+
+
+class QuasiDenseTracker:
+    """Online association on a memory of tracks (QDTrack's tracker, our own code), for the
+    quasi-dense embeddings.
+
+    Each frame, for n instances (embeddings e, masks, labels, scores) and the m tracks in memory
+    (embedding f, last mask, missed frames), the match score of a pair is
+
+        (bi-softmax + cosine) / 2 + iou_weight * mask IoU with the track's last mask,
+
+    where bi-softmax = (softmax over tracks + softmax over instances of e . f) / 2 (a look-alike
+    that two instances both resemble is ambiguous for both) and the cosine keeps a lone pair
+    from scoring 1 by the softmax alone. Hungarian assignment (``scipy``) on the scores; a pair
+    below ``match_score`` never matches, nor, with ``class_gate``, two classes. A matched track's
+    embedding moves to ``(1 - momentum) f + momentum e`` and takes the mask; a track stays in
+    memory ``max_missed`` frames without a match (an occluded instance keeps its identity), then
+    ends. An unmatched instance starts a track when its score is >= ``init_score``; otherwise it
+    gets id 0 (not tracked: left out of the results).
+    """
+
+    def __init__(self, match_score: float = 0.5, init_score: float = 0.5, momentum: float = 0.8,
+                 iou_weight: float = 0.5, max_missed: int = 30, class_gate: bool = False):
+        if not (0 <= momentum <= 1 and iou_weight >= 0 and max_missed >= 0):
+            raise ValueError("momentum must be in [0, 1], iou_weight and max_missed >= 0")
+        self.match_score, self.init_score, self.momentum = match_score, init_score, momentum
+        self.iou_weight, self.max_missed, self.class_gate = iou_weight, max_missed, class_gate
+        self.embed_weight = 1.0  # (VideoTracks asks whether embeddings are needed)
+        self.next_id = 1
+        self.tracks: dict[int, dict] = {}  # id -> {embedding, mask, label, missed}
+
+    def scores(self, masks: list, labels, embeddings) -> np.ndarray:
+        """(n instances, m tracks) match scores; -inf where a match is not allowed."""
+        from pycocotools import mask as mask_utils
+        ids = list(self.tracks)
+        if not len(masks) or not ids:
+            return np.zeros((len(masks), len(ids)))
+        tracks = [self.tracks[i] for i in ids]
+        e = np.asarray(embeddings, dtype=np.float64).reshape(len(masks), -1)
+        f = np.stack([t["embedding"] for t in tracks])
+        dots = e @ f.T
+        to_tracks = np.exp(dots - dots.max(1, keepdims=True))
+        to_instances = np.exp(dots - dots.max(0, keepdims=True))
+        bisoftmax = (to_tracks / to_tracks.sum(1, keepdims=True) + to_instances / to_instances.sum(0, keepdims=True)) / 2
+        unit = lambda x: x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)  # noqa: E731
+        score = (bisoftmax + unit(e) @ unit(f).T) / 2
+        if self.iou_weight:
+            iou = np.asarray(mask_utils.iou(list(masks), [t["mask"] for t in tracks], [0] * len(ids)), dtype=np.float64)
+            score = score + self.iou_weight * iou.reshape(len(masks), len(ids))
+        if self.class_gate:
+            score[np.asarray(labels)[:, None] != np.array([t["label"] for t in tracks])[None, :]] = -np.inf
+        score[score < self.match_score] = -np.inf
+        return score
+
+    def update(self, masks: list, labels, embeddings, scores=None) -> np.ndarray:
+        """Track ids (0: not tracked) of this frame's instances (masks: n RLEs; labels, scores: (n,);
+        embeddings: (n, D)). ``scores`` None counts every instance as confident enough to start a track."""
+        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+        if embeddings is None or len(masks) != len(labels) or len(embeddings) != len(labels):
+            raise ValueError(f"{len(masks)} masks, {len(labels)} labels and "
+                             f"{'no' if embeddings is None else len(embeddings)} embeddings: one each per instance")
+        det_scores = np.ones(len(labels)) if scores is None else np.asarray(scores, dtype=np.float64).reshape(-1)
+        score = self.scores(masks, labels, embeddings)
+        ids, active = np.zeros(len(masks), dtype=np.int64), list(self.tracks)
+        if score.size:
+            finite = np.where(np.isfinite(score), score, -1e9)
+            for r, c in zip(*linear_sum_assignment(-finite)):
+                if np.isfinite(score[r, c]):
+                    ids[r] = active[c]
+        for i in np.flatnonzero(ids == 0):
+            if det_scores[i] >= self.init_score:
+                ids[i], self.next_id = self.next_id, self.next_id + 1
+        matched = set(ids.tolist())
+        for tid in active:
+            if tid not in matched:
+                self.tracks[tid]["missed"] += 1
+                if self.tracks[tid]["missed"] > self.max_missed:
+                    del self.tracks[tid]
+        for k, tid in enumerate(ids.tolist()):
+            if tid == 0:
+                continue
+            e = np.asarray(embeddings[k], dtype=np.float64)
+            old = self.tracks.get(tid)
+            embedding = e if old is None else (1 - self.momentum) * old["embedding"] + self.momentum * e
+            self.tracks[tid] = {"embedding": embedding, "mask": masks[k], "label": int(labels[k]), "missed": 0}
         return ids

@@ -78,8 +78,11 @@ class ClipDataset(VideoItems):
 
     def __getitem__(self, i: int) -> Sample:
         v, t = self.items[i]
+        return self.clip(v, t, random.Random(hash((self.seed, self.epoch, i))))
+
+    def clip(self, v: int, t: int, rng: random.Random) -> Sample:
+        """Frame ``t`` of video ``v`` with supports drawn from ``rng``."""
         video = self.videos[v]
-        rng = random.Random(hash((self.seed, self.epoch, i)))
         index = support_indices(t, len(video), self.support, rng)
         frame = _tensor(video.frames[t])
         support = torch.stack([_tensor(video.frames[j]) if j != t else frame for j in index])

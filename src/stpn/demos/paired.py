@@ -77,6 +77,8 @@ def run_paired_demo(short: str, out: Path, quick: bool = False, seed: int = 0,
     finally:
         torch.set_num_threads(threads)
     report = {name: {**demo.row(results[name]), "train_seconds": seconds[name]} for name in configs}
+    for name, more in getattr(demo, "more_rows", lambda *a: {})(configs, task, console).items():
+        report[name].update(more)  # a demo's further evaluations of the trained models
     report.update(extra)
     report["config"] = config_dict(cfg)
     report["quick"], report["seed"] = quick, seed

@@ -14,6 +14,10 @@ Key map (ours <- theirs):
 - ``roi_heads.box_predictor.cls_score`` (background FIRST) <- ``fc_cls`` (background LAST)
 - ``roi_heads.box_predictor.bbox_pred`` (4 (C+1) rows, background first) <- ``fc_reg``
   (class-specific, 4 C rows, no background): the background rows are zero (never used).
+- a Mask R-CNN's mask branch (the segmenter): ``roi_heads.mask_head.i.0`` <-
+  ``roi_head.mask_head.convs.i.conv``, ``roi_heads.mask_predictor.conv5_mask`` <- ``upsample``,
+  ``roi_heads.mask_predictor.mask_fcn_logits`` (C+1 masks, background first) <- ``conv_logits``
+  (C masks): the background mask is zero (never used).
 """
 from __future__ import annotations
 
@@ -36,6 +40,9 @@ _RENAMES = [  # (ours, theirs) prefixes below the backbone; {} is a level index
     ("roi_heads.box_head.fc7.", "roi_head.bbox_head.shared_fcs.1."),
     ("roi_heads.box_predictor.cls_score.", "roi_head.bbox_head.fc_cls."),
     ("roi_heads.box_predictor.bbox_pred.", "roi_head.bbox_head.fc_reg."),
+    ("roi_heads.mask_head.{}.0.", "roi_head.mask_head.convs.{}.conv."),
+    ("roi_heads.mask_predictor.conv5_mask.", "roi_head.mask_head.upsample."),
+    ("roi_heads.mask_predictor.mask_fcn_logits.", "roi_head.mask_head.conv_logits."),
 ]
 
 
@@ -72,6 +79,8 @@ def released_to_ours(sd: dict, det: nn.Module) -> tuple[dict, list[str]]:
                 value = torch.cat([value[-1:], value[:-1]])  # background last -> first
             elif name.startswith("roi_heads.box_predictor.bbox_pred."):
                 value = torch.cat([value.new_zeros(4, *value.shape[1:]), value])  # + background rows
+            elif name.startswith("roi_heads.mask_predictor.mask_fcn_logits."):
+                value = torch.cat([value.new_zeros(1, *value.shape[1:]), value])  # + a background mask
             out[name] = value
     if backbone:
         dims = list(det.stpn.backbone.dims)
@@ -106,6 +115,8 @@ def ours_to_released(det: nn.Module) -> dict:
             value = torch.cat([value[1:], value[:1]])  # background first -> last
         elif name.startswith("roi_head.bbox_head.fc_reg."):
             value = value[4:]  # drop the background rows
+        elif name.startswith("roi_head.mask_head.conv_logits."):
+            value = value[1:]  # drop the background mask
         out[f"detector.{name}"] = value
     return {k: v.detach().clone().contiguous() for k, v in out.items()}
 

@@ -1,5 +1,6 @@
-"""A segmenter scored on its config's validation split: YouTube-VIS results, AP on all and on
-deteriorated frames, metrics.json, the table."""
+"""A segmenter scored on its config's validation split: YouTube-VIS results, video AP on all and
+on deteriorated frames, per-frame mask AP (all, deteriorated, clean) and identity switches (all,
+deteriorated), metrics.json, the table."""
 from __future__ import annotations
 
 import time
@@ -12,6 +13,7 @@ from ..data.splits import read_sidecar, read_split, sidecar_path
 from ..data.types import write_json
 from ..data.ytvis import write_ytvis_results
 from ..engine.config import Config
+from ..evaluation.vis_frames import frame_mask_ap, id_switches
 from ..evaluation.ytvis import KEYS, evaluate_ytvis
 from ..progress import track
 from .inference import segment_video
@@ -26,9 +28,11 @@ def evaluate_run(seg, cfg: Config, out: Path, mode: str | None = None, console: 
     videos = read_split(d, d.val_split)
     categories = videos[0].meta["categories"] if videos else []
     device = next(seg.parameters()).device.type
-    results, start = [], time.perf_counter()
+    results, per_frame, start = [], {}, time.perf_counter()
     for video in track(videos, f"segmenting ({mode})", console=console):
-        results += [results_entry(r) for r in segment_video(seg, video, cfg, mode, device)]
+        kept = per_frame.setdefault(video.meta.get("id", 1), [])
+        keep = lambda t, k: kept.append({x: k[x] for x in ("rles", "labels", "scores", "track_ids")})  # noqa: E731
+        results += [results_entry(r) for r in segment_video(seg, video, cfg, mode, device, on_frame=keep)]
     seconds = time.perf_counter() - start
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -37,10 +41,22 @@ def evaluate_run(seg, cfg: Config, out: Path, mode: str | None = None, console: 
     metrics = {"mode": mode, "num_support": d.test_num_support, "stride": d.test_stride,
                "refresh_every": d.test_refresh_every, "ap_all": scores["ap"], "ap50_all": scores["ap50"], "all": scores,
                "ms_per_frame": 1e3 * seconds / max(1, sum(len(v) for v in videos))}
+    frame = {"all": frame_mask_ap(videos, categories, per_frame)}
+    switches = {"all": id_switches(videos, per_frame)}
     sidecar = sidecar_path(d, d.val_split)
     if sidecar.is_file():
-        bad = evaluate_ytvis(videos, categories, results, frames=read_sidecar(sidecar, "ytvis"))
+        worse = read_sidecar(sidecar, "ytvis")
+        bad = evaluate_ytvis(videos, categories, results, frames=worse)
         metrics.update(ap_deteriorated=bad["ap"], ap50_deteriorated=bad["ap50"], deteriorated=bad)
+        clean = {v.meta["id"]: [t for t in range(len(v)) if t not in set(worse.get(v.meta["id"], []))] for v in videos}
+        frame.update(deteriorated=frame_mask_ap(videos, categories, per_frame, worse),
+                     clean=frame_mask_ap(videos, categories, per_frame, clean))
+        switches["deteriorated"] = id_switches(videos, per_frame, worse)
+    for k, v in frame.items():
+        metrics[f"frame_ap_{k}"], metrics[f"frame_ap50_{k}"] = v["ap"], v["ap50"]
+    for k, v in switches.items():
+        metrics[f"id_switches_{k}"] = v["id_switches"]
+    metrics.update(frame_ap=frame, switches=switches)
     write_json(out / "metrics.json", metrics)
     return metrics
 
@@ -61,4 +77,8 @@ def print_metrics(metrics: dict, cfg: Config, console: Console | None = None) ->
             table.add_row(frames, *(f(metrics[frames][k]) for k in KEYS))
     console = console or Console(width=110)
     console.print(table)
+    if "frame_ap" in metrics:
+        parts = [f"{k} {f(v['ap50'])}" for k, v in metrics["frame_ap"].items()]
+        console.print(f"per-frame mask AP50 (each frame an image): {', '.join(parts)}; identity switches: "
+                      + ", ".join(f"{k} {v['id_switches']}" for k, v in metrics["switches"].items()))
     console.print(f"{metrics['ms_per_frame']:.1f} ms per frame")

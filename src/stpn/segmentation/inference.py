@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from ..association import InstanceTracker
+from ..association import InstanceTracker, QuasiDenseTracker
 from ..data.types import Video, atomic_path
 from ..detection.inference import inclusive_detections, predict_video
 from ..engine.config import Config
@@ -42,12 +42,12 @@ class VideoTracks:
     masks overlap by more than ``nms_overlap`` of the smaller one, the lower-scoring one goes:
     the detector's NMS is per class and on box IoU, so one object often comes out several
     times, as two classes or as parts of itself inside its own box, and would start several
-    tracks); ``results(video_id)`` gives the video-level
+    tracks; instances the tracker leaves untracked, id 0, are dropped); ``results(video_id)`` gives the video-level
     tracks as YouTube-VIS results: score = mean of the track's frame scores, category = the
     majority of its frame labels (a tie goes to the label with the higher summed score),
     one RLE or None per frame. Memory: one RLE per instance and frame."""
 
-    def __init__(self, tracker: InstanceTracker, score_threshold: float = 0.1, nms_overlap: float = 0.5):
+    def __init__(self, tracker: InstanceTracker | QuasiDenseTracker, score_threshold: float = 0.1, nms_overlap: float = 0.5):
         self.tracker, self.score_threshold, self.nms_overlap = tracker, score_threshold, nms_overlap
         self.length = 0
         self.tracks: dict[int, dict[int, tuple[dict, float, int]]] = {}  # id -> frame -> (rle, score, label)
@@ -59,7 +59,12 @@ class VideoTracks:
         chosen = mask_nms(rles, self.nms_overlap)
         keep, rles = keep[chosen], [rles[i] for i in chosen]
         kept = {k: v[keep] for k, v in frame.items()}
-        ids = self.tracker.update(rles, kept["labels"], kept["embeddings"] if self.tracker.embed_weight else None)
+        if isinstance(self.tracker, QuasiDenseTracker):
+            ids = self.tracker.update(rles, kept["labels"], kept["embeddings"], kept["scores"])
+            tracked = np.flatnonzero(ids > 0)
+            kept, rles, ids = {k: v[tracked] for k, v in kept.items()}, [rles[i] for i in tracked], ids[tracked]
+        else:
+            ids = self.tracker.update(rles, kept["labels"], kept["embeddings"] if self.tracker.embed_weight else None)
         t = self.length
         for rle, score, label, tid in zip(rles, kept["scores"], kept["labels"], ids):
             self.tracks.setdefault(int(tid), {})[t] = (rle, float(score), int(label))
@@ -107,9 +112,14 @@ def convert_of(cfg: Config):
 
 
 def new_tracks(cfg: Config) -> VideoTracks:
+    """The config's tracker (``segmentation.association``) in a fresh ``VideoTracks``."""
     o = cfg.segmentation
-    return VideoTracks(InstanceTracker(o.embed_weight, o.max_cost, o.max_missed, o.class_gate), o.score_threshold,
-                       o.nms_overlap)
+    if o.association == "quasi_dense" and o.track_embedding == "head":
+        tracker = QuasiDenseTracker(o.match_score, o.init_score, o.memory_momentum, o.iou_weight, o.max_missed,
+                                    o.class_gate)
+    else:
+        tracker = InstanceTracker(o.embed_weight, o.max_cost, o.max_missed, o.class_gate)
+    return VideoTracks(tracker, o.score_threshold, o.nms_overlap)
 
 
 def segment_video(seg: STPNSegmenter, video: Video, cfg: Config, mode: str | None = None, device: str = "cpu",

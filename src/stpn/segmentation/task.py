@@ -20,13 +20,14 @@ from .model import STPNSegmenter
 
 
 class SegmentationClips(ClipDataset):
-    """ClipDataset whose items collate into segmenter input (targets with masks)."""
+    """ClipDataset whose items collate into segmenter input (targets with masks and track ids)."""
 
     @staticmethod
     def collate(samples) -> dict:
         targets = []
         for s in samples:
             tg = _target(s.targets, inclusive=False)  # YouTube-VIS boxes are x, y, x + w, y + h
+            tg["track_ids"] = torch.as_tensor(s.targets.track_ids, dtype=torch.int64)
             H, W = s.frame.shape[-2:]
             if s.targets.masks is None:
                 raise ValueError(f"video {s.video} frame {s.index}: segmentation needs masks, the annotation has none")
@@ -41,6 +42,36 @@ class SegmentationClips(ClipDataset):
                 "support": [s.support.float().div(255) for s in samples],
                 "offsets": torch.tensor([[i - s.index for i in s.support_index] for s in samples]),
                 "targets": targets}
+
+
+class PairedSegmentationClips(SegmentationClips):
+    """Frame pairs of one video for the quasi-dense association head: item i is key frame ``t``
+    (as ``SegmentationClips``) and a reference frame ``t'`` drawn uniformly from the frames within
+    ``ref_range`` of ``t`` (not ``t`` itself; ``t`` in a one-frame video), each with its own
+    supports; reproducible from (seed, epoch, i). ``collate`` lays the pairs out one after the
+    other (``batch_size`` counts pairs, two images each) and gives both frames of a pair the
+    same target ``group``."""
+
+    def __init__(self, *args, ref_range: int = 3, **kwargs):
+        super().__init__(*args, **kwargs)
+        if ref_range < 1:
+            raise ValueError(f"ref_range must be >= 1 frame, got {ref_range}")
+        self.ref_range = ref_range
+
+    def __getitem__(self, i: int):
+        import random
+        v, t = self.items[i]
+        rng = random.Random(hash((self.seed, self.epoch, i)))
+        key = self.clip(v, t, rng)
+        near = [u for u in range(t - self.ref_range, t + self.ref_range + 1) if 0 <= u < len(self.videos[v]) and u != t]
+        return key, self.clip(v, rng.choice(near) if near else t, rng)
+
+    @staticmethod
+    def collate(pairs) -> dict:
+        batch = SegmentationClips.collate([s for pair in pairs for s in pair])
+        for j, tg in enumerate(batch["targets"]):
+            tg["group"] = torch.tensor(j // 2)
+        return batch
 
 
 class SegmentationTask(DetectionTask):
@@ -64,7 +95,15 @@ class SegmentationTask(DetectionTask):
         return build_segmenter(cfg)
 
     def train_dataset(self, cfg: Config) -> SegmentationClips:
-        return train_clips(cfg, read_split(cfg.data, cfg.data.train_split), SegmentationClips)
+        """Key frames with supports; frame pairs (``PairedSegmentationClips``) when the segmenter
+        trains the quasi-dense association head."""
+        o = cfg.segmentation
+        if o.association == "quasi_dense":
+            from functools import partial
+            cls = partial(PairedSegmentationClips, ref_range=o.ref_range)
+        else:
+            cls = SegmentationClips
+        return train_clips(cfg, read_split(cfg.data, cfg.data.train_split), cls)
 
     load = staticmethod(load_segmenter)
     evaluate = staticmethod(evaluate_run)
