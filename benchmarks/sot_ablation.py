@@ -11,7 +11,12 @@ and recipe (``sot_demo_cpu``), and scores every row on all and on deteriorated v
 - ``target``: supports are crops centred on the target at template scale, no position;
 - ``target+position``: + a target token per support with its box and age embedded (no search map);
 - ``target+position+map``: the demo's STPN as shipped (+ the search map), every frame admitted;
-- ``target+position+map+gate``: the same model with the confidence gate at 0.5 (the field's value).
+- ``target+position+map+gate``: the same model with the confidence gate at 0.5 (the field's value);
+- ``target+position+map+prompt_gate``: the shipped design + the prompt-gated head (ODTrack/AQATrack:
+  the search tokens weighted by their correlation with the prompts before the head), trained.
+
+``--variants`` trains only some of the trained rows (default: all); trainings run ``--jobs`` at a
+time (default 2, one thread each), across seeds.
 
 Prints the AO margins over the seed's baseline (mean, min, max over seeds) and writes
 ``OUT/ablation.json``; finished runs are read back, not run again.
@@ -25,8 +30,9 @@ import sys
 from pathlib import Path
 
 VARIANTS = {"global": ["tracking.supports=search"], "target": ["tracking.support_box=false"],
-            "target+position": ["tracking.support_map=false"]}
-ROWS = ("global", "target", "target+position", "target+position+map", "target+position+map+gate")
+            "target+position": ["tracking.support_map=false"], "target+position+map+prompt_gate": ["tracking.prompt_gate=true"]}
+ROWS = ("global", "target", "target+position", "target+position+map", "target+position+map+gate",
+        "target+position+map+prompt_gate")
 
 
 def stpn(*args: str) -> None:
@@ -49,29 +55,41 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--seeds-dir", type=Path, default=Path("runs/demo_seeds"))
     parser.add_argument("--out", type=Path, default=Path("runs/sot_ablation"))
+    parser.add_argument("--variants", nargs="+", choices=tuple(VARIANTS), help="trained rows to run (default: all)")
+    parser.add_argument("--jobs", type=int, default=2, help="trainings at a time (one thread each)")
     args = parser.parse_args(argv)
     from stpn.engine.config import packaged_config, seed_overrides
-    results = {}
+    variants = {k: VARIANTS[k] for k in (args.variants or VARIANTS)}
+    pending = []
     for seed in range(args.seeds):
         demo = args.seeds_dir / f"sot_seed{seed}"
         if not (demo / "report.json").is_file():
             raise SystemExit(f"{demo}/report.json is missing: run benchmarks/demo_seeds.py --task sot --seeds {args.seeds}")
-        procs = []
-        for name, extra in VARIANTS.items():
+        for name, extra in variants.items():
             run = args.out / f"seed{seed}" / name
             if not (run / "model.safetensors").is_file():
                 overrides = [f"data.root={demo / 'data'}", f"run.out={run}", f"model.weights={demo / 'pretrain' / 'model.safetensors'}",
                              "run.threads=1", *seed_overrides(seed), *extra]
-                run.mkdir(parents=True, exist_ok=True)
-                log = open(run.parent / f"{name}.log", "w")
-                procs.append(subprocess.Popen([sys.executable, "-m", "stpn", "train", str(packaged_config("sot_demo_cpu")),
-                                               *overrides, "--resume", "auto"], stdout=log, stderr=subprocess.STDOUT))
-        if any(p.wait() for p in procs):
-            raise SystemExit(f"a training of seed {seed} failed: see {args.out / f'seed{seed}'}/*.log")
+                pending.append((run, [sys.executable, "-m", "stpn", "train", str(packaged_config("sot_demo_cpu")),
+                                      *overrides, "--resume", "auto"]))
+    running = []
+    while pending or running:
+        while pending and len(running) < args.jobs:
+            run, command = pending.pop(0)
+            run.mkdir(parents=True, exist_ok=True)
+            log = open(run.parent / f"{run.name}.log", "w")
+            running.append((run, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)))
+        run, proc = running.pop(0)
+        if proc.wait():
+            raise SystemExit(f"the training {run} failed: see {run.parent / (run.name + '.log')}")
+    results = {}
+    for seed in range(args.seeds):
+        demo = args.seeds_dir / f"sot_seed{seed}"
         base = metrics(demo / "baseline", demo / "baseline" / "eval")
         rows = {"baseline": base}
         for name in VARIANTS:
-            rows[name] = metrics(args.out / f"seed{seed}" / name, args.out / f"seed{seed}" / name / "eval")
+            if (args.out / f"seed{seed}" / name / "model.safetensors").is_file():
+                rows[name] = metrics(args.out / f"seed{seed}" / name, args.out / f"seed{seed}" / name / "eval")
         rows["target+position+map"] = metrics(demo / "stpn", args.out / f"seed{seed}" / "nogate_eval",
                                               ["tracking.confidence=0.0"])
         rows["target+position+map+gate"] = metrics(demo / "stpn", args.out / f"seed{seed}" / "gate_eval",
@@ -80,6 +98,8 @@ def main(argv=None) -> int:
     table = {}
     print(f"{'row':24s} {'AO all: margin mean (min, max)':>34s} {'AO deteriorated: margin mean (min, max)':>42s}")
     for row in ROWS:
+        if any(row not in results[s] for s in results):
+            continue  # not trained (--variants)
         entry = {}
         for key in ("ao_all", "ao_deteriorated"):
             m = [100 * (results[s][row][key] - results[s]["baseline"][key]) for s in results]

@@ -227,3 +227,36 @@ def test_the_mask_head_round_trips_through_the_released_layout(tmp_path):
         assert (theirs[k][:rows] == 0).all()  # the background mask (and box rows), never used, are zero
         torch.testing.assert_close(theirs[k][rows:], v[rows:], msg=k)
     assert any(k.startswith("roi_heads.mask_head.") for k in ours)
+
+
+# export ------------------------------------------------------------------------------------
+def test_the_exported_segmenter_gives_the_segmenters_instances_and_tracks(tmp_path):
+    from scipy.optimize import linear_sum_assignment
+
+    from conftest import assert_same_detections
+    from stpn.data.synth import SynthConfig, synth_video
+    from stpn.detection.inference import predict_video
+    from stpn.export import OnnxSegmenter, export_onnx
+    from stpn.segmentation.inference import convert_of, segment_video
+    cfg = tiny_vis_config(tmp_path, "segmentation.score_threshold=0.0", "segmentation.init_score=0.0")
+    seg = SegmentationTask().build_model(cfg).eval()
+    seg.roi_heads.score_thresh = 0.0  # random weights: keep every instance
+    video, _, _ = synth_video(SynthConfig(videos=1, frames=4, width=96, height=64, max_objects=2), 0)
+    export_onnx(seg, tmp_path / "onnx", size=(64, 96), num_support=2)
+    onnx_seg = OnnxSegmenter(tmp_path / "onnx")
+    onnx_seg.converter = convert_of(cfg)
+    o = cfg.segmentation
+    ref = list(predict_video(seg, video, "local", 2, 1, 1, "cpu", o.test_min_size, o.test_max_size, convert=convert_of(cfg)))
+    got = list(onnx_seg.predict_video(video, "local", 2, 1, 1))
+    assert sum(len(r["boxes"]) for r in ref) > 0
+    for r, g in zip(ref, got):
+        assert_same_detections(g, r, box_atol=1e-2, score_atol=1e-4, top_k=seg.roi_heads.detections_per_img)
+        err = np.abs(g["boxes"][:, None].astype(float) - r["boxes"][None]).max(-1)
+        rows, cols = linear_sum_assignment(err)
+        for i, j in zip(rows, cols):
+            if err[i, j] < 1e-2:  # the matched pair: same embedding, the same mask up to a few pixels
+                np.testing.assert_allclose(g["embeddings"][i], r["embeddings"][j], atol=1e-3)
+                assert (g["masks"][i] != r["masks"][j]).mean() < 0.01
+    # whole videos into tracks, the exported graphs or the model
+    a, b = segment_video(seg, video, cfg, "local"), segment_video(onnx_seg, video, cfg, "local")
+    assert len(a) == len(b) > 0 and sorted(x["category_id"] for x in a) == sorted(x["category_id"] for x in b)

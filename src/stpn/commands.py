@@ -127,7 +127,6 @@ def export(args) -> None:
     from .engine.registry import get_task
     from .engine.runs import resolve_run
     from .export import export_onnx
-    from .segmentation.model import STPNSegmenter
     from .tracking.model import STPNTracker
     check_output(args.out, "--out", inputs=[_weights_file(args.weights), args.config], overwrite=args.overwrite,
                  folder=True)
@@ -137,9 +136,9 @@ def export(args) -> None:
     K = d.test_num_support if args.num_support is None else args.num_support
     if args.part == "backbone":
         model = model if not hasattr(model, "stpn") else model.stpn
-    elif isinstance(model, STPNSegmenter) or not isinstance(model, (STPNDetector, STPNTracker)):
-        raise ValueError(f"stpn export exports detectors and trackers (task {cfg.task!r} is not supported yet); "
-                         f"--part backbone exports its STPN")
+    elif not isinstance(model, (STPNDetector, STPNTracker)):
+        raise ValueError(f"stpn export exports detectors, segmenters and trackers (task {cfg.task!r} is not supported "
+                         f"yet); --part backbone exports its STPN")
     size = None
     if not isinstance(model, STPNTracker):
         if not args.size:

@@ -11,14 +11,17 @@ A model becomes a folder of graphs plus ``export.json`` (what each graph takes a
     detector        detector.onnx  frame (3, H, W) in [0, 1] + prompts -> boxes (n, 4) exclusive
                     xyxy in frame pixels, labels (n,) 1-based, scores (n,); embed.onnx then takes
                     frames in [0, 1] too and applies the detector's resize, normalisation and padding
+    segmenter       segmenter.onnx as detector.onnx, + masks (n, 1, H, W) probabilities at the frame's
+                    size and embeddings (n, D) for association
     tracker         template.onnx  template crop (1, 3, t, t) -> template tokens
                     head.onnx      template tokens + search crop (1, 3, s, s) + prompts -> score
                                    logits (1, 1, h, w), size and offset maps (1, 2, h, w)
 
 The support stream (which frames, when to refresh, the cache of embedded frames) stays in Python
 (``stpn.core.SupportStream``) and calls the graphs, so ``OnnxTracker`` plugs into the same
-tracking loop (``stpn.tracking.tracker``) and the GOT-10k adapter, and ``OnnxDetector`` runs
-the three test-time modes as ``stpn.detection.inference.predict_video``.
+tracking loop (``stpn.tracking.tracker``) and the GOT-10k adapter, ``OnnxDetector`` runs
+the three test-time modes as ``stpn.detection.inference.predict_video``, and ``OnnxSegmenter``
+feeds ``stpn.segmentation.inference.segment_video`` (association stays in Python).
 
 Sizes: frame and crop sides are fixed at export (``size``); the number of embedded frames is
 dynamic. Prompt depth ``deep_block`` is not exported. Export uses ``torch.onnx.export``
@@ -36,10 +39,11 @@ from torch import nn
 from .core.onnx import OnnxSTPN, _flat_prompts, _nested_prompts, _session, read_manifest  # noqa: F401 - also stpn.export's
 from .data.types import atomic_path
 from .detection.onnx import OnnxDetector  # noqa: F401 - the runtime models, importable from here as before
+from .segmentation.onnx import OnnxSegmenter  # noqa: F401
 from .tracking.onnx import OnnxTracker  # noqa: F401
 
 OPSET = 17
-TASKS = ("backbone", "detector", "tracker")
+TASKS = ("backbone", "detector", "segmenter", "tracker")
 
 
 class EmbedGraph(nn.Module):
@@ -113,7 +117,15 @@ class DetectorGraph(nn.Module):
         prompts = _nested_prompts(det.stpn, prompts) if prompts else None
         features = det.backbone.features(det.stpn.backbone(images.tensors, prompts))
         out = det._heads(images, features, None, [size])[0]
-        return out["boxes"], out["labels"], out["scores"]
+        return tuple(out[k] for k in self.outputs)
+
+    outputs = ("boxes", "labels", "scores")
+
+
+class SegmenterGraph(DetectorGraph):
+    """One frame in [0, 1] + prompts -> boxes, labels, scores, masks, embeddings."""
+
+    outputs = ("boxes", "labels", "scores", "masks", "embeddings")
 
 
 class TemplateGraph(nn.Module):
@@ -231,6 +243,7 @@ def export_onnx(model: nn.Module, out: str | Path, size: tuple[int, int] | None 
     ``extra`` goes into the manifest (e.g. the run's test-time K, S, refresh)."""
     from .core import STPN
     from .detection.model import STPNDetector
+    from .segmentation.model import STPNSegmenter
     from .tracking.model import STPNTracker
 
     stpn = model if isinstance(model, STPN) else getattr(model, "stpn", None)
@@ -242,12 +255,15 @@ def export_onnx(model: nn.Module, out: str | Path, size: tuple[int, int] | None 
     model = model.eval().cpu()
     if isinstance(model, STPNTracker):
         task, stpn = "tracker", model.stpn
+    elif isinstance(model, STPNSegmenter):
+        task, stpn = "segmenter", model.stpn
     elif isinstance(model, STPNDetector):
         task, stpn = "detector", model.stpn
     elif isinstance(model, STPN):
         task, stpn = "backbone", model
     else:
-        raise TypeError(f"export_onnx takes an STPN, an STPNDetector or an STPNTracker, got {type(model).__name__}")
+        raise TypeError(f"export_onnx takes an STPN, an STPNDetector (or STPNSegmenter) or an STPNTracker, got "
+                        f"{type(model).__name__}")
     if task != "tracker" and size is None:
         raise ValueError(f"exporting a {task} needs the frame size (H, W)")
     gen = torch.Generator().manual_seed(0)
@@ -277,17 +293,18 @@ def export_onnx(model: nn.Module, out: str | Path, size: tuple[int, int] | None 
         manifest["size"] = [H, W]
         frame = torch.rand(3, H, W, generator=gen)
         prepare = None
-        if task == "detector":
+        if task in ("detector", "segmenter"):
             images, _ = model.transform([frame])
             sizes, padded = images.image_sizes, images.tensors.shape[-2:]
             prepare = lambda frames: model.transform_support([frames], sizes, padded)[0]  # noqa: E731
         if stpn.prompting:
             manifest["support"], prompts = _support_graphs(stpn, frame[None], num_support, out, prepare)
         names = manifest.get("support", {}).get("prompts", [])
-        if task == "detector":
-            _export_graph(DetectorGraph(model), (frame, *prompts), out / "detector.onnx", ["frame", *names],
-                          ["boxes", "labels", "scores"], {"boxes": {0: "n"}, "labels": {0: "n"}, "scores": {0: "n"}})
-            manifest["graphs"] = ["detector.onnx"]
+        if task in ("detector", "segmenter"):
+            graph = (SegmenterGraph if task == "segmenter" else DetectorGraph)(model)
+            _export_graph(graph, (frame, *prompts), out / f"{task}.onnx", ["frame", *names], list(graph.outputs),
+                          {k: {0: "n"} for k in graph.outputs})
+            manifest["graphs"] = [f"{task}.onnx"]
         else:
             maps = [f"map_{s}" for s in range(len(stpn.backbone.out_indices))]
             _export_graph(PromptedGraph(stpn), (frame[None], *prompts), out / "prompted.onnx", ["frame", *names], maps)

@@ -16,13 +16,20 @@ class OnnxDetector:
     folder: Path
     providers: list | None = None
 
+    task = "detector"  # the manifest's task and the graph's name
+    outputs = ("boxes", "labels", "scores")
+
     def __post_init__(self):
         self.folder = Path(self.folder)
         m = self.manifest = read_manifest(self.folder)
-        if m["task"] != "detector":
-            raise ValueError(f"{self.folder}: an exported {m['task']}, not a detector")
+        if m["task"] != self.task:
+            raise ValueError(f"{self.folder}: an exported {m['task']}, not a {self.task}")
         self.stpn = OnnxSTPN(self.folder, m, self.providers)
-        self.detector = _session(self.folder / "detector.onnx", self.providers)
+        self.detector = _session(self.folder / f"{self.task}.onnx", self.providers)
+
+    def convert(self, output: dict, height: int, width: int) -> dict:
+        """One frame's graph outputs -> what ``predict_video`` yields."""
+        return inclusive_detections(output, height, width)
 
     def predict_video(self, video, mode: str = "global", num_support: int | None = None, stride: int = 1,
                       refresh_every: int = 1):
@@ -42,5 +49,5 @@ class OnnxDetector:
             prompts = None
             if stream is not None:
                 prompts = stream.prompts_at(self.stpn, t, lambda i: _image(video.frames[i])[None])
-            boxes, labels, scores = _run(self.detector, {"frame": frame, **_prompt_feeds(self.manifest, prompts)})
-            yield inclusive_detections({"boxes": boxes, "labels": labels, "scores": scores}, H, W)
+            outputs = _run(self.detector, {"frame": frame, **_prompt_feeds(self.manifest, prompts)})
+            yield self.convert(dict(zip(self.outputs, outputs)), H, W)

@@ -127,11 +127,18 @@ def segment_video(seg: STPNSegmenter, video: Video, cfg: Config, mode: str | Non
     """YouTube-VIS results (one dict per track, with ``track_id``) of one video, inference per the
     config's ``data.test_*`` settings (``mode`` overrides the policy). ``on_frame(t, kept)`` sees
     each frame's kept instances with their track ids (for drawing or saving PNGs);
-    ``support_video`` as in ``predict_video``."""
+    ``support_video`` as in ``predict_video``. ``seg`` may be an ``OnnxSegmenter`` (the exported graphs)."""
     d, o = cfg.data, cfg.segmentation
-    frames = predict_video(seg, video, mode or d.test_policy, d.test_num_support, d.test_stride, d.test_refresh_every,
-                           device, o.test_min_size, o.test_max_size,
-                           convert=convert_of(cfg), support_video=support_video)
+    from .onnx import OnnxSegmenter
+    if isinstance(seg, OnnxSegmenter):  # the exported graphs: frames of the exported size, this process's supports
+        if support_video is not None:
+            raise ValueError("an exported segmenter takes its supports from the video itself")
+        seg.converter = convert_of(cfg)
+        frames = seg.predict_video(video, mode or d.test_policy, d.test_num_support, d.test_stride, d.test_refresh_every)
+    else:
+        frames = predict_video(seg, video, mode or d.test_policy, d.test_num_support, d.test_stride,
+                               d.test_refresh_every, device, o.test_min_size, o.test_max_size,
+                               convert=convert_of(cfg), support_video=support_video)
     tracks = new_tracks(cfg)
     for t, frame in enumerate(frames):
         kept = tracks.add(frame)
