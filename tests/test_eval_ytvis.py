@@ -146,7 +146,7 @@ def test_the_run_decoder_agrees_with_the_definition_of_coco_rle():
         assert got.tolist() == expected.tolist()
 
 
-def test_json_round_trip_with_polygons_and_cli(tmp_path):
+def test_json_round_trip_with_polygons_and_cli(tmp_path, capsys):
     gt = video({3: (2, [rle(0, 0, 10, 10), None]), 4: (1, [rle(5, 5, 20, 25), rle(6, 5, 21, 25)])})
     write_ytvis(tmp_path / "instances.json", [gt], CATS)
     back, cats = read_ytvis(tmp_path / "instances.json")
@@ -169,6 +169,14 @@ def test_json_round_trip_with_polygons_and_cli(tmp_path):
     assert metrics["ap"] == pytest.approx(1.0) and set(metrics) >= {"ap", "ap50", "ap75", "aps", "apm", "apl", "ar1", "ar10"}
     import zipfile
     assert zipfile.ZipFile(tmp_path / "results.zip").namelist() == ["results.json"]
+    # a results file with a mask of another size (or a corrupt encoding) is refused, naming the file and the track
+    results[1]["segmentations"][0] = {"size": [H // 2, W], "counts": results[1]["segmentations"][0]["counts"]}
+    (tmp_path / "bad_results.json").write_text(json.dumps(results))
+    capsys.readouterr()
+    assert main(["evaluate", "ytvis", "--gt", str(tmp_path / "instances.json"), "--results",
+                 str(tmp_path / "bad_results.json"), "--json", str(tmp_path / "never.json")]) != 0
+    assert "bad_results.json: results[1], frame 0: mask size [20, 40] differs" in capsys.readouterr().err
+    assert not (tmp_path / "never.json").exists()
 
 
 @pytest.mark.parametrize("mutate, message", [
@@ -176,6 +184,7 @@ def test_json_round_trip_with_polygons_and_cli(tmp_path):
     (lambda d: d["annotations"][0].update(video_id=99), r"annotations\[0\] \(id 1\): video_id 99 is not in 'videos'"),
     (lambda d: d["annotations"][0].update(category_id=42), "unknown category_id 42"),
     (lambda d: d["annotations"][0]["segmentations"].append(None), "3 segmentations for a video of 2 frames"),
+    (lambda d: d["videos"][0].update(length=0, file_names=[]), "video 1 has length 0: a video needs at least one frame"),
 ])
 def test_malformed_ground_truth_names_the_key(tmp_path, mutate, message):
     write_ytvis(tmp_path / "instances.json", [video({1: (1, [rle(0, 0, 10, 10), None])})], CATS, write_frames=False)

@@ -58,7 +58,11 @@ def evaluate(args, console: Console | None = None) -> dict:
         from .data.ytvis import read_ytvis
         from .evaluation.ytvis import KEYS, evaluate_ytvis, load_results
         videos, categories = read_ytvis(args.gt, args.frames_root)
-        result = evaluate_ytvis(videos, categories, load_results(args.results), frames=_subset(args.subset, "ytvis"))
+        from .data.types import AnnotationError
+        try:  # the results file is refused as a whole, naming it and the track (never scored in part)
+            result = evaluate_ytvis(videos, categories, load_results(args.results), frames=_subset(args.subset, "ytvis"))
+        except AnnotationError as err:
+            raise AnnotationError(str(err) if str(err).startswith(str(args.results)) else f"{args.results}: {err}") from None
         table = Table(title="YouTube-VIS (spatio-temporal mask IoU)" + (" on the subset" if args.subset else ""))
         for label in ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10"):  # KEYS, in order
             table.add_column(label, justify="right")

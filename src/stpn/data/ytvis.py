@@ -115,6 +115,8 @@ def read_ytvis(json_path: str | Path, frames_root: str | Path | None = None) -> 
     videos, by_id = [], {}
     for i, v in enumerate(data["videos"]):
         _require(v, ("id", "width", "height", "length", "file_names"), f"{json_path}: videos[{i}]")
+        if isinstance(v["length"], bool) or not isinstance(v["length"], int) or v["length"] < 1:
+            raise AnnotationError(f"{json_path}: video {v['id']} has length {v['length']!r}: a video needs at least one frame")
         if len(v["file_names"]) != v["length"]:
             raise AnnotationError(f"{json_path}: video {v['id']} has length {v['length']} but "
                                   f"{len(v['file_names'])} file_names")
