@@ -54,8 +54,15 @@ def test_robustness_report_clean_equals_eval_and_resumes(detection_runs, capsys)
     assert set(report["runs"]["stpn"]["curves"]["noise"]) == {"key+support", "key"}
     assert set(report["runs"]["baseline"]["curves"]["noise"]) == {"key+support"}  # no supports, one setting
     assert all(0 <= v <= 1 for c in report["runs"]["stpn"]["curves"].values() for m in c.values() for v in m.values())
-    assert (out / "robustness.png").stat().st_size > 0
-    assert "robustness: AP50" in capsys.readouterr().out
+    assert (out / "robustness.png").stat().st_size > 0 and (out / "robustness_margin.png").stat().st_size > 0
+    printed = capsys.readouterr().out
+    assert "robustness: AP50" in printed and "mPC" in printed
+    # mPC: the mean over the plan's cells with every frame corrupted; rPC = mPC / clean
+    for name, row in report["summary"].items():
+        cells = [report["runs"][name]["curves"][c]["key+support"]["1"] for c in ("noise", "jpeg")]
+        assert row["mpc"] == pytest.approx(sum(cells) / 2)
+        clean = report["runs"][name]["clean"]
+        assert row["rpc"] == (pytest.approx(row["mpc"] / clean) if clean else None)
     # resume: the same plan has nothing left to do and keeps the numbers; another plan is refused
     saved = (out / "robustness.json").read_text()
     again = run_robustness({n: str(r) for n, r in runs.items()}, out, ["noise", "jpeg"], [1])
@@ -118,9 +125,11 @@ def test_each_setting_gets_the_right_frames(detection_runs, monkeypatch, tmp_pat
                       None if support_videos is None else [v.meta.get("corruption") for v in support_videos]))
         return 0.5
     monkeypatch.setattr(DetectionTask, "robustness_score", score)
-    run_robustness({"stpn": str(runs["stpn"])}, tmp_path, ["noise"], [1, 3], videos=2)
+    run_robustness({"stpn": str(runs["stpn"])}, tmp_path, ["noise"], [1, 3], videos=2,
+                   settings=["key+support", "key", "support"])
     noise = lambda s: [{"kind": "noise", "severity": s, "seed": 0}] * n  # noqa: E731
     n = len(calls[0][0])
     assert n >= 1 and calls == [([None] * n, None),  # clean
                                 (noise(1), None), (noise(3), None),  # key+support: everything corrupted
-                                (noise(1), [None] * n), (noise(3), [None] * n)]  # key: clean supports
+                                (noise(1), [None] * n), (noise(3), [None] * n),  # key: clean supports
+                                ([None] * n, noise(1)), ([None] * n, noise(3))]  # support: clean key frames

@@ -78,12 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
                                                                  "e.g. runs/demo/stpn runs/demo/baseline")
     rob.add_argument("--names", nargs="+", help="a name per run (default: the run folders' names)")
     rob.add_argument("--out", required=True, help="folder for robustness.json and robustness.png (resumes there)")
-    rob.add_argument("--corruptions", nargs="+", default=["motion_blur", "defocus", "occlusion", "noise", "jpeg"],
-                     choices=("motion_blur", "defocus", "occlusion", "noise", "jpeg"), help="corruptions to apply")
+    from .data.corrupt import ALL, LEGACY
+    rob.add_argument("--corruptions", nargs="+", default=list(LEGACY), choices=ALL, metavar="KIND",
+                     help=f"corruptions to apply (default: {' '.join(LEGACY)}; the ImageNet-C names and "
+                          "frame_drop, h264, temporal_average)")
     rob.add_argument("--severities", nargs="+", type=int, choices=(1, 2, 3, 4, 5), default=[1, 2, 3, 4, 5],
                      help="severities to apply")
     rob.add_argument("--settings", nargs="+", default=["key+support", "key"],
-                     help="key+support: every frame corrupted; key: the support frames stay clean")
+                     choices=("key+support", "key", "support"),
+                     help="key+support: every frame corrupted; key: the support frames stay clean; support: only "
+                          "the support frames are corrupted")
     rob.add_argument("--videos", type=positive_int, metavar="N", help="the first N validation videos only (default: all)")
     rob.add_argument("--seed", type=non_negative_int, default=0, help="corruption seed")
     rob.set_defaults(handler=_robustness)
@@ -133,8 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     cor.add_argument("--split", default="val", help="split to corrupt")
     cor.add_argument("--out", required=True, help="dataset root of the corrupted copy (never --root)")
     cor.add_argument("--overwrite", action="store_true", help="replace a dataset already in --out")
-    cor.add_argument("--kind", choices=("motion_blur", "defocus", "occlusion", "noise", "jpeg"), required=True,
-                     help="corruption")
+    cor.add_argument("--kind", choices=ALL, required=True, metavar="KIND",
+                     help="corruption: linear_motion_blur, defocus, occlusion, noise, jpeg, the ImageNet-C names, "
+                          "frame_drop, h264, temporal_average")
     cor.add_argument("--severity", type=int, choices=(1, 2, 3, 4, 5), default=3, help="corruption severity")
     cor.add_argument("--seed", type=non_negative_int, default=0, help="corruption seed")
     spl = ds.add_parser("split-ytvis", help="split a YouTube-VIS training set by video into train/ and val/ "

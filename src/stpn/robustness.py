@@ -1,17 +1,24 @@
 """Robustness curves: each model's score as the validation frames get worse (no peer has them).
 
-For every corruption of the suite (``stpn.data.corrupt``: motion blur, defocus, occlusion, noise,
-JPEG) and severity 1-5, the validation videos are corrupted at test time and every model is
-scored with its task's headline metric (AP50 for detection, AO for tracking, mask AP50 for
-segmentation) at its config's test settings, in two settings:
+For every corruption asked for (``stpn.data.corrupt``: this project's first five by default, the
+15 of ImageNet-C by their names, the video ones ``frame_drop``, ``h264``, ``temporal_average``) and
+severity 1-5, the validation videos are corrupted at test time and every model is scored with
+its task's headline metric (AP50 for detection, AO for tracking, mask AP50 for segmentation) at
+its config's test settings, in up to three settings:
 
 - ``key+support``: every frame is corrupted (the key frame and the frames the prompts come from);
 - ``key``: only the key frames are; the support stream reads the clean frames (a prompted model
-  only; for a tracker the search crops it keeps as supports are cut from the clean frames).
+  only; for a tracker the search crops it keeps as supports are cut from the clean frames);
+- ``support``: only the frames the prompts come from are; the key frames are clean.
+
+The field's summaries (Michaelis et al. 2019): mPC, the mean score over corruptions and
+severities (every frame corrupted), and rPC = mPC / the clean score, per run.
 
 Severity 0 is the clean evaluation. Results go to ``robustness.json`` after every evaluation
 (atomic writes), so an interrupted run resumes where it stopped; ``robustness.png`` plots metric
-vs severity per corruption, every model in its colour, solid for key+support, dashed for key only.
+vs severity per corruption, every model in its colour, solid for key+support, dashed for key only,
+dotted for supports only; with two runs or more, ``robustness_margin.png`` is the heat map (corruption x
+severity) of the first prompted run minus the first unprompted one.
 """
 from __future__ import annotations
 
@@ -22,11 +29,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .data.corrupt import CORRUPTIONS, corrupt_video
+from .data.corrupt import ALL, CORRUPTIONS, corrupt_video
 from .data.types import atomic_path, differences, write_json
 from .progress import Progress
 
-SETTINGS = ("key+support", "key")
+SETTINGS = ("key+support", "key", "support")
+DEFAULT_SETTINGS = SETTINGS[:2]
+DEFINITIONS = "stpn-2 (ImageNet-C names; the first motion blur is linear_motion_blur)"
 
 
 def _load(weights: str):
@@ -39,7 +48,7 @@ def _load(weights: str):
 
 
 def run_robustness(runs: dict[str, str], out: str | Path, corruptions=CORRUPTIONS, severities=(1, 2, 3, 4, 5),
-                   settings=SETTINGS, videos: int | None = None, seed: int = 0,
+                   settings=DEFAULT_SETTINGS, videos: int | None = None, seed: int = 0,
                    console: Console | None = None) -> dict:
     """Score every run (name -> weights) on its validation split under the corruption suite.
     ``videos``: the first N validation videos only. Returns the report written to
@@ -49,9 +58,9 @@ def run_robustness(runs: dict[str, str], out: str | Path, corruptions=CORRUPTION
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "robustness.json"
-    bad = [c for c in corruptions if c not in CORRUPTIONS]
+    bad = [c for c in corruptions if c not in ALL]
     if bad:
-        raise ValueError(f"unknown corruption(s) {bad}; choose from {CORRUPTIONS}")
+        raise ValueError(f"unknown corruption(s) {bad}; choose from {ALL}")
     bad = [s for s in severities if s not in (1, 2, 3, 4, 5)]
     if bad:
         raise ValueError(f"severities must be in 1..5, got {bad}")
@@ -59,7 +68,7 @@ def run_robustness(runs: dict[str, str], out: str | Path, corruptions=CORRUPTION
     if bad:
         raise ValueError(f"settings must be among {SETTINGS}, got {bad}")
     plan = {"corruptions": list(corruptions), "severities": list(severities), "settings": list(settings),
-            "videos": videos, "seed": seed}
+            "videos": videos, "seed": seed, "definitions": DEFINITIONS}
     report = {"plan": plan, "runs": {}}
     if path.is_file():  # resume: the same plan continues, another plan is refused
         old = json.loads(path.read_text())
@@ -101,13 +110,76 @@ def run_robustness(runs: dict[str, str], out: str | Path, corruptions=CORRUPTION
                 report["runs"][name]["clean"] = value
             else:
                 corrupted = [corrupt_video(v, c, s, seed) for v in clean]
-                value = task.robustness_score(model, cfg, corrupted, clean if mode == "key" else None)
+                if mode == "support":  # clean key frames, prompts from the corrupted ones
+                    value = task.robustness_score(model, cfg, clean, corrupted)
+                else:
+                    value = task.robustness_score(model, cfg, corrupted, clean if mode == "key" else None)
                 report["runs"][name]["curves"][c][mode][str(s)] = value
             write_json(path, report)
             progress.advance(bar)
+    report["summary"] = summary(report)
+    write_json(path, report)
     print_robustness(report, console)
     plot_robustness(report, out / "robustness.png")
+    if len(report["runs"]) >= 2:
+        heat_map(report, out / "robustness_margin.png")
     return report
+
+
+def summary(report: dict) -> dict:
+    """Per run: mPC (mean over the plan's corruptions and severities, every frame corrupted),
+    rPC = mPC / clean, and each cell (corruption -> severity -> score); None where a cell is missing."""
+    plan = report["plan"]
+    out = {}
+    for name, entry in report["runs"].items():
+        cells = {c: {str(s): entry["curves"].get(c, {}).get("key+support", {}).get(str(s))
+                     for s in plan["severities"]} for c in plan["corruptions"]}
+        values = [v for row in cells.values() for v in row.values()]
+        mpc = None if not values or any(v is None for v in values) else sum(values) / len(values)
+        rpc = None if mpc is None or not entry["clean"] else mpc / entry["clean"]
+        out[name] = {"clean": entry["clean"], "mpc": mpc, "rpc": rpc, "cells": cells}
+    return out
+
+
+def heat_map(report: dict, path: str | Path, first: str | None = None, second: str | None = None) -> Path:
+    """Corruption x severity heat map of ``first`` - ``second`` (points, every frame corrupted);
+    default: the first prompted run minus the first unprompted one (else the first two runs)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    runs = report["runs"]
+    if first is None or second is None:
+        prompted = [n for n, e in runs.items() if e["prompting"]]
+        plain = [n for n, e in runs.items() if not e["prompting"]]
+        first, second = (prompted[0], plain[0]) if prompted and plain else list(runs)[:2]
+    cells = summary(report)
+    plan = report["plan"]
+    grid = np.full((len(plan["corruptions"]), len(plan["severities"])), np.nan)
+    for i, c in enumerate(plan["corruptions"]):
+        for j, s in enumerate(plan["severities"]):
+            a, b = cells[first]["cells"][c][str(s)], cells[second]["cells"][c][str(s)]
+            if a is not None and b is not None:
+                grid[i, j] = 100 * (a - b)
+    reach = max(1.0, float(np.nanmax(np.abs(grid)))) if np.isfinite(grid).any() else 1.0
+    fig, ax = plt.subplots(figsize=(1.0 * len(plan["severities"]) + 2.6, 0.36 * len(plan["corruptions"]) + 1.4), dpi=120)
+    im = ax.imshow(grid, cmap="RdBu", vmin=-reach, vmax=reach, aspect="auto")
+    for i in range(grid.shape[0]):
+        for j in range(grid.shape[1]):
+            if np.isfinite(grid[i, j]):
+                ax.text(j, i, f"{grid[i, j]:+.1f}", ha="center", va="center", fontsize=7)
+    ax.set_xticks(range(len(plan["severities"])), [str(s) for s in plan["severities"]])
+    ax.set_yticks(range(len(plan["corruptions"])), [c.replace("_", " ") for c in plan["corruptions"]], fontsize=8)
+    ax.set_xlabel("severity")
+    metric = next(iter(runs.values()))["metric"]
+    ax.set_title(f"{first} - {second}: {metric} (points), every frame corrupted", fontsize=9)
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    fig.tight_layout()
+    with atomic_path(Path(path)) as tmp:
+        fig.savefig(tmp)
+    plt.close(fig)
+    return Path(path)
 
 
 def print_robustness(report: dict, console: Console | None = None) -> None:
@@ -124,7 +196,11 @@ def print_robustness(report: dict, console: Console | None = None) -> None:
                 done = [v for v in row if v is not None]
                 table.add_row(name, c, mode, _pct(entry["clean"]), *map(_pct, row),
                               _pct(sum(done) / len(done) if done else None))
-    (console or Console(width=120)).print(table)
+    console = console or Console(width=120)
+    console.print(table)
+    for name, row in summary(report).items():
+        if row["mpc"] is not None:
+            console.print(f"{name}: clean {_pct(row['clean'])}, mPC {_pct(row['mpc'])}, rPC {_pct(row['rpc'])} %")
 
 
 def _pct(v) -> str:
@@ -152,8 +228,8 @@ def plot_robustness(report: dict, path: str | Path) -> Path:
                 ys = [entry["clean"]] + [values[str(s)] for s in severities if str(s) in values]
                 if entry["clean"] is None:
                     xs, ys = xs[1:], ys[1:]
-                label = name if mode == "key+support" else f"{name}, key frame only"
-                ax.plot(xs, [100 * y for y in ys], "-" if mode == "key+support" else "--", marker="o", ms=3,
+                label = {"key+support": name, "key": f"{name}, key frame only", "support": f"{name}, supports only"}[mode]
+                ax.plot(xs, [100 * y for y in ys], {"key+support": "-", "key": "--", "support": ":"}[mode], marker="o", ms=3,
                         color=colours[i % len(colours)], label=label)
             ax.set_title(c.replace("_", " "), fontsize=9)
             ax.set_xlabel("severity (0 = clean)", fontsize=8)

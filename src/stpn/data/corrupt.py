@@ -1,12 +1,22 @@
-"""Corruption suite for any dataset at evaluation time (a video ImageNet-C).
+"""Corruption suites for any dataset at evaluation time, severities 1..5 (0: none):
 
-``corrupt(frame, kind, severity, seed)`` is deterministic: the same frame, kind, severity and
-seed give the same pixels. ``corrupt_video`` seeds each frame from (seed, video name, index),
-so a frame is corrupted the same way however it is reached.
+- ``IMAGENET_C``: the 15 corruptions of ImageNet-C / COCO-C by their names (``stpn.data.imagenet_c``);
+- ``VIDEO``: ``frame_drop`` (a 30 fps video shown at 20, 15, 12, 9, 6 fps: a frame repeats the
+  last one kept), ``h264`` (encoded with libx264 through PyAV at 0.2, 0.1, 0.05, 0.025, 0.0125
+  bits per pixel at 25 fps, decoded back) and ``temporal_average`` (each frame the mean of the
+  last 2, 3, 4, 6, 8 frames: ghosting);
+- ``LEGACY``: this project's first suite (``linear_motion_blur``, ``defocus``, ``occlusion``,
+  ``noise``, ``jpeg``), the default of ``stpn robustness``.
+
+``corrupt(frame, kind, severity, seed)`` (image kinds) is deterministic: the same frame, kind,
+severity and seed give the same pixels. ``corrupt_video`` seeds each frame from (seed, video
+name, index), so a frame is corrupted the same way however it is reached; the video kinds read
+the video's other frames (h264 encodes the whole video once, on first access).
 """
 from __future__ import annotations
 
 import io
+import math
 import zlib
 
 import numpy as np
@@ -14,9 +24,20 @@ from PIL import Image, ImageFilter
 
 from .types import MappedFrames, Video
 
-CORRUPTIONS = ("motion_blur", "defocus", "occlusion", "noise", "jpeg")
+IMAGENET_C = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
+              "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate",
+              "jpeg_compression")
+FAMILIES = {"noise": IMAGENET_C[:3], "blur": IMAGENET_C[3:7], "weather": IMAGENET_C[7:10], "digital": IMAGENET_C[10:]}
+
+LEGACY = ("linear_motion_blur", "defocus", "occlusion", "noise", "jpeg")
+CORRUPTIONS = LEGACY  # the default suite of ``stpn robustness``
+VIDEO = ("frame_drop", "h264", "temporal_average")
+ALL = LEGACY + IMAGENET_C + VIDEO
+VIDEO_LEVELS = {"frame_drop": (20, 15, 12, 9, 6),  # frames per second shown, of 30
+                "h264": (0.2, 0.1, 0.05, 0.025, 0.0125),  # bits per pixel
+                "temporal_average": (2, 3, 4, 6, 8)}  # frames averaged
 SEVERITY = {
-    "motion_blur": (5, 9, 13, 19, 25),  # blur length in pixels
+    "linear_motion_blur": (5, 9, 13, 19, 25),  # blur length in pixels
     "defocus": (1.5, 2.5, 3.5, 5.0, 7.0),  # Gaussian radius in pixels
     "occlusion": (0.05, 0.10, 0.20, 0.30, 0.40),  # fraction of the frame covered
     "noise": (8, 14, 20, 28, 38),  # Gaussian noise std (0-255 scale)
@@ -40,17 +61,27 @@ def gaussian_blur(img: np.ndarray, radius: float) -> np.ndarray:
 
 
 def corrupt(frame: np.ndarray, kind: str, severity: int, seed: int | tuple = 0) -> np.ndarray:
-    """Corrupt an (H, W, 3) uint8 frame at severity 1..5."""
-    if kind not in CORRUPTIONS:
-        raise ValueError(f"unknown corruption {kind!r}; choose one of {CORRUPTIONS}")
+    """Corrupt an (H, W, 3) uint8 frame at severity 1..5 (an image kind: ``LEGACY`` or ``IMAGENET_C``)."""
+    if kind in VIDEO:
+        raise ValueError(f"{kind!r} corrupts a video, not a frame: use corrupt_video")
+    if kind not in ALL:
+        raise ValueError(f"unknown corruption {kind!r}; choose one of {ALL}")
     if severity not in (1, 2, 3, 4, 5):
         raise ValueError(f"severity must be 1..5, got {severity!r}")
     if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
         raise ValueError(f"frame must be an (H, W, 3) uint8 array, got {frame.shape} {frame.dtype}")
     rng = np.random.default_rng(seed)
+    if kind in IMAGENET_C:
+        import torch
+
+        from .imagenet_c import apply
+        g = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
+        x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).float() / 255
+        out = apply(x, kind, severity, g)
+        return (out * 255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
     level = SEVERITY[kind][severity - 1]
     img = frame.astype(np.float32)
-    if kind == "motion_blur":
+    if kind == "linear_motion_blur":
         img = motion_blur(img, level, rng.uniform(0, np.pi))
     elif kind == "defocus":
         img = gaussian_blur(img, level)
@@ -73,8 +104,68 @@ def corrupt(frame: np.ndarray, kind: str, severity: int, seed: int | tuple = 0) 
 
 def corrupt_video(video: Video, kind: str, severity: int, seed: int = 0) -> Video:
     """The video with every frame corrupted on access; targets are unchanged."""
+    if kind in VIDEO:
+        if severity not in (1, 2, 3, 4, 5):
+            raise ValueError(f"severity must be 1..5, got {severity!r}")
+        frames = MappedFrames(video.frames, _video_corruption(video, kind, VIDEO_LEVELS[kind][severity - 1]))
+        return Video(video.name, frames, video.width, video.height, video.targets, video.frame_names,
+                     {**video.meta, "corruption": {"kind": kind, "severity": severity, "seed": seed}})
     corrupt(np.zeros((4, 4, 3), np.uint8), kind, severity)  # validate now, not at the first frame
     key = zlib.crc32(video.name.encode())
     frames = MappedFrames(video.frames, lambda f, i: corrupt(f, kind, severity, (seed, key, i)))
     return Video(video.name, frames, video.width, video.height, video.targets, video.frame_names,
                  {**video.meta, "corruption": {"kind": kind, "severity": severity, "seed": seed}})
+
+
+def shown_frame(t: int, fps: float, source_fps: float = 30.0) -> int:
+    """``frame_drop``: the frame shown at ``t`` when a ``source_fps`` video keeps ``fps`` frames a
+    second (frame j is kept when floor(j r) steps up, r = fps / source_fps; frame 0 always)."""
+    r = fps / source_fps
+    j = t
+    while j > 0 and math.floor(j * r) == math.floor((j - 1) * r):
+        j -= 1
+    return j
+
+
+def h264_round_trip(frames: list[np.ndarray], bits_per_pixel: float, fps: int = 25) -> list[np.ndarray]:
+    """The frames encoded with libx264 (PyAV) at ``bits_per_pixel`` x width x height x fps bits a
+    second, and decoded back (even sizes: an odd last row or column is repeated for the codec)."""
+    import av
+    H, W = frames[0].shape[:2]
+    h, w = H + H % 2, W + W % 2
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.bit_rate = max(1000, int(bits_per_pixel * w * h * fps))
+        for f in frames:
+            f = np.pad(f, ((0, h - H), (0, w - W), (0, 0)), mode="edge")
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    buffer.seek(0)
+    with av.open(buffer) as decoded:
+        back = [f.to_ndarray(format="rgb24")[:H, :W] for f in decoded.decode(video=0)]
+    if len(back) != len(frames):
+        raise RuntimeError(f"h264 round trip gave {len(back)} frames for {len(frames)}")
+    return back
+
+
+def _video_corruption(video: Video, kind: str, level):
+    """The per-frame function (frame, index) -> corrupted frame of a video kind."""
+    source = video.frames
+    if kind == "frame_drop":
+        return lambda f, i: np.asarray(source[shown_frame(i, level)])
+    if kind == "temporal_average":
+        def average(f, i):
+            window = [np.asarray(source[j], dtype=np.float32) for j in range(max(0, i - level + 1), i + 1)]
+            return np.clip(np.round(np.mean(window, axis=0)), 0, 255).astype(np.uint8)
+        return average
+    cache = {}
+
+    def h264(f, i):
+        if "frames" not in cache:
+            cache["frames"] = h264_round_trip([np.asarray(source[j]) for j in range(len(source))], level)
+        return cache["frames"][i]
+    return h264
