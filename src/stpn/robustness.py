@@ -26,7 +26,7 @@ import json
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from .data.corrupt import ALL, CORRUPTIONS, corrupt_video
@@ -98,7 +98,8 @@ def run_robustness(runs: dict[str, str], out: str | Path, corruptions=CORRUPTION
                 values = curves.setdefault(mode, {})
                 jobs += [(name, c, s, mode) for s in severities if str(s) not in values]
     split = {name: read_split(cfg.data, cfg.data.val_split)[:videos] for name, (_, _, cfg) in loaded.items()}
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("left"), TimeRemainingColumn())  # the expected time, from the evaluations done
     with Progress(*columns, console=console) as progress:
         bar = progress.add_task("robustness", total=len(jobs))
         for name, c, s, mode in jobs:
