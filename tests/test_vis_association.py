@@ -260,3 +260,13 @@ def test_the_exported_segmenter_gives_the_segmenters_instances_and_tracks(tmp_pa
     # whole videos into tracks, the exported graphs or the model
     a, b = segment_video(seg, video, cfg, "local"), segment_video(onnx_seg, video, cfg, "local")
     assert len(a) == len(b) > 0 and sorted(x["category_id"] for x in a) == sorted(x["category_id"] for x in b)
+
+
+def test_per_frame_scores_read_the_instances_before_association():
+    from stpn.segmentation.inference import VideoTracks
+    tracks = VideoTracks(QuasiDenseTracker(init_score=0.5), score_threshold=0.1)
+    frame = {"boxes": np.zeros((2, 4)), "labels": np.array([1, 2]), "scores": np.array([0.9, 0.3]),
+             "masks": np.stack([square(0, 0), square(40, 20)]), "embeddings": np.eye(2)}
+    kept = tracks.add(frame)
+    assert kept["track_ids"].tolist() == [1] and len(kept["rles"]) == 1  # the 0.3 instance starts no track
+    assert kept["detected"]["scores"].tolist() == [0.9, 0.3] and len(kept["detected"]["rles"]) == 2

@@ -28,10 +28,15 @@ def evaluate_run(seg, cfg: Config, out: Path, mode: str | None = None, console: 
     videos = read_split(d, d.val_split)
     categories = videos[0].meta["categories"] if videos else []
     device = next(seg.parameters()).device.type
-    results, per_frame, start = [], {}, time.perf_counter()
+    # per video and frame: the tracked instances (identity switches) and all instances before
+    # association (per-frame AP: the segmentation alone, whatever the tracker keeps)
+    results, per_frame, detected, start = [], {}, {}, time.perf_counter()
     for video in track(videos, f"segmenting ({mode})", console=console):
-        kept = per_frame.setdefault(video.meta.get("id", 1), [])
-        keep = lambda t, k: kept.append({x: k[x] for x in ("rles", "labels", "scores", "track_ids")})  # noqa: E731
+        tracked, found = per_frame.setdefault(video.meta.get("id", 1), []), detected.setdefault(video.meta.get("id", 1), [])
+
+        def keep(t, k, tracked=tracked, found=found):
+            tracked.append({x: k[x] for x in ("rles", "labels", "scores", "track_ids")})
+            found.append(k["detected"])
         results += [results_entry(r) for r in segment_video(seg, video, cfg, mode, device, on_frame=keep)]
     seconds = time.perf_counter() - start
     out = Path(out)
@@ -41,7 +46,7 @@ def evaluate_run(seg, cfg: Config, out: Path, mode: str | None = None, console: 
     metrics = {"mode": mode, "num_support": d.test_num_support, "stride": d.test_stride,
                "refresh_every": d.test_refresh_every, "ap_all": scores["ap"], "ap50_all": scores["ap50"], "all": scores,
                "ms_per_frame": 1e3 * seconds / max(1, sum(len(v) for v in videos))}
-    frame = {"all": frame_mask_ap(videos, categories, per_frame)}
+    frame = {"all": frame_mask_ap(videos, categories, detected)}
     switches = {"all": id_switches(videos, per_frame)}
     sidecar = sidecar_path(d, d.val_split)
     if sidecar.is_file():
@@ -49,8 +54,8 @@ def evaluate_run(seg, cfg: Config, out: Path, mode: str | None = None, console: 
         bad = evaluate_ytvis(videos, categories, results, frames=worse)
         metrics.update(ap_deteriorated=bad["ap"], ap50_deteriorated=bad["ap50"], deteriorated=bad)
         clean = {v.meta["id"]: [t for t in range(len(v)) if t not in set(worse.get(v.meta["id"], []))] for v in videos}
-        frame.update(deteriorated=frame_mask_ap(videos, categories, per_frame, worse),
-                     clean=frame_mask_ap(videos, categories, per_frame, clean))
+        frame.update(deteriorated=frame_mask_ap(videos, categories, detected, worse),
+                     clean=frame_mask_ap(videos, categories, detected, clean))
         switches["deteriorated"] = id_switches(videos, per_frame, worse)
     for k, v in frame.items():
         metrics[f"frame_ap_{k}"], metrics[f"frame_ap50_{k}"] = v["ap"], v["ap50"]

@@ -37,7 +37,8 @@ def encode(mask: np.ndarray) -> dict:
 class VideoTracks:
     """One video's instances, frame by frame, into tracks (``InstanceTracker``) and results.
 
-    ``add(frame)`` takes one frame's ``instances`` and returns those kept with their track ids:
+    ``add(frame)`` takes one frame's ``instances`` and returns those kept with their track ids
+    (and, under ``detected``, the frame's instances before association):
     score >= ``score_threshold``, then a class-agnostic NMS on masks (of two instances whose
     masks overlap by more than ``nms_overlap`` of the smaller one, the lower-scoring one goes:
     the detector's NMS is per class and on box IoU, so one object often comes out several
@@ -59,6 +60,8 @@ class VideoTracks:
         chosen = mask_nms(rles, self.nms_overlap)
         keep, rles = keep[chosen], [rles[i] for i in chosen]
         kept = {k: v[keep] for k, v in frame.items()}
+        # the frame's instances before association (what a per-frame score reads: segmentation alone)
+        detected = {"rles": list(rles), "labels": kept["labels"], "scores": kept["scores"]}
         if isinstance(self.tracker, QuasiDenseTracker):
             ids = self.tracker.update(rles, kept["labels"], kept["embeddings"], kept["scores"])
             tracked = np.flatnonzero(ids > 0)
@@ -69,7 +72,7 @@ class VideoTracks:
         for rle, score, label, tid in zip(rles, kept["scores"], kept["labels"], ids):
             self.tracks.setdefault(int(tid), {})[t] = (rle, float(score), int(label))
         self.length += 1
-        return {**kept, "rles": rles, "track_ids": ids}
+        return {**kept, "rles": rles, "track_ids": ids, "detected": detected}
 
     def results(self, video_id: int) -> list[dict]:
         out = []
