@@ -184,6 +184,11 @@ def test_per_frame_mask_ap_on_a_hand_computed_case():
     assert frame_mask_ap([video], cats, found)["ap50"] == pytest.approx(51 / 101)
     assert frame_mask_ap([video], cats, found, frames={1: [0]})["ap50"] == pytest.approx(1.0)
     assert frame_mask_ap([video], cats, found, frames={1: [1]})["ap50"] == pytest.approx(0.0)
+    # the right mask with the wrong class: a miss per class, a hit for the masks alone
+    cats2 = cats + [{"id": 2, "name": "b"}]
+    wrong = {1: [dict(found[1][0], labels=[2]), found[1][1]]}
+    got = frame_mask_ap([video], cats2, wrong, frames={1: [0]})
+    assert got["ap50"] == pytest.approx(0.0) and got["ap50_any_class"] == pytest.approx(1.0)
     with pytest.raises(Exception, match="1 frames, the video has 2"):
         frame_mask_ap([video], cats, {1: found[1][:1]})
 

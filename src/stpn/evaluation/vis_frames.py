@@ -2,7 +2,8 @@
 
 - ``frame_mask_ap``: every frame scored as an independent COCO image (pycocotools' COCOeval,
   ``iouType="segm"``): the per-frame instances (mask, class, score), whatever their track. A
-  model that segments well but links badly keeps its per-frame AP and loses video AP.
+  model that segments well but links badly keeps its per-frame AP and loses video AP. Also
+  ``ap50_any_class`` (``useCats=0``): the masks alone, a wrong class still matching.
 - ``id_switches``: per ground-truth track, the frames where its matched predicted track differs
   from the one it last matched (CLEAR-MOT's identity switch; per frame, ground truth and
   predictions are matched one-to-one by mask IoU >= ``iou``, Hungarian on IoU). A switch counts
@@ -77,23 +78,27 @@ def frame_mask_ap(videos: list[Video], categories: list[dict], instances: dict, 
                 dt_anns.append({"id": len(dt_anns) + 1, "image_id": image, "category_id": int(f["labels"][k]),
                                 "segmentation": rle, "area": float(mask_utils.area(rle)),
                                 "bbox": list(mask_utils.toBbox(rle)), "score": float(f["scores"][k])})
-    out = {"ap": None, "ap50": None, "ap75": None, "images": len(images)}
+    out = {"ap": None, "ap50": None, "ap75": None, "ap50_any_class": None, "images": len(images)}
     if not gt_anns:
         return out
     if not dt_anns:
-        return {**out, "ap": 0.0, "ap50": 0.0, "ap75": 0.0}
+        return {**out, "ap": 0.0, "ap50": 0.0, "ap75": 0.0, "ap50_any_class": 0.0}
     coco_gt, coco_dt = COCO(), COCO()
     coco_gt.dataset = {"images": images, "annotations": gt_anns, "categories": categories}
     coco_dt.dataset = {"images": images, "annotations": dt_anns, "categories": categories}
+    stats = []
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt.createIndex()
         coco_dt.createIndex()
-        ev = COCOeval(coco_gt, coco_dt, "segm")
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    ap, ap50, ap75 = (float(x) if x >= 0 else None for x in ev.stats[:3])
-    return {**out, "ap": ap, "ap50": ap50, "ap75": ap75}
+        for use_cats in (1, 0):  # per class, then any class (the masks alone: a wrong class still matches)
+            ev = COCOeval(coco_gt, coco_dt, "segm")
+            ev.params.useCats = use_cats
+            ev.evaluate()
+            ev.accumulate()
+            ev.summarize()
+            stats.append([float(x) if x >= 0 else None for x in ev.stats[:3]])
+    (ap, ap50, ap75), any_class = stats[0], stats[1][1]
+    return {**out, "ap": ap, "ap50": ap50, "ap75": ap75, "ap50_any_class": any_class}
 
 
 def id_switches(videos: list[Video], instances: dict, frames: dict | None = None, iou: float = 0.5) -> dict:

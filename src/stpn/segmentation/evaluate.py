@@ -59,6 +59,7 @@ def evaluate_run(seg, cfg: Config, out: Path, mode: str | None = None, console: 
         switches["deteriorated"] = id_switches(videos, per_frame, worse)
     for k, v in frame.items():
         metrics[f"frame_ap_{k}"], metrics[f"frame_ap50_{k}"] = v["ap"], v["ap50"]
+        metrics[f"frame_ap50_any_class_{k}"] = v["ap50_any_class"]
     for k, v in switches.items():
         metrics[f"id_switches_{k}"] = v["id_switches"]
     metrics.update(frame_ap=frame, switches=switches)
