@@ -76,7 +76,7 @@ def corrupt(frame: np.ndarray, kind: str, severity: int, seed: int | tuple = 0) 
 
         from .imagenet_c import apply
         g = torch.Generator().manual_seed(int(rng.integers(2 ** 62)))
-        x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).float() / 255
+        x = torch.from_numpy(np.array(frame, copy=True)).permute(2, 0, 1).float() / 255  # frames may be read-only views
         out = apply(x, kind, severity, g)
         return (out * 255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
     level = SEVERITY[kind][severity - 1]
