@@ -22,12 +22,8 @@ import zlib
 import numpy as np
 from PIL import Image, ImageFilter
 
+from .corruption_names import FAMILIES, IMAGENET_C  # noqa: F401 - also stpn.data.corrupt's
 from .types import MappedFrames, Video
-
-IMAGENET_C = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
-              "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate",
-              "jpeg_compression")
-FAMILIES = {"noise": IMAGENET_C[:3], "blur": IMAGENET_C[3:7], "weather": IMAGENET_C[7:10], "digital": IMAGENET_C[10:]}
 
 LEGACY = ("linear_motion_blur", "defocus", "occlusion", "noise", "jpeg")
 CORRUPTIONS = LEGACY  # the default suite of ``stpn robustness``

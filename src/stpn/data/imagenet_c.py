@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .corrupt import FAMILIES, IMAGENET_C  # noqa: F401 - the names live where torch is not needed
+from .corruption_names import FAMILIES, IMAGENET_C  # noqa: F401 - the names live where torch is not needed
 
 # the definitions' constants, severity 1..5
 LEVELS = {

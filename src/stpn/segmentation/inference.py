@@ -132,8 +132,7 @@ def segment_video(seg: STPNSegmenter, video: Video, cfg: Config, mode: str | Non
     each frame's kept instances with their track ids (for drawing or saving PNGs);
     ``support_video`` as in ``predict_video``. ``seg`` may be an ``OnnxSegmenter`` (the exported graphs)."""
     d, o = cfg.data, cfg.segmentation
-    from .onnx import OnnxSegmenter
-    if isinstance(seg, OnnxSegmenter):  # the exported graphs: frames of the exported size, this process's supports
+    if getattr(seg, "task", None) == "segmenter":  # an OnnxSegmenter: the exported graphs, frames of the exported size
         if support_video is not None:
             raise ValueError("an exported segmenter takes its supports from the video itself")
         seg.converter = convert_of(cfg)
