@@ -57,47 +57,67 @@ class InstanceTracker:
 
     def cost(self, masks: list, labels, embeddings) -> np.ndarray:
         """(n instances, n active tracks) cost; inf where a match is not allowed."""
-        from pycocotools import mask as mask_utils
-        ids = list(self.tracks)
-        if not len(masks) or not ids:
-            return np.zeros((len(masks), len(ids)))
-        tracks = [self.tracks[i] for i in ids]
-        iou = np.asarray(mask_utils.iou(list(masks), [t["mask"] for t in tracks], [0] * len(ids)), dtype=np.float64)
-        cost = 1 - iou.reshape(len(masks), len(ids))
+        tracks = list(self.tracks.values())
+        if not len(masks) or not tracks:
+            return np.zeros((len(masks), len(tracks)))
+        cost = 1 - _mask_iou(masks, tracks)
         if self.embed_weight:
             e = np.asarray(embeddings, dtype=np.float64).reshape(len(masks), -1)
             f = np.stack([t["embedding"] for t in tracks]).astype(np.float64)
             cost = cost + self.embed_weight * (1 - e @ f.T)
         if self.class_gate:
-            cost[np.asarray(labels)[:, None] != np.array([t["label"] for t in tracks])[None, :]] = np.inf
+            cost[_other_class(labels, tracks)] = np.inf
         cost[cost > self.max_cost] = np.inf
         return cost
 
-    def update(self, masks: list, labels, embeddings=None) -> np.ndarray:
-        """Track ids of this frame's instances (masks: n RLEs; labels: (n,); embeddings: (n, D))."""
+    def update(self, masks: list, labels, embeddings=None, scores=None) -> np.ndarray:
+        """Track ids of this frame's instances (masks: n RLEs; labels: (n,); embeddings: (n, D));
+        every instance gets one (``scores`` is not read: the interface of ``QuasiDenseTracker``)."""
         labels = np.asarray(labels, dtype=np.int64).reshape(-1)
         if len(masks) != len(labels) or (self.embed_weight and (embeddings is None or len(embeddings) != len(labels))):
             raise ValueError(f"{len(masks)} masks, {len(labels)} labels and "
                              f"{'no' if embeddings is None else len(embeddings)} embeddings: one each per instance")
-        cost = self.cost(masks, labels, embeddings)
-        ids, active = np.zeros(len(masks), dtype=np.int64), list(self.tracks)
-        if cost.size:
-            finite = np.where(np.isfinite(cost), cost, 1e9)
-            for r, c in zip(*linear_sum_assignment(finite)):
-                if np.isfinite(cost[r, c]):
-                    ids[r] = active[c]
+        active = list(self.tracks)
+        ids = _assign(self.cost(masks, labels, embeddings), active)
         for i in np.flatnonzero(ids == 0):
             ids[i], self.next_id = self.next_id, self.next_id + 1
-        matched = set(ids.tolist())
-        for tid in active:
-            if tid not in matched:
-                self.tracks[tid]["missed"] += 1
-                if self.tracks[tid]["missed"] > self.max_missed:
-                    del self.tracks[tid]
+        _age(self.tracks, active, ids, self.max_missed)
         for k, tid in enumerate(ids.tolist()):
             self.tracks[tid] = {"mask": masks[k], "label": int(labels[k]), "missed": 0,
                                 "embedding": None if embeddings is None else np.asarray(embeddings[k], dtype=np.float64)}
         return ids
+
+
+def _mask_iou(masks: list, tracks: list[dict]) -> np.ndarray:
+    """(n, m) IoU of the instances' masks with the tracks' last masks (RLEs, pycocotools)."""
+    from pycocotools import mask as mask_utils
+    iou = mask_utils.iou(list(masks), [t["mask"] for t in tracks], [0] * len(tracks))
+    return np.asarray(iou, dtype=np.float64).reshape(len(masks), len(tracks))
+
+
+def _other_class(labels, tracks: list[dict]) -> np.ndarray:
+    return np.asarray(labels)[:, None] != np.array([t["label"] for t in tracks])[None, :]
+
+
+def _assign(cost: np.ndarray, active: list[int]) -> np.ndarray:
+    """Hungarian assignment (scipy) on ``cost`` (inf: never): the matched track id per instance, 0 unmatched."""
+    ids = np.zeros(cost.shape[0], dtype=np.int64)
+    if cost.size:
+        finite = np.where(np.isfinite(cost), cost, 1e9)
+        for r, c in zip(*linear_sum_assignment(finite)):
+            if np.isfinite(cost[r, c]):
+                ids[r] = active[c]
+    return ids
+
+
+def _age(tracks: dict, active: list[int], ids: np.ndarray, max_missed: int) -> None:
+    """One more missed frame for the ``active`` tracks no instance matched; past ``max_missed`` they end."""
+    matched = set(ids.tolist())
+    for tid in active:
+        if tid not in matched:
+            tracks[tid]["missed"] += 1
+            if tracks[tid]["missed"] > max_missed:
+                del tracks[tid]
 
 
 class QuasiDenseTracker:
@@ -125,17 +145,14 @@ class QuasiDenseTracker:
             raise ValueError("momentum must be in [0, 1], iou_weight and max_missed >= 0")
         self.match_score, self.init_score, self.momentum = match_score, init_score, momentum
         self.iou_weight, self.max_missed, self.class_gate = iou_weight, max_missed, class_gate
-        self.embed_weight = 1.0  # (VideoTracks asks whether embeddings are needed)
         self.next_id = 1
         self.tracks: dict[int, dict] = {}  # id -> {embedding, mask, label, missed}
 
     def scores(self, masks: list, labels, embeddings) -> np.ndarray:
         """(n instances, m tracks) match scores; -inf where a match is not allowed."""
-        from pycocotools import mask as mask_utils
-        ids = list(self.tracks)
-        if not len(masks) or not ids:
-            return np.zeros((len(masks), len(ids)))
-        tracks = [self.tracks[i] for i in ids]
+        tracks = list(self.tracks.values())
+        if not len(masks) or not tracks:
+            return np.zeros((len(masks), len(tracks)))
         e = np.asarray(embeddings, dtype=np.float64).reshape(len(masks), -1)
         f = np.stack([t["embedding"] for t in tracks])
         dots = e @ f.T
@@ -145,11 +162,10 @@ class QuasiDenseTracker:
         unit = lambda x: x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)  # noqa: E731
         score = (bisoftmax + unit(e) @ unit(f).T) / 2
         if self.iou_weight:
-            iou = np.asarray(mask_utils.iou(list(masks), [t["mask"] for t in tracks], [0] * len(ids)), dtype=np.float64)
-            score = score + self.iou_weight * iou.reshape(len(masks), len(ids))
+            score = score + self.iou_weight * _mask_iou(masks, tracks)
         if self.class_gate:
-            score[np.asarray(labels)[:, None] != np.array([t["label"] for t in tracks])[None, :]] = -np.inf
-        score[score < self.match_score] = -np.inf
+            score[_other_class(labels, tracks)] = -np.inf
+        score[~(score >= self.match_score)] = -np.inf  # NaN (a broken embedding) never matches either
         return score
 
     def update(self, masks: list, labels, embeddings, scores=None) -> np.ndarray:
@@ -160,22 +176,12 @@ class QuasiDenseTracker:
             raise ValueError(f"{len(masks)} masks, {len(labels)} labels and "
                              f"{'no' if embeddings is None else len(embeddings)} embeddings: one each per instance")
         det_scores = np.ones(len(labels)) if scores is None else np.asarray(scores, dtype=np.float64).reshape(-1)
-        score = self.scores(masks, labels, embeddings)
-        ids, active = np.zeros(len(masks), dtype=np.int64), list(self.tracks)
-        if score.size:
-            finite = np.where(np.isfinite(score), score, -1e9)
-            for r, c in zip(*linear_sum_assignment(-finite)):
-                if np.isfinite(score[r, c]):
-                    ids[r] = active[c]
+        active = list(self.tracks)
+        ids = _assign(-self.scores(masks, labels, embeddings), active)
         for i in np.flatnonzero(ids == 0):
             if det_scores[i] >= self.init_score:
                 ids[i], self.next_id = self.next_id, self.next_id + 1
-        matched = set(ids.tolist())
-        for tid in active:
-            if tid not in matched:
-                self.tracks[tid]["missed"] += 1
-                if self.tracks[tid]["missed"] > self.max_missed:
-                    del self.tracks[tid]
+        _age(self.tracks, active, ids, self.max_missed)
         for k, tid in enumerate(ids.tolist()):
             if tid == 0:
                 continue

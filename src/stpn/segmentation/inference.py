@@ -62,12 +62,9 @@ class VideoTracks:
         kept = {k: v[keep] for k, v in frame.items()}
         # the frame's instances before association (what a per-frame score reads: segmentation alone)
         detected = {"rles": list(rles), "labels": kept["labels"], "scores": kept["scores"]}
-        if isinstance(self.tracker, QuasiDenseTracker):
-            ids = self.tracker.update(rles, kept["labels"], kept["embeddings"], kept["scores"])
-            tracked = np.flatnonzero(ids > 0)
-            kept, rles, ids = {k: v[tracked] for k, v in kept.items()}, [rles[i] for i in tracked], ids[tracked]
-        else:
-            ids = self.tracker.update(rles, kept["labels"], kept["embeddings"] if self.tracker.embed_weight else None)
+        ids = self.tracker.update(rles, kept["labels"], kept["embeddings"], kept["scores"])
+        tracked = np.flatnonzero(ids > 0)  # id 0: an instance the tracker leaves out
+        kept, rles, ids = {k: v[tracked] for k, v in kept.items()}, [rles[i] for i in tracked], ids[tracked]
         t = self.length
         for rle, score, label, tid in zip(rles, kept["scores"], kept["labels"], ids):
             self.tracks.setdefault(int(tid), {})[t] = (rle, float(score), int(label))
