@@ -249,10 +249,9 @@ def test_the_exported_segmenter_gives_the_segmenters_instances_and_tracks(tmp_pa
     video, _, _ = synth_video(SynthConfig(videos=1, frames=4, width=96, height=64, max_objects=2), 0)
     export_onnx(seg, tmp_path / "onnx", size=(64, 96), num_support=2)
     onnx_seg = OnnxSegmenter(tmp_path / "onnx")
-    onnx_seg.converter = convert_of(cfg)
     o = cfg.segmentation
     ref = list(predict_video(seg, video, "local", 2, 1, 1, "cpu", o.test_min_size, o.test_max_size, convert=convert_of(cfg)))
-    got = list(onnx_seg.predict_video(video, "local", 2, 1, 1))
+    got = list(onnx_seg.predict_video(video, "local", 2, 1, 1, convert=convert_of(cfg)))
     assert sum(len(r["boxes"]) for r in ref) > 0
     for r, g in zip(ref, got):
         assert_same_detections(g, r, box_atol=1e-2, score_atol=1e-4, top_k=seg.roi_heads.detections_per_img)

@@ -32,8 +32,9 @@ class OnnxDetector:
         return inclusive_detections(output, height, width)
 
     def predict_video(self, video, mode: str = "global", num_support: int | None = None, stride: int = 1,
-                      refresh_every: int = 1):
-        """Detections of every frame (a generator of the dicts ``predict_video`` yields), support
+                      refresh_every: int = 1, convert=None):
+        """Detections of every frame (a generator of the dicts ``predict_video`` yields; ``convert``
+        (outputs, H, W) -> that dict replaces ``self.convert``, as in PyTorch's), support
         frames per ``mode`` as in ``stpn.detection.inference.predict_video``. The embedding graph
         prepares every support frame as the offline modes do (``transform_support``); in causal
         mode PyTorch embeds the key frame's own transformed tensor instead, which differs where
@@ -50,4 +51,4 @@ class OnnxDetector:
             if stream is not None:
                 prompts = stream.prompts_at(self.stpn, t, lambda i: _image(video.frames[i])[None])
             outputs = _run(self.detector, {"frame": frame, **_prompt_feeds(self.manifest, prompts)})
-            yield self.convert(dict(zip(self.outputs, outputs)), H, W)
+            yield (convert or self.convert)(dict(zip(self.outputs, outputs)), H, W)

@@ -132,8 +132,8 @@ def segment_video(seg: STPNSegmenter, video: Video, cfg: Config, mode: str | Non
     if getattr(seg, "task", None) == "segmenter":  # an OnnxSegmenter: the exported graphs, frames of the exported size
         if support_video is not None:
             raise ValueError("an exported segmenter takes its supports from the video itself")
-        seg.converter = convert_of(cfg)
-        frames = seg.predict_video(video, mode or d.test_policy, d.test_num_support, d.test_stride, d.test_refresh_every)
+        frames = seg.predict_video(video, mode or d.test_policy, d.test_num_support, d.test_stride, d.test_refresh_every,
+                                   convert=convert_of(cfg))
     else:
         frames = predict_video(seg, video, mode or d.test_policy, d.test_num_support, d.test_stride,
                                d.test_refresh_every, device, o.test_min_size, o.test_max_size,

@@ -11,15 +11,12 @@ from ..detection.onnx import OnnxDetector
 @dataclass
 class OnnxSegmenter(OnnxDetector):
     """An exported ``STPNSegmenter`` on ONNX Runtime for frames of the exported size;
-    ``predict_video`` yields per frame what ``convert`` makes of the graph's outputs (set it to
-    the run's ``stpn.segmentation.inference.convert_of(cfg)``; ``segment_video`` does)."""
+    ``predict_video`` yields per frame the instances of the graph's outputs (``convert``: the
+    run's ``stpn.segmentation.inference.convert_of(cfg)``, which ``segment_video`` passes)."""
 
     task = "segmenter"
     outputs = ("boxes", "labels", "scores", "masks", "embeddings")
-    converter = None
 
     def convert(self, output: dict, height: int, width: int) -> dict:
-        if self.converter is None:
-            from .inference import instances
-            return instances(output, height, width)
-        return self.converter(output, height, width)
+        from .inference import instances
+        return instances(output, height, width)
