@@ -68,6 +68,12 @@ def test_the_gaussian_is_scipys():
     x = image(20, 30)
     ref = np.stack([gaussian_filter(c, sigma=1.5, mode="mirror", truncate=4.0) for c in x.numpy()])
     np.testing.assert_allclose(gaussian_blur(x, 1.5).numpy(), ref, atol=1e-5)
+    # per-axis sigmas and truncation (elastic_transform's), on a frame that is not square
+    ref = np.stack([gaussian_filter(c, sigma=(1.2, 2.0), mode="mirror", truncate=3.0) for c in x.numpy()])
+    np.testing.assert_allclose(gaussian_blur(x, (1.2, 2.0), truncate=3.0).numpy(), ref, atol=1e-5)
+    thin = torch.rand(3, 3, 40)  # thinner than the kernel: still the frame's size, a flat frame stays flat
+    assert gaussian_blur(thin, 1.5).shape == thin.shape
+    torch.testing.assert_close(gaussian_blur(torch.full((3, 3, 40), 0.25), 1.5), torch.full((3, 3, 40), 0.25))
 
 
 def test_motion_blur_is_a_one_sided_gaussian_weighted_line():

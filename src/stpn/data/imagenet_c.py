@@ -68,30 +68,21 @@ def _rand(g, *shape):
     return torch.rand(*shape, generator=g)
 
 
-def gaussian_kernel1d(sigma: float, truncate: float = 4.0) -> torch.Tensor:
-    """scipy's / scikit-image's: radius ``int(truncate * sigma + 0.5)``, normalised."""
-    r = max(int(truncate * sigma + 0.5), 0)
-    t = torch.arange(-r, r + 1, dtype=torch.float32)
-    k = torch.exp(-0.5 * (t / max(sigma, 1e-12)) ** 2)
-    return k / k.sum()
-
-
 def gaussian_blur(x: torch.Tensor, sigma, truncate: float = 4.0) -> torch.Tensor:
-    """Separable Gaussian of (C, H, W), borders reflected (scikit-image's ``gaussian`` default;
-    repeated where the frame is thinner than the kernel). ``sigma``: one value or (sy, sx)."""
+    """Gaussian blur of (C, H, W) as scipy's ``gaussian_filter`` (kernel radius ``int(truncate *
+    sigma + 0.5)``, borders mirrored), through torchvision's; a frame thinner than the kernel is
+    first extended by repeating its edge. ``sigma``: one value or (sy, sx)."""
+    from torchvision.transforms.v2.functional import gaussian_blur as blur
     sy, sx = (sigma, sigma) if isinstance(sigma, (int, float)) else sigma
-    out = x[None]
-    C = out.shape[1]
-    for axis, s in ((2, sy), (3, sx)):
-        k = gaussian_kernel1d(float(s), truncate)
-        r = len(k) // 2
-        if r == 0:
-            continue
-        pad = (0, 0, r, r) if axis == 2 else (r, r, 0, 0)
-        out = F.pad(out, pad, mode="reflect" if r < out.shape[axis] else "replicate")
-        weight = k.view(1, 1, -1, 1) if axis == 2 else k.view(1, 1, 1, -1)
-        out = F.conv2d(out, weight.expand(C, 1, *weight.shape[2:]), groups=C)
-    return out[0]
+    ry, rx = (max(int(truncate * float(v) + 0.5), 0) for v in (sy, sx))
+    if ry == rx == 0:
+        return x
+    H, W = x.shape[-2:]
+    ey, ex = max(0, ry - H + 1), max(0, rx - W + 1)
+    if ey or ex:
+        x = F.pad(x[None], (ex, ex, ey, ey), mode="replicate")[0]
+    out = blur(x, [2 * rx + 1, 2 * ry + 1], [max(float(sx), 1e-6), max(float(sy), 1e-6)])
+    return out[..., ey:ey + H, ex:ex + W]
 
 
 def _shift(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
