@@ -203,6 +203,8 @@ def test_frame_drops_repeat_the_last_kept_frame():
 def test_temporal_average_is_the_mean_of_the_last_frames():
     v = corrupt_video(_video(), "temporal_average", 2)  # 3 frames
     assert [int(v.frames[t][0, 0, 0]) for t in range(5)] == [0, 5, 10, 20, 30]
+    jumping = corrupt_video(_video(), "temporal_average", 2)  # read out of order: the same frames
+    assert [int(jumping.frames[t][0, 0, 0]) for t in (4, 0, 9, 3, 2, 3)] == [30, 0, 80, 20, 10, 20]
 
 
 def test_h264_keeps_the_frames_and_loses_more_at_lower_bitrates():

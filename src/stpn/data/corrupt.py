@@ -149,13 +149,24 @@ def h264_round_trip(frames: list[np.ndarray], bits_per_pixel: float, fps: int = 
 
 
 def _video_corruption(video: Video, kind: str, level):
-    """The per-frame function (frame, index) -> corrupted frame of a video kind."""
+    """The per-frame function (frame, index) -> corrupted frame of a video kind. Frame ``i``
+    itself comes in as ``f``; the other frames a kind reads are decoded once while they are in
+    reach (the last ``level`` for temporal_average: frames are read in order in practice)."""
     source = video.frames
     if kind == "frame_drop":
-        return lambda f, i: np.asarray(source[shown_frame(i, level)])
+        def drop(f, i):
+            j = shown_frame(i, level)
+            return np.asarray(f) if j == i else np.asarray(source[j])
+        return drop
     if kind == "temporal_average":
+        recent: dict[int, np.ndarray] = {}
+
         def average(f, i):
-            window = [np.asarray(source[j], dtype=np.float32) for j in range(max(0, i - level + 1), i + 1)]
+            recent[i] = np.asarray(f, dtype=np.float32)
+            for j in [j for j in recent if j <= i - level or j > i]:
+                del recent[j]  # out of this frame's window
+            window = [recent.setdefault(j, np.asarray(source[j], dtype=np.float32))
+                      for j in range(max(0, i - level + 1), i + 1)]
             return np.clip(np.round(np.mean(window, axis=0)), 0, 255).astype(np.uint8)
         return average
     cache = {}

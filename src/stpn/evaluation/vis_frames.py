@@ -44,18 +44,22 @@ def _check(videos: list[Video], instances: dict) -> dict:
     return by_id
 
 
-def _chosen(frames: dict | None, vid_id, t: int) -> bool:
-    return frames is None or t in {int(x) for x in frames.get(vid_id, [])}
+def _chooser(frames: dict | None):
+    """(video id, frame) -> whether the frame is scored; the subset's sets built once."""
+    if frames is None:
+        return lambda vid_id, t: True
+    sets = {k: {int(x) for x in v} for k, v in frames.items()}
+    return lambda vid_id, t: t in sets.get(vid_id, ())
 
 
 def frame_mask_ap(videos: list[Video], categories: list[dict], instances: dict, frames: dict | None = None) -> dict:
     """{"ap", "ap50", "ap75", "images"}: COCO mask AP with each (video, frame) an image; a video
     missing from ``instances`` has no detections."""
-    by_id = _check(videos, instances)
+    by_id, chosen = _check(videos, instances), _chooser(frames)
     images, gt_anns, dt_anns = [], [], []
     for vid_id, video in by_id.items():
         for t, tg in enumerate(video.targets):
-            if not _chosen(frames, vid_id, t):
+            if not chosen(vid_id, t):
                 continue
             image = len(images) + 1
             images.append({"id": image, "height": video.height, "width": video.width})
@@ -104,7 +108,7 @@ def frame_mask_ap(videos: list[Video], categories: list[dict], instances: dict, 
 def id_switches(videos: list[Video], instances: dict, frames: dict | None = None, iou: float = 0.5) -> dict:
     """{"id_switches", "matches"}: identity switches and matched (ground truth, prediction) pairs
     in the chosen frames (the last match before them still counts as the track's history)."""
-    by_id = _check(videos, instances)
+    by_id, chosen = _check(videos, instances), _chooser(frames)
     switches = matches = 0
     for vid_id, video in by_id.items():
         found = instances.get(vid_id)
@@ -124,7 +128,7 @@ def id_switches(videos: list[Video], instances: dict, frames: dict | None = None
                 if overlap[r, c] < iou:
                     continue
                 g, p = gt[c][0], int(f["track_ids"][r])
-                if _chosen(frames, vid_id, t):
+                if chosen(vid_id, t):
                     matches += 1
                     switches += int(g in last and last[g] != p)
                 last[g] = p
