@@ -78,9 +78,11 @@ def main(argv=None) -> int:
             run, command = pending.pop(0)
             run.mkdir(parents=True, exist_ok=True)
             log = open(run.parent / f"{run.name}.log", "w")
-            running.append((run, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)))
-        run, proc = running.pop(0)
-        if proc.wait():
+            running.append((run, log, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)))
+        run, log, proc = running.pop(0)
+        code = proc.wait()
+        log.close()
+        if code:
             raise SystemExit(f"the training {run} failed: see {run.parent / (run.name + '.log')}")
     results = {}
     for seed in range(args.seeds):

@@ -106,12 +106,13 @@ def more_rows(configs: dict, task, console: Console) -> dict:
     c = configs["baseline"]
     if c.segmentation.association != "quasi_dense":
         return {}
-    out = Path(c.run.out) / "eval_box_features"
-    if (out / "metrics.json").is_file():
+    out, weights = Path(c.run.out) / "eval_box_features", Path(c.run.out) / "model.safetensors"
+    done = out / "metrics.json"
+    if done.is_file() and done.stat().st_mtime >= weights.stat().st_mtime:  # scored from these weights
         import json
-        m = json.loads((out / "metrics.json").read_text())
+        m = json.loads(done.read_text())
     else:
-        model, cfg = task.load(Path(c.run.out) / "model.safetensors", None, ["segmentation.track_embedding=box_features"])
+        model, cfg = task.load(weights, None, ["segmentation.track_embedding=box_features"])
         m = task.evaluate(model, cfg, out, console=Console(quiet=True))
     return {"baseline": {"box_features_ap50_all": m["ap50_all"], "box_features_ap50_deteriorated": m.get("ap50_deteriorated"),
                          "box_features_id_switches_all": m.get("id_switches_all")}}

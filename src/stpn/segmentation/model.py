@@ -106,5 +106,6 @@ class STPNSegmenter(STPNDetector):
                 for k, v in pair_loss(embeddings[key], ids[key], embeddings[ref], ids[ref], self.embed_weights).items():
                     totals[k] = totals.get(k, 0) + v
             pairs += 2
-        zero = sum(e.sum() for e in embeddings) * 0
-        return {k: totals.get(k, zero) / max(pairs, 1) for k in ("loss_track", "loss_track_aux")}
+        if not totals:  # no pair in the batch: zero, with a graph
+            totals = dict.fromkeys(("loss_track", "loss_track_aux"), sum(e.sum() for e in embeddings) * 0)
+        return {k: v / max(pairs, 1) for k, v in totals.items()}

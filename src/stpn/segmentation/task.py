@@ -2,6 +2,8 @@
 masks), and the hooks that build, load, evaluate and demo a segmenter (``stpn.engine.tasks.Task``)."""
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import torch
 from pycocotools import mask as mask_utils
@@ -59,7 +61,6 @@ class PairedSegmentationClips(SegmentationClips):
         self.ref_range = ref_range
 
     def __getitem__(self, i: int):
-        import random
         v, t = self.items[i]
         rng = random.Random(hash((self.seed, self.epoch, i)))
         key = self.clip(v, t, rng)
