@@ -1,6 +1,7 @@
 """The 15 ImageNet-C corruptions (Hendrycks & Dietterich 2019; as COCO-C uses them, Michaelis et
-al. 2019) at severities 1-5, written from their definitions in torch and vectorised, for frames
-of any size: ``apply(x, kind, severity, generator)`` on a (3, H, W) float image in [0, 1].
+al. 2019) at severities 1-5, written from their definitions in torch and vectorised (JPEG through
+PIL's libjpeg, as the original), for frames of any size: ``apply(x, kind, severity, generator)``
+on a (3, H, W) float image in [0, 1].
 
 The ``imagecorruptions`` package is not used: it calls scikit-image's ``gaussian(multichannel=)``,
 removed from current scikit-image, and loops over pixels in Python. Where a definition needs what
