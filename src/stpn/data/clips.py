@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from ..core.sampling import SupportConfig, support_indices
+from .corrupt import TrainCorruption, corrupt
 from .types import FrameTargets, Video
 
 
@@ -51,10 +52,12 @@ class ClipDataset(VideoItems):
     sampling policy. Frames are decoded when a sample is asked for; ``train_bilateral`` draws
     from a generator seeded by (seed, epoch, sample index), so a sample is reproducible."""
 
-    def __init__(self, videos: list[Video], support: SupportConfig, key_stride: int = 1, seed: int = 0):
+    def __init__(self, videos: list[Video], support: SupportConfig, key_stride: int = 1, seed: int = 0,
+                 corruption: TrainCorruption | None = None):
         if key_stride < 1:
             raise ValueError(f"key_stride must be >= 1, got {key_stride}")
         self.videos, self.support, self.seed, self.epoch = videos, support, seed, 0
+        self.corruption = corruption  # training-time corruption of key frames and supports (None: clean)
         self.items = [(v, t) for v in range(len(videos)) for t in range(0, len(videos[v]), key_stride)]
 
     def oversample(self, frames: dict[str, list[int]], times: int) -> None:
@@ -84,6 +87,19 @@ class ClipDataset(VideoItems):
         """Frame ``t`` of video ``v`` with supports drawn from ``rng``."""
         video = self.videos[v]
         index = support_indices(t, len(video), self.support, rng)
-        frame = _tensor(video.frames[t])
-        support = torch.stack([_tensor(video.frames[j]) if j != t else frame for j in index])
+        plan = self.corruption.draw(rng) if self.corruption is not None else None
+        if plan is None:
+            frame = _tensor(video.frames[t])
+            support = torch.stack([_tensor(video.frames[j]) if j != t else frame for j in index])
+        else:
+            kind, severity, mode, seed = plan
+            cache = {}
+
+            def read(j: int, hit: bool) -> torch.Tensor:  # frame j, corrupted when ``hit`` (seeded by j)
+                if (j, hit) not in cache:
+                    cache[j, hit] = _tensor(corrupt(video.frames[j], kind, severity, (seed, j)) if hit
+                                            else video.frames[j])
+                return cache[j, hit]
+            frame = read(t, mode in ("all", "key"))
+            support = torch.stack([read(j, mode in ("all", "support")) for j in index])
         return Sample(video.name, t, frame, support, index, video.targets[t] if video.targets else None)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import math
 import zlib
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -176,3 +177,75 @@ def _video_corruption(video: Video, kind: str, level):
             cache["frames"] = h264_round_trip([np.asarray(source[j]) for j in range(len(source))], level)
         return cache["frames"][i]
     return h264
+
+
+# training-time corruption ------------------------------------------------------------------
+# ImageNet-C's noise, blur and digital kinds, fast at demo sizes (glass_blur is ~0.7 s a frame); the
+# weather family (snow, frost, fog) and the project's LEGACY suite stay out, so that a robustness
+# evaluation on them measures corruptions the model never saw in training.
+TRAIN_KINDS = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "motion_blur", "zoom_blur",
+               "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression")
+TRAIN_MODES = ("all", "key", "support")
+
+
+@dataclass(frozen=True)
+class TrainCorruption:
+    """Corrupt training clips so that a prompted model learns what degraded supports (and key
+    frames) look like: a clip is corrupted with chance ``p``; then one kind of ``kinds`` at one
+    severity of ``severities``, drawn uniformly, hits the frames of one mode, drawn with
+    ``modes``' weights: ``all`` (the key frame and its supports: a bad camera), ``key`` (only the
+    key frame) or ``support`` (only the supports). Each frame is seeded by (clip seed, its frame
+    number), so a frame that is both key and support is corrupted the same way in both places.
+    A single-frame model trained on the same items sees the same key frames."""
+
+    p: float = 0.5
+    kinds: tuple = TRAIN_KINDS
+    severities: tuple = (1, 2, 3, 4, 5)
+    modes: tuple = (("all", 0.5), ("key", 0.25), ("support", 0.25))
+
+    def __post_init__(self):
+        if not 0 <= self.p <= 1:
+            raise ValueError(f"train corruption: p must be in [0, 1], got {self.p!r}")
+        if not self.kinds:
+            raise ValueError("train corruption: kinds is empty")
+        for k in self.kinds:
+            if k in VIDEO or k not in ALL:
+                raise ValueError(f"train corruption: unknown image corruption {k!r}; choose from {LEGACY + IMAGENET_C}")
+        if not self.severities or any(s not in (1, 2, 3, 4, 5) for s in self.severities):
+            raise ValueError(f"train corruption: severities must be in 1..5, got {self.severities!r}")
+        for m, w in self.modes:
+            if m not in TRAIN_MODES:
+                raise ValueError(f"train corruption: unknown mode {m!r}; choose from {TRAIN_MODES}")
+            if not (isinstance(w, (int, float)) and w >= 0):
+                raise ValueError(f"train corruption: mode {m!r} has weight {w!r}, expected a number >= 0")
+        if not sum(w for _, w in self.modes) > 0:
+            raise ValueError("train corruption: the modes' weights sum to 0")
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "TrainCorruption | None":
+        """The config's ``data.train_corrupt`` (null: none), e.g. ``{p: 0.5, modes: {all: 2, key: 1, support: 1}}``."""
+        if d is None:
+            return None
+        if not isinstance(d, dict):
+            raise ValueError(f"data.train_corrupt must be a mapping or null, got {d!r}")
+        unknown = set(d) - {"p", "kinds", "severities", "modes"}
+        if unknown:
+            raise ValueError(f"data.train_corrupt: unknown keys {sorted(unknown)}; known: p, kinds, severities, modes")
+        kw = dict(d)
+        if "kinds" in kw:
+            kw["kinds"] = tuple([kw["kinds"]] if isinstance(kw["kinds"], str) else kw["kinds"])
+        if "severities" in kw:
+            kw["severities"] = tuple(kw["severities"])
+        if "modes" in kw:
+            if not isinstance(kw["modes"], dict):
+                raise ValueError(f"data.train_corrupt.modes must map a mode to its weight, got {kw['modes']!r}")
+            kw["modes"] = tuple(kw["modes"].items())
+        return cls(**kw)
+
+    def draw(self, rng) -> tuple[str, int, str, int] | None:
+        """(kind, severity, mode, seed) for one clip, or None (left clean); ``rng``: a random.Random."""
+        if rng.random() >= self.p:
+            return None
+        modes, weights = zip(*self.modes)
+        return (rng.choice(self.kinds), rng.choice(self.severities), rng.choices(modes, weights)[0],
+                rng.randrange(2 ** 31))

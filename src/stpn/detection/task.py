@@ -7,6 +7,7 @@ import torch
 from .._moved import moved_names
 from ..core.sampling import SupportConfig
 from ..data.clips import ClipDataset
+from ..data.corrupt import TrainCorruption
 from ..data.splits import deteriorated_frames, read_split
 from ..data.types import Video
 from ..engine.config import Config
@@ -54,7 +55,8 @@ def train_clips(cfg: Config, videos: list[Video], cls=DetectionClips) -> ClipDat
     their supports, deteriorated key frames repeated when the section's ``deteriorated_repeat`` > 1."""
     d = cfg.data
     support = SupportConfig(d.train_policy, d.train_num_support, 1, d.train_max_offset)
-    clips = cls(videos, support, key_stride=d.key_stride, seed=cfg.run.seed)
+    clips = cls(videos, support, key_stride=d.key_stride, seed=cfg.run.seed,
+                corruption=TrainCorruption.from_dict(d.train_corrupt))
     if cfg.section.deteriorated_repeat > 1:
         clips.oversample(deteriorated_frames(d, d.train_split), cfg.section.deteriorated_repeat)
     return clips

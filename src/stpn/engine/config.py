@@ -54,6 +54,9 @@ class DataConfig:
     test_num_support: int = 14
     test_stride: int = 1
     test_refresh_every: int = 1  # causal: prompt refresh period
+    # training-time corruption of key frames and supports (stpn.data.corrupt.TrainCorruption: p, kinds,
+    # severities, modes); null: none
+    train_corrupt: dict | None = None
     synth: dict | None = None  # generate the data (SynthConfig fields) into root if it is missing
     class_names: list | None = None
 
