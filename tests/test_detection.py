@@ -281,12 +281,14 @@ def test_quick_demos_default_to_their_own_folders(monkeypatch):
     import stpn.demos.paired
     seen = []
     monkeypatch.setattr(stpn.demos.paired, "run_paired_demo",
-                        lambda task, out, quick, seed: seen.append((str(out), quick, seed)) or task)
+                        lambda task, out, quick, seed, static: seen.append((str(out), quick, seed, static)) or task)
     for argv in (["demo"], ["demo", "--quick"], ["demo", "--task", "sot"], ["demo", "--task", "sot", "--quick"],
-                 ["demo", "--seed", "2"], ["demo", "--task", "sot", "--quick", "--seed", "1"]):
+                 ["demo", "--seed", "2"], ["demo", "--task", "sot", "--quick", "--seed", "1"], ["demo", "--static"]):
         assert main(argv) == 0
-    assert seen == [("runs/demo", False, 0), ("runs/demo_quick", True, 0), ("runs/demo_sot", False, 0),
-                    ("runs/demo_sot_quick", True, 0), ("runs/demo_seed2", False, 2), ("runs/demo_sot_quick_seed1", True, 1)]
+    assert seen == [("runs/demo", False, 0, False), ("runs/demo_quick", True, 0, False),
+                    ("runs/demo_sot", False, 0, False), ("runs/demo_sot_quick", True, 0, False),
+                    ("runs/demo_seed2", False, 2, False), ("runs/demo_sot_quick_seed1", True, 1, False),
+                    ("runs/demo", False, 0, True)]
 
 
 def test_demo_seed_0_is_the_default_and_other_seeds_change_data_and_training_seeds(tmp_path):

@@ -181,3 +181,10 @@ def test_margin_over_seeds_hand_worked(tmp_path):
     assert strip_plot({"ap50_deteriorated": s}, tmp_path / "m.png").stat().st_size > 1000
     with pytest.raises(ValueError, match="seed 0: the report has no 'ao_all'"):
         margin_summary(reports, ["ao_all"])
+    with pytest.raises(ValueError, match="seed 0: the report has no 'static' model"):
+        margin_summary(reports, ["ap50_deteriorated"], against="static")
+    for seed, r in reports.items():
+        r["static"] = {"ap50_deteriorated": 0.300 + 0.01 * seed}
+    s = margin_summary(reports, ["ap50_deteriorated"], against="static")["ap50_deteriorated"]
+    assert [round(r["margin"], 1) for r in s["per_seed"].values()] == [2.1, 46.7, 3.0]
+    assert [r["baseline"] for r in s["per_seed"].values()] == pytest.approx([30.0, 31.0, 32.0])

@@ -36,10 +36,12 @@ class FakeProcess:
         self.terminated = True
 
 
-def _configs(tmp_path):
+def _configs(tmp_path, names=("stpn", "baseline")):
     return {name: SimpleNamespace(run=SimpleNamespace(out=str(tmp_path / name)),
-                                  model=SimpleNamespace(prompting=name == "stpn"))
-            for name in ("stpn", "baseline")}
+                                  model=SimpleNamespace(prompting=name != "baseline",
+                                                        predictor="static" if name == "static" else "attention",
+                                                        predictor_kwargs={} if name == "static" else {"num_groups": 4}))
+            for name in names}
 
 
 @pytest.fixture
@@ -84,3 +86,40 @@ def test_a_failed_training_stops_the_other_and_names_its_log(tmp_path, fake_trai
                                 while_training=lambda name: pytest.fail("a failed model is not evaluated"))
     assert fake_training.made["stpn"].terminated
     assert not (tmp_path / "baseline" / "timing.json").exists()
+
+
+def test_a_third_model_waits_for_a_free_core_and_trains_with_its_own_predictor(tmp_path, fake_training):
+    started = []
+    real = FakeProcess.__init__
+
+    def init(self, args, **kw):
+        real(self, args, **kw)
+        started.append((self.name, sorted(n for n, p in FakeProcess.made.items() if p.returncode is None
+                                          and n != self.name), args))
+    fake_training.__init__ = init
+    try:
+        fake_training.plan = {"stpn": (6, 0), "baseline": (2, 0), "static": (2, 0)}
+        seconds, _ = demo.train_side_by_side(_configs(tmp_path, ("stpn", "baseline", "static")), tmp_path / "c.yaml",
+                                             10, Console(quiet=True))
+    finally:
+        fake_training.__init__ = real
+    assert [s[0] for s in started] == ["stpn", "baseline", "static"]
+    assert started[2][1] == ["stpn"]  # static started once the baseline had finished: two at a time
+    assert set(seconds) == {"stpn", "baseline", "static"}
+    args = {name: a for name, _, a in started}
+    assert "model.predictor=static" in args["static"] and "model.predictor_kwargs={}" in args["static"]
+    assert 'model.predictor_kwargs={"num_groups": 4}' in args["stpn"]
+
+
+def test_static_control_config_is_the_stpn_run_with_static_prompts(tmp_path):
+    from stpn.detection.demo import demo_config
+    from stpn.engine.config import config_dict
+    stpn, static = demo_config(tmp_path, False, True), demo.static_config(demo_config(tmp_path, False, True))
+    assert static.model.predictor == "static" and static.model.predictor_kwargs == {}
+    assert static.run.out == str(tmp_path / "static") and static.model.prompting
+    a, b = config_dict(stpn), config_dict(static)
+    for d in (a, b):
+        d["model"].pop("predictor"), d["model"].pop("predictor_kwargs"), d["run"].pop("out")
+    assert a == b  # nothing else differs: same data, budget, seed, start
+    with pytest.raises(ValueError, match="model.prompting false"):
+        demo.static_config(demo_config(tmp_path, False, False))

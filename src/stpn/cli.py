@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, help="folder for report.json and figures (default: runs/demo for det, "
                                                 "runs/demo_<task> otherwise; with --quick a _quick suffix)")
     demo.add_argument("--quick", action="store_true", help="a smaller dataset and one epoch (minutes)")
+    demo.add_argument("--static", action="store_true",
+                      help="det, sot, vis: also train the same model with static prompts (VPT: tokens that ignore "
+                           "the supports, the paper's control) and report STPN - static")
     demo.add_argument("--seed", type=non_negative_int, default=0,
                       help="det, sot, vis: data seeds 2N / 2N+1 and training seed N (default 0: the README's run)")
     demo.add_argument("--frames", type=positive_int, default=24, help="features: clip length")
@@ -239,7 +242,7 @@ def _run(parser, args) -> int:
         return 0
     if args.command == "demo":
         from .demos.paired import run_paired_demo
-        run_paired_demo(args.task, args.out, quick=args.quick, seed=args.seed)
+        run_paired_demo(args.task, args.out, quick=args.quick, seed=args.seed, static=args.static)
     elif args.command in ("train", "eval"):
         from .commands import run_task_command
         run_task_command(args)

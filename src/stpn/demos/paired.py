@@ -29,15 +29,29 @@ from ..engine.config import config_dict
 from ..engine.registry import demo_module, get_task
 
 
+def static_config(cfg):
+    """The paper's control for a prompted demo model ``cfg``: the same run with static prompts
+    (VPT: learned tokens that ignore the supports) in the sibling folder ``static``."""
+    if not cfg.model.prompting:
+        raise ValueError("static prompts are the control of a prompted model; this config has model.prompting false")
+    cfg.model.predictor, cfg.model.predictor_kwargs = "static", {}
+    cfg.run.out = str(Path(cfg.run.out).parent / "static")
+    return cfg
+
+
 def run_paired_demo(short: str, out: Path, quick: bool = False, seed: int = 0,
-                    console: Console | None = None) -> dict:
-    """The demo registered as ``short`` (``det``, ``vis``, ``sot``) in ``out``; returns the report."""
+                    console: Console | None = None, static: bool = False) -> dict:
+    """The demo registered as ``short`` (``det``, ``vis``, ``sot``) in ``out``; returns the report.
+    ``static``: also train and score the same model with static prompts (``static_config``)."""
     console = console or Console(width=100)
     demo = demo_module(short)
     task = get_task(demo.TASK)
     out = Path(out)
-    command = f"stpn demo --task {short}{' --quick' if quick else ''}{f' --seed {seed}' if seed else ''}"
+    command = (f"stpn demo --task {short}{' --quick' if quick else ''}{f' --seed {seed}' if seed else ''}"
+               f"{' --static' if static else ''}")
     configs = {"stpn": demo.demo_config(out, quick, True, seed), "baseline": demo.demo_config(out, quick, False, seed)}
+    if static:
+        configs["static"] = static_config(demo.demo_config(out, quick, True, seed))
     pre = demo.pretrain_config(out, quick, seed)
     claim_demo_folder(out, {"summary": command, "quick": quick,
                             "configs": {k: config_dict(c) for k, c in configs.items()},
@@ -83,8 +97,10 @@ def run_paired_demo(short: str, out: Path, quick: bool = False, seed: int = 0,
     report["config"] = config_dict(cfg)
     report["quick"], report["seed"] = quick, seed
     report["command"] = f"{command} --out {out}"
-    report["stpn_minus_baseline_points"] = {k: margin_points(report["stpn"][k], report["baseline"][k])
-                                            for k in demo.METRICS}
+    for other in ("baseline", "static"):
+        if other in report:
+            report[f"stpn_minus_{other}_points"] = {k: margin_points(report["stpn"][k], report[other][k])
+                                                    for k in demo.METRICS}
     write_json(out / "report.json", report)
     demo.demo_table(report, console)
     if quick:
@@ -122,10 +138,11 @@ def margin_points(stpn: float | None, baseline: float | None) -> float | None:
 
 
 def train_side_by_side(configs: dict, config_file: Path, iterations: int, console,
-                       while_training=None) -> tuple[dict, dict]:
+                       while_training=None, parallel: int = 2) -> tuple[dict, dict]:
     """Train the models of ``configs`` ({name: Config}, all from ``config_file`` but for
-    ``run.out`` and ``model.prompting``) side by side, one process and one thread each (small models barely use a
-    second thread, so this halves the wall time on 2 cores), resuming whatever was done before.
+    ``run.out``, ``model.prompting`` and the predictor) side by side, one process and one thread each, at most
+    ``parallel`` at once (small models barely use a second thread, so two halve the wall time on 2 cores; a
+    third waits for a free core), resuming whatever was done before.
     Progress comes from each run's JSONL log. ``while_training(name)``: run, in a thread of this
     process, for a model whose training ended while another still trains (its evaluation on the
     core that training freed). Returns training seconds per model and ``{name: while_training(name)}``
@@ -142,21 +159,29 @@ def train_side_by_side(configs: dict, config_file: Path, iterations: int, consol
     procs, bars, logs, timings, early = {}, {}, {}, {}, {}
     progress = Progress(TextColumn("{task.description:>9}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                         TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console)
+    def launch(name: str) -> None:
+        cfg = configs[name]
+        args = [sys.executable, "-m", "stpn", "train", str(config_file),
+                f"run.out={cfg.run.out}", f"model.prompting={str(cfg.model.prompting).lower()}",
+                f"model.predictor={cfg.model.predictor}", f"model.predictor_kwargs={json.dumps(cfg.model.predictor_kwargs)}",
+                "run.threads=1", "--resume", "auto"]
+        logs[name] = (Path(cfg.run.out) / "train.log").open("a")
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        procs[name] = (subprocess.Popen(args, stdout=logs[name], stderr=subprocess.STDOUT, env=env), time.perf_counter())
+        bars[name] = progress.add_task(name, total=iterations, info="")
+
     with progress, ThreadPoolExecutor(max_workers=1) as pool:
+        waiting = []
         for name, cfg in configs.items():
             run = Path(cfg.run.out)
             run.mkdir(parents=True, exist_ok=True)
             timings[name] = train_seconds(run)
-            if finished_run(run):
-                continue  # finished in an earlier run of the demo
-            args = [sys.executable, "-m", "stpn", "train", str(config_file),
-                    f"run.out={cfg.run.out}", f"model.prompting={str(cfg.model.prompting).lower()}",
-                    "run.threads=1", "--resume", "auto"]
-            logs[name] = (run / "train.log").open("a")
-            env = {**os.environ, "OMP_NUM_THREADS": "1"}
-            procs[name] = (subprocess.Popen(args, stdout=logs[name], stderr=subprocess.STDOUT, env=env), time.perf_counter())
-            bars[name] = progress.add_task(name, total=iterations, info="")
-        running = set(procs)
+            if not finished_run(run):  # else finished in an earlier run of the demo
+                waiting.append(name)
+        running = set()
+        while waiting and len(running) < parallel:
+            running.add(waiting[0])
+            launch(waiting.pop(0))
         while running:
             time.sleep(1.0)
             for name in running:
@@ -176,6 +201,9 @@ def train_side_by_side(configs: dict, config_file: Path, iterations: int, consol
                 timings[name] += time.perf_counter() - start
                 record_train_seconds(Path(cfg.run.out), timings[name])
                 progress.update(bars[name], completed=iterations, info="trained")
+                if waiting:  # its core goes to the next model
+                    running.add(waiting[0])
+                    launch(waiting.pop(0))
                 if while_training and running:
                     early[name] = pool.submit(while_training, name)
                     progress.update(bars[name], info="trained; evaluating while the other trains")

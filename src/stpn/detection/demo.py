@@ -45,7 +45,10 @@ def demo_table(report: dict, console: Console) -> None:
     table = Table(title="stpn demo: Faster R-CNN on generated deteriorated video (AP50, %)")
     for col in ("model", "all frames", "deteriorated frames", "train s", "ms/frame"):
         table.add_column(col, justify="left" if col == "model" else "right")
-    for name, label in (("baseline", "single frame (no prompts)"), ("stpn", "STPN")):
+    for name, label in (("baseline", "single frame (no prompts)"), ("static", "static prompts (control)"),
+                        ("stpn", "STPN")):
+        if name not in report:
+            continue
         r = report[name]
         table.add_row(label, _points(r["ap50_all"]), _points(r["ap50_deteriorated"]),
                       f"{r['train_seconds']:.0f}", f"{r['ms_per_frame']:.1f}")
@@ -53,6 +56,10 @@ def demo_table(report: dict, console: Console) -> None:
     delta = {k: "-" if v is None else f"{v:+.1f}" for k, v in report["stpn_minus_baseline_points"].items()}
     console.print(f"STPN - baseline: {delta['ap50_all']} AP50 on all frames, "
                   f"{delta['ap50_deteriorated']} on deteriorated frames")
+    if "stpn_minus_static_points" in report:
+        delta = {k: "-" if v is None else f"{v:+.1f}" for k, v in report["stpn_minus_static_points"].items()}
+        console.print(f"STPN - static prompts: {delta['ap50_all']} AP50 on all frames, "
+                      f"{delta['ap50_deteriorated']} on deteriorated frames")
 
 
 def _points(v: float | None) -> str:
@@ -72,12 +79,14 @@ def bar_chart(report: dict, path: Path, metric: str = "AP50") -> None:
 
     fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
     groups = ("ap50_all", "ap50_deteriorated")
-    for i, (name, color) in enumerate((("baseline", "#999999"), ("stpn", "#1f77b4"))):
+    models = [m for m in (("baseline", "#999999", "single frame"), ("static", "#ff7f0e", "static prompts"),
+                          ("stpn", "#1f77b4", "STPN")) if m[0] in report]
+    width = 0.76 / len(models)
+    for i, (name, color, label) in enumerate(models):
         values = [100 * (report[name][g] or 0) for g in groups]
-        bars = ax.bar([x + 0.38 * i for x in range(2)], values, width=0.36, color=color,
-                      label="single frame" if name == "baseline" else "STPN")
+        bars = ax.bar([x + width * i for x in range(2)], values, width=0.95 * width, color=color, label=label)
         ax.bar_label(bars, fmt="%.1f", fontsize=8)
-    ax.set_xticks([0.19, 1.19], ["all frames", "deteriorated frames"])
+    ax.set_xticks([x + width * (len(models) - 1) / 2 for x in range(2)], ["all frames", "deteriorated frames"])
     ax.set_ylabel(metric)
     ax.set_ylim(0, 105)
     ax.set_title(f"generated deteriorated video: {metric}")

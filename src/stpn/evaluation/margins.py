@@ -5,17 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def margin_summary(reports: dict[int, dict], keys: list[str]) -> dict:
+def margin_summary(reports: dict[int, dict], keys: list[str], against: str = "baseline") -> dict:
     """reports: seed -> a demo report ({'stpn': {key: value}, 'baseline': {key: value}}, values
     as fractions). Returns, per key, the per-seed values and margins in points (x100) and the
-    margin's mean, min and max."""
+    margin's mean, min and max; ``against``: the report's other model (``static`` for the
+    static-prompt control; the rows' ``baseline`` is then that model)."""
     if not reports:
         raise ValueError("no seed reports to summarise")
     out = {}
     for key in keys:
         rows = {}
         for seed, report in sorted(reports.items()):
-            s, b = report["stpn"].get(key), report["baseline"].get(key)
+            if against not in report:
+                raise ValueError(f"seed {seed}: the report has no {against!r} model")
+            s, b = report["stpn"].get(key), report[against].get(key)
             if s is None or b is None:
                 raise ValueError(f"seed {seed}: the report has no {key!r} for both models")
             rows[seed] = {"stpn": 100 * s, "baseline": 100 * b, "margin": 100 * (s - b)}
