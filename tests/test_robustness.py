@@ -133,3 +133,38 @@ def test_each_setting_gets_the_right_frames(detection_runs, monkeypatch, tmp_pat
                                 (noise(1), None), (noise(3), None),  # key+support: everything corrupted
                                 (noise(1), [None] * n), (noise(3), [None] * n),  # key: clean supports
                                 ([None] * n, noise(1)), ([None] * n, noise(3))]  # support: clean key frames
+
+
+def _hand_report(stpn_cells, base_cells, clean=(0.9, 0.8)):
+    """A robustness report with 2 corruptions x severities (1, 5), every frame corrupted."""
+    plan = {"corruptions": ["noise", "fog"], "severities": [1, 5], "settings": ["key+support"], "videos": 2,
+            "seed": 0, "definitions": "x"}
+    runs = {}
+    for name, cells, c0 in (("stpn", stpn_cells, clean[0]), ("baseline", base_cells, clean[1])):
+        runs[name] = {"weights": name, "metric": "AP50", "prompting": name == "stpn", "clean": c0,
+                      "curves": {c: {"key+support": {"1": cells[i][0], "5": cells[i][1]}}
+                                 for i, c in enumerate(plan["corruptions"])}}
+    return {"plan": plan, "runs": runs}
+
+
+def test_margins_over_seeds_hand_worked(tmp_path):
+    from stpn.robustness import seed_margins
+    reports = {0: _hand_report([[0.80, 0.40], [0.70, 0.30]], [[0.75, 0.50], [0.60, 0.30]]),
+               1: _hand_report([[0.90, 0.60], [0.50, 0.20]], [[0.70, 0.50], [0.60, 0.25]])}
+    m = seed_margins(reports, "stpn", "baseline")
+    # seed 0 margins: noise +5, -10; fog +10, 0. seed 1: noise +20, +10; fog -10, -5
+    assert m["cells"]["noise"]["1"] == pytest.approx({"mean": 12.5, "min": 5.0, "max": 20.0})
+    assert m["cells"]["noise"]["5"] == pytest.approx({"mean": 0.0, "min": -10.0, "max": 10.0})
+    assert m["cells"]["fog"]["5"] == pytest.approx({"mean": -2.5, "min": -5.0, "max": 0.0})
+    assert m["worst_cell"] == {"corruption": "fog", "severity": 5, "mean": pytest.approx(-2.5)}
+    # mPC: seed 0 0.55 vs 0.5375 -> +1.25; seed 1 0.55 vs 0.5125 -> +3.75
+    assert m["mpc_margin"]["per_seed"] == pytest.approx({0: 1.25, 1: 3.75})
+    assert (m["mpc_margin"]["mean"], m["mpc_margin"]["min"]) == pytest.approx((2.5, 1.25))
+    reports[1]["runs"]["baseline"]["curves"]["fog"]["key+support"].pop("5")
+    with pytest.raises(ValueError, match=r"seed 1: cells missing .*\('fog', 5\)"):
+        seed_margins(reports, "stpn", "baseline")
+    with pytest.raises(ValueError, match="seed 0: no run named 'static'"):
+        seed_margins(reports, "stpn", "static")
+    reports[1]["plan"] = {**reports[1]["plan"], "videos": 3}
+    with pytest.raises(ValueError, match="different plans"):
+        seed_margins(reports, "stpn", "baseline")

@@ -145,16 +145,22 @@ def summary(report: dict) -> dict:
 def heat_map(report: dict, path: str | Path, first: str | None = None, second: str | None = None) -> Path:
     """Corruption x severity heat map of ``first`` - ``second`` (points, every frame corrupted);
     default: the first prompted run minus the first unprompted one (else the first two runs)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
     runs = report["runs"]
     if first is None or second is None:
         prompted = [n for n, e in runs.items() if e["prompting"]]
         plain = [n for n, e in runs.items() if not e["prompting"]]
         first, second = (prompted[0], plain[0]) if prompted and plain else list(runs)[:2]
+    grid = margin_grid(report, first, second)
+    plan = report["plan"]
+    metric = next(iter(runs.values()))["metric"]
+    return margin_heat_map(grid, plan["corruptions"], plan["severities"],
+                           f"{first} - {second}: {metric} (points), every frame corrupted", path)
+
+
+def margin_grid(report: dict, first: str, second: str):
+    """(corruptions, severities) array of ``first`` - ``second`` in points, every frame corrupted
+    (NaN where a cell is missing)."""
+    import numpy as np
     cells = summary(report)
     plan = report["plan"]
     grid = np.full((len(plan["corruptions"]), len(plan["severities"])), np.nan)
@@ -163,18 +169,27 @@ def heat_map(report: dict, path: str | Path, first: str | None = None, second: s
             a, b = cells[first]["cells"][c][str(s)], cells[second]["cells"][c][str(s)]
             if a is not None and b is not None:
                 grid[i, j] = 100 * (a - b)
+    return grid
+
+
+def margin_heat_map(grid, corruptions, severities, title: str, path: str | Path) -> Path:
+    """A (corruption x severity) grid of margins in points as a red-blue heat map, each cell written."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
     reach = max(1.0, float(np.nanmax(np.abs(grid)))) if np.isfinite(grid).any() else 1.0
-    fig, ax = plt.subplots(figsize=(1.0 * len(plan["severities"]) + 2.6, 0.36 * len(plan["corruptions"]) + 1.4), dpi=120)
+    fig, ax = plt.subplots(figsize=(1.0 * len(severities) + 2.6, 0.36 * len(corruptions) + 1.4), dpi=120)
     im = ax.imshow(grid, cmap="RdBu", vmin=-reach, vmax=reach, aspect="auto")
     for i in range(grid.shape[0]):
         for j in range(grid.shape[1]):
             if np.isfinite(grid[i, j]):
                 ax.text(j, i, f"{grid[i, j]:+.1f}", ha="center", va="center", fontsize=7)
-    ax.set_xticks(range(len(plan["severities"])), [str(s) for s in plan["severities"]])
-    ax.set_yticks(range(len(plan["corruptions"])), [c.replace("_", " ") for c in plan["corruptions"]], fontsize=8)
+    ax.set_xticks(range(len(severities)), [str(s) for s in severities])
+    ax.set_yticks(range(len(corruptions)), [c.replace("_", " ") for c in corruptions], fontsize=8)
     ax.set_xlabel("severity")
-    metric = next(iter(runs.values()))["metric"]
-    ax.set_title(f"{first} - {second}: {metric} (points), every frame corrupted", fontsize=9)
+    ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, shrink=0.8)
     fig.tight_layout()
     with atomic_path(Path(path)) as tmp:
@@ -244,3 +259,41 @@ def plot_robustness(report: dict, path: str | Path) -> Path:
         fig.savefig(tmp)
     plt.close(fig)
     return path
+
+
+def seed_margins(reports: dict, first: str, second: str) -> dict:
+    """``first`` - ``second`` over several seeds' robustness reports (seed -> report, one plan):
+    per cell (every frame corrupted) the mean, min and max margin in points, and the mPC margin per
+    seed with its mean, min and max. A cell or mPC missing in any seed is refused by seed and name."""
+    import numpy as np
+    if not reports:
+        raise ValueError("no robustness reports to summarise")
+    plans = {json.dumps(r["plan"], sort_keys=True) for r in reports.values()}
+    if len(plans) > 1:
+        raise ValueError("the seeds' robustness reports have different plans; score every seed with one plan")
+    plan = next(iter(reports.values()))["plan"]
+    grids, mpc = [], {}
+    for seed, report in sorted(reports.items()):
+        for name in (first, second):
+            if name not in report["runs"]:
+                raise ValueError(f"seed {seed}: no run named {name!r} (runs: {sorted(report['runs'])})")
+        grid = margin_grid(report, first, second)
+        missing = [(c, s) for i, c in enumerate(plan["corruptions"]) for j, s in enumerate(plan["severities"])
+                   if not np.isfinite(grid[i, j])]
+        if missing:
+            raise ValueError(f"seed {seed}: cells missing for {first} or {second}, e.g. {missing[:3]}")
+        grids.append(grid)
+        s = summary(report)
+        mpc[seed] = 100 * (s[first]["mpc"] - s[second]["mpc"])
+    stack = np.stack(grids)
+    mean = stack.mean(0)
+    worst = np.unravel_index(int(np.argmin(mean)), mean.shape)
+    return {"first": first, "second": second, "plan": plan, "seeds": sorted(reports),
+            "cells": {c: {str(s): {"mean": float(mean[i, j]), "min": float(stack[:, i, j].min()),
+                                   "max": float(stack[:, i, j].max())}
+                          for j, s in enumerate(plan["severities"])} for i, c in enumerate(plan["corruptions"])},
+            "worst_cell": {"corruption": plan["corruptions"][worst[0]], "severity": plan["severities"][worst[1]],
+                           "mean": float(mean[worst])},
+            "mpc_margin": {"per_seed": mpc, "mean": sum(mpc.values()) / len(mpc), "min": min(mpc.values()),
+                           "max": max(mpc.values())},
+            "mean_grid": mean.tolist()}
