@@ -30,10 +30,14 @@ class RCNNSection(Section):
     rpn_batch_size_per_image: int = 256
     box_batch_size_per_image: int = 512
     deteriorated_repeat: int = 1  # key frames listed in deteriorated_<train_split>.json appear this often per epoch
+    # training only: weight of a loss that asks the last stage's prompts which classes the key frame
+    # holds (STPNDetector.prompt_class_loss); 0: none (and no extra parameters)
+    prompt_class_loss: float = 0.0
 
     def problems(self):
         return [(k, m) for ok, k, m in (
             (self.deteriorated_repeat >= 1, "deteriorated_repeat", "must be >= 1"),
+            (self.prompt_class_loss >= 0, "prompt_class_loss", "must be >= 0"),
             (self.num_classes >= 1, "num_classes", "must be >= 1")) if not ok]
 
 
@@ -62,7 +66,7 @@ def build_rcnn(cfg: Config, cls, **extra):
     det = cls(stpn, o.num_classes, image_mean=list(mean), image_std=list(std), fpn_channels=o.fpn_channels,
               box_head_dim=o.box_head_dim, anchor_scale=o.anchor_scale, min_size=tuple(o.min_size),
               max_size=o.max_size, rpn_batch_size_per_image=o.rpn_batch_size_per_image,
-              box_batch_size_per_image=o.box_batch_size_per_image, **extra)
+              box_batch_size_per_image=o.box_batch_size_per_image, prompt_class_loss=o.prompt_class_loss, **extra)
     if m.weights:
         sd = read_state_dict(m.weights)  # read once: a COCO detector checkpoint is hundreds of MB
         if is_mmdet_detector(sd):  # e.g. the COCO Mask R-CNN Swin-T the paper starts from

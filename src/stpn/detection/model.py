@@ -52,7 +52,7 @@ class STPNDetector(FasterRCNN):
 
     def __init__(self, stpn: STPN, num_classes: int, fpn_channels: int = 256, box_head_dim: int = 1024,
                  anchor_scale: int = 8, min_size=(480, 512, 544, 576, 608, 640, 672, 704, 736, 768, 800),
-                 max_size: int = 1333, conventions: str = "torchvision", **kwargs):
+                 max_size: int = 1333, conventions: str = "torchvision", prompt_class_loss: float = 0.0, **kwargs):
         if conventions not in ("torchvision", "mmdet"):
             raise ValueError(f"conventions must be 'torchvision' or 'mmdet', got {conventions!r}")
         backbone = STPNFPN(stpn, fpn_channels)
@@ -65,6 +65,31 @@ class STPNDetector(FasterRCNN):
         self.num_classes, self.conventions = num_classes, conventions
         if conventions == "mmdet":
             use_mmdet_conventions(self, min_size=min_size, max_size=max_size)
+        self.prompt_class_loss = float(prompt_class_loss)
+        self._prompts = None
+        if self.prompt_class_loss > 0 and stpn.prompting and stpn.reads_support:
+            # Training only: the mean of the last stage's prompts must tell which classes the key frame
+            # holds (multi-label, the supports come from its video). The task loss alone lets a run settle
+            # where the prompts carry no class (support-swap diagnostic): this asks for it on every run.
+            last = stpn.predictor if stpn.prompt_depth == "shallow" else stpn.predictor[-1]
+            last = last[-1] if isinstance(last, nn.ModuleList) else last  # deep_block: the last block's
+            dim = stpn.backbone.embed_dim if stpn.prompt_depth == "shallow" else stpn.backbone.dims[-1]
+            self.prompt_classifier = nn.Linear(dim, num_classes)
+            last.register_forward_hook(self._keep_prompts)
+
+    def _keep_prompts(self, module, args, output):
+        if self.training:
+            self._prompts = output
+
+    def _prompt_class_loss(self, targets) -> torch.Tensor:
+        """BCE of the prompts' class logits against the key frames' classes (labels 1..C)."""
+        prompts, self._prompts = self._prompts, None
+        logits = self.prompt_classifier(prompts.mean(1))  # B, C
+        present = torch.zeros_like(logits)
+        for i, t in enumerate(targets):
+            if t["labels"].numel():
+                present[i, t["labels"] - 1] = 1.0
+        return self.prompt_class_loss * F.binary_cross_entropy_with_logits(logits, present)
 
     @property
     def stpn(self) -> STPN:
@@ -98,7 +123,10 @@ class STPNDetector(FasterRCNN):
         if self.stpn.prompting:
             sup = self.transform_support(support, image_list.image_sizes, image_list.tensors.shape[-2:])
         features = self.backbone(image_list.tensors, sup, support_offsets)
-        return self._heads(image_list, features, targets, original_sizes)
+        out = self._heads(image_list, features, targets, original_sizes)
+        if self.training and hasattr(self, "prompt_classifier"):
+            out["loss_prompt_class"] = self._prompt_class_loss(targets)
+        return out
 
     def _heads(self, image_list, features, targets, original_sizes):
         proposals, proposal_losses = self.rpn(image_list, features, targets)
