@@ -82,3 +82,12 @@ def test_config_form_and_bad_settings_named():
                        ({"prob": 0.5}, r"unknown keys \['prob'\]"), ({"modes": ["all"]}, "map a mode")]:
         with pytest.raises(ValueError, match=match):
             TrainCorruption.from_dict(bad)
+
+
+def test_tasks_without_clips_refuse_the_setting_by_name(tmp_path):
+    from stpn.engine.config import load_config, packaged_config
+    from stpn.engine.registry import get_task
+    for name in ("sot_demo_cpu", "demo_cpu_pretrain"):
+        cfg = load_config(packaged_config(name), [f"data.root={tmp_path / name}", "data.train_corrupt={p: 0.5}"])
+        with pytest.raises(ValueError, match="data.train_corrupt is not supported by the"):
+            get_task(cfg.task).train_dataset(cfg)

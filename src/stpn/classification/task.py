@@ -119,6 +119,9 @@ class ClassificationTask(Task):
         return ObjectClassifier(backbone, cfg.classification.num_classes)
 
     def train_dataset(self, cfg: Config) -> ObjectCrops:
+        if cfg.data.train_corrupt is not None:
+            raise ValueError("data.train_corrupt is not supported by the classification task (object crops, no "
+                             "supports); remove it from the config")
         return crops(cfg, cfg.data.train_split, jitter=cfg.classification.crop_size / 8)
 
     def evaluate(self, model, cfg: Config, out, mode=None, console=None) -> dict:

@@ -175,6 +175,9 @@ class TrackingTask(Task):
         return build_tracker(cfg)
 
     def train_dataset(self, cfg: Config) -> TrackingPairs:
+        if cfg.data.train_corrupt is not None:
+            raise ValueError("data.train_corrupt is not supported by the tracking task yet (its training pairs "
+                             "are cut by TrackingPairs, not ClipDataset); remove it from the config")
         return TrackingPairs(read_split(cfg.data, cfg.data.train_split), cfg)
 
     def loss(self, model, batch: dict, device: str) -> dict:
