@@ -58,3 +58,11 @@ def test_off_by_default_without_parameters_and_never_at_inference():
     assert isinstance(out, list) and det._prompts is None  # nothing kept from an inference pass
     for cfg in (("model.prompting=false",), ("model.predictor=static", "model.predictor_kwargs={}")):
         assert not hasattr(_detector(1.0, *cfg), "prompt_classifier")  # no prompts from supports: nothing to ask
+
+
+def test_a_label_outside_the_classes_is_refused_not_wrapped():
+    det = _detector(1.0).train()
+    images, support, targets, offsets = _batch()
+    targets[1]["labels"] = torch.tensor([0, 3])  # 0 would index the last class
+    with pytest.raises(ValueError, match=r"image 1 has labels \[0, 3\]; expected 1..3"):
+        det(images, targets, support, offsets)

@@ -84,11 +84,15 @@ class STPNDetector(FasterRCNN):
     def _prompt_class_loss(self, targets) -> torch.Tensor:
         """BCE of the prompts' class logits against the key frames' classes (labels 1..C)."""
         prompts, self._prompts = self._prompts, None
+        if prompts is None:
+            raise RuntimeError("prompt_class_loss: this training pass computed no prompts (no support frames?)")
         logits = self.prompt_classifier(prompts.mean(1))  # B, C
         present = torch.zeros_like(logits)
         for i, t in enumerate(targets):
-            if t["labels"].numel():
-                present[i, t["labels"] - 1] = 1.0
+            labels = t["labels"]
+            if labels.numel() and (labels.min() < 1 or labels.max() > logits.shape[1]):
+                raise ValueError(f"prompt_class_loss: image {i} has labels {labels.tolist()}; expected 1..{logits.shape[1]}")
+            present[i, labels - 1] = 1.0
         return self.prompt_class_loss * F.binary_cross_entropy_with_logits(logits, present)
 
     @property
